@@ -1,0 +1,34 @@
+"""overtensor: over-parameterized symmetric tensor decomposition by gradient descent.
+
+Implements Wang, Wu, Lee, Ma, Ge, *Beyond Lazy Training for Over-parameterized
+Tensor Decomposition* (NeurIPS 2020) with exact factored mathematics.
+"""
+
+from __future__ import annotations
+
+from .api import decompose, decompose_batch, methods
+from .dense import DenseSymTensor, Tensor
+from .errors import OvertensorError
+from .io import load, save
+from .result import DecompositionResult, History
+from .symcp import SymCP, moment_tensor
+from .targets import add_noise, make_target
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "SymCP",
+    "DenseSymTensor",
+    "Tensor",
+    "moment_tensor",
+    "make_target",
+    "add_noise",
+    "decompose",
+    "decompose_batch",
+    "methods",
+    "DecompositionResult",
+    "History",
+    "load",
+    "save",
+    "OvertensorError",
+]

@@ -1,0 +1,56 @@
+"""Input checks shared by the tensor types; each raises a one-line OvertensorError."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .errors import OvertensorError
+
+# Refuse to form dense arrays above this many entries (8 bytes each: 800 MB).
+MAX_DENSE_ENTRIES = 10**8
+
+
+def check_order(order: object) -> int:
+    if isinstance(order, (bool, np.bool_)) or not isinstance(order, (int, np.integer)):
+        raise OvertensorError(f"order must be an integer >= 2, got {order!r}")
+    if order < 2:
+        raise OvertensorError(f"order must be >= 2, got {order}")
+    return int(order)
+
+
+def check_positive_int(name: str, value: object) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise OvertensorError(f"{name} must be a positive integer, got {value!r}")
+    if value < 1:
+        raise OvertensorError(f"{name} must be >= 1, got {value}")
+    return int(value)
+
+
+def as_float_array(name: str, value: object, ndim: int) -> np.ndarray:
+    try:
+        arr = np.array(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise OvertensorError(f"{name} must be a real {ndim}-d array: {exc}") from None
+    if arr.ndim != ndim:
+        raise OvertensorError(f"{name} must be {ndim}-d, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+        raise OvertensorError(f"{name} has {bad} non-finite (NaN or Inf) entries")
+    arr.setflags(write=False)
+    return arr
+
+
+def check_dense_size(dim: int, order: int) -> None:
+    entries = dim**order
+    if entries > MAX_DENSE_ENTRIES:
+        raise OvertensorError(
+            f"a dense tensor of order {order} in dimension {dim} has {entries:.3g} entries "
+            f"(limit {MAX_DENSE_ENTRIES:.0e}); keep it factored"
+        )
+
+
+def dense_dim(dim: int, order: int) -> int:
+    """``dim Sym^l(R^d) = C(d + l - 1, l)``."""
+    return math.comb(dim + order - 1, order)

@@ -1,0 +1,150 @@
+"""The ``overtensor`` command line.
+
+Every expected failure (bad input, a diverged run) is reported as one line
+on stderr with exit status 1 (2 for a usage error), and leaves no output file.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+from . import __version__
+from .api import decompose as _decompose
+from .api import methods
+from .errors import OvertensorError
+from .io import load, save
+from .targets import KINDS, make_target
+
+
+class _Group(click.Group):
+    """Turns library errors into one-line CLI errors (no traceback)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except OvertensorError as exc:
+            raise click.ClickException(str(exc)) from None
+        except MemoryError:
+            raise click.ClickException("out of memory; try fewer components or a smaller problem") from None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="overtensor")
+def main() -> None:
+    """Over-parameterized symmetric tensor decomposition by gradient descent."""
+
+
+def _parse_weights(text: str) -> str | list[float]:
+    if text in ("equal", "geometric"):
+        return text
+    try:
+        return [float(x) for x in text.split(",")]
+    except ValueError:
+        raise OvertensorError(
+            f"--weights must be 'equal', 'geometric' or a comma-separated list of numbers, got {text!r}"
+        ) from None
+
+
+def _output_path(path: str, suffix: str) -> Path:
+    out = Path(path)
+    if out.suffix != suffix:
+        raise OvertensorError(f"output file must end in {suffix}, got {out}")
+    if not out.parent.is_dir():
+        raise OvertensorError(f"cannot write {out}: folder {out.parent} does not exist")
+    return out
+
+
+@main.command()
+@click.option("--dim", "-d", type=int, required=True, help="Dimension d.")
+@click.option("--rank", "-r", type=int, required=True, help="Number of true components r.")
+@click.option("--order", "-l", type=int, default=3, show_default=True, help="Tensor order l >= 2.")
+@click.option("--kind", type=click.Choice(KINDS), default="orthonormal", show_default=True,
+              help="How the true directions are drawn.")
+@click.option("--weights", default="equal", show_default=True,
+              help="'equal', 'geometric' or a comma-separated list of r positive numbers.")
+@click.option("--spread", type=float, default=10.0, show_default=True,
+              help="Largest over smallest weight for --weights geometric.")
+@click.option("--coherence", type=float, default=0.5, show_default=True,
+              help="Pairwise cosine for --kind coherent.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--output", "-o", required=True, help="Output .npz file.")
+def generate(dim: int, rank: int, order: int, kind: str, weights: str, spread: float, coherence: float,
+             seed: int, output: str) -> None:
+    """Generate a random rank-r symmetric target tensor (factored .npz)."""
+    out = _output_path(output, ".npz")
+    target = make_target(dim, rank, order, kind=kind, weights=_parse_weights(weights),  # type: ignore[arg-type]
+                         spread=spread, coherence=coherence, seed=seed)
+    save(out, target)
+    click.echo(f"wrote {out}: rank {rank}, dim {dim}, order {order}, norm {target.norm():.4g}", err=True)
+
+
+class _Bar:
+    """A tqdm progress bar on stderr (hidden when stderr is not a terminal)."""
+
+    def __init__(self, total: int) -> None:
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=total, unit="step", file=sys.stderr, disable=None, leave=False)
+
+    def __call__(self, n: int) -> None:
+        self.bar.update(n)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+@main.command()
+@click.argument("target_file", metavar="FILE")
+@click.option("--components", "-m", type=int, required=True, help="Number of components m.")
+@click.option("--method", default="gd", show_default=True, help=f"One of: {', '.join(methods())}.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--step-size", type=float, default=None, help="Step size (default 0.4 / ||T*||).")
+@click.option("--max-steps", type=int, default=10_000, show_default=True)
+@click.option("--tol", type=float, default=1e-4, show_default=True, help="Target relative error.")
+@click.option("--reg", type=float, default=0.0, show_default=True, help="l2 regularizer lambda.")
+@click.option("--init-scale", type=float, default=None, help="Norm of the initial components.")
+@click.option("--parameterization", type=click.Choice(["balanced", "plain"]), default="balanced",
+              show_default=True)
+@click.option("--output", "-o", default=None, help="Write the learned components to this .npz file.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+def decompose(target_file: str, components: int, method: str, seed: int, step_size: float | None,
+              max_steps: int, tol: float, reg: float, init_scale: float | None, parameterization: str,
+              output: str | None, as_json: bool) -> None:
+    """Decompose the tensor in FILE (.npz factored or .npy dense) with m components."""
+    out = _output_path(output, ".npz") if output else None
+    if components < 1:
+        raise OvertensorError(f"--components must be >= 1, got {components}")
+    target = load(target_file)
+    options: dict[str, Any] = dict(step_size=step_size, max_steps=max_steps, tol=tol, reg=reg,
+                                   init_scale=init_scale, parameterization=parameterization)
+    bar = _Bar(max_steps)
+    try:
+        result = _decompose(target, components, method, seed=seed, progress=bar, **options)
+    finally:
+        bar.close()
+    if out is not None:
+        save(out, result.model)
+    summary = {"target": str(target_file), "order": target.order, "dim": target.dim, **result.summary()}
+    if as_json:
+        click.echo(json.dumps(summary))
+        return
+    status = "converged" if result.converged else "did not converge"
+    click.echo(
+        f"{method}: {status} to relative error {result.relative_error:.3e} in {result.steps} steps "
+        f"({result.seconds:.2f} s), m = {components}, order {target.order}, dim {target.dim}"
+    )
+    masses = np.sort(result.model.weights)[::-1]
+    shown = ", ".join(f"{w:.3g}" for w in masses[:10])
+    click.echo(f"largest component weights: {shown}{' ...' if len(masses) > 10 else ''}")
+    if out is not None:
+        click.echo(f"wrote {out}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,131 @@
+"""Dense symmetric tensors: a user's ``(d,)*l`` array with the same operations as SymCP."""
+
+from __future__ import annotations
+
+from typing import Union
+
+import numpy as np
+
+
+from .errors import OvertensorError
+from .kernels import DenseOp
+from .symcp import SymCP
+
+__all__ = ["DenseSymTensor", "Tensor", "symmetrize"]
+
+#: Either tensor type accepted as a decomposition target.
+Tensor = Union[SymCP, "DenseSymTensor"]
+
+
+def symmetrize(array: np.ndarray) -> np.ndarray:
+    """Average of ``array`` over all permutations of its axes."""
+    import itertools
+
+    perms = list(itertools.permutations(range(array.ndim)))
+    return sum(np.transpose(array, p) for p in perms) / len(perms)
+
+
+class DenseSymTensor:
+    """A symmetric tensor given as a full array.
+
+    Parameters
+    ----------
+    array : (d,)*l array, ``l >= 2``
+    rtol : float
+        Allowed asymmetry, relative to the largest absolute entry. Symmetry is
+        checked on the adjacent transpositions of axes, which generate all
+        permutations.
+    """
+
+    __slots__ = ("array",)
+
+    def __init__(self, array: object, *, rtol: float = 1e-8) -> None:
+        try:
+            arr = np.array(array, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise OvertensorError(f"dense tensor must be a real array: {exc}") from None
+        if arr.ndim < 2:
+            raise OvertensorError(f"dense tensor must have order >= 2, got shape {arr.shape}")
+        if len(set(arr.shape)) != 1 or arr.shape[0] < 1:
+            raise OvertensorError(f"dense tensor must have equal axes (d, d, ...), got shape {arr.shape}")
+        if not np.all(np.isfinite(arr)):
+            bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+            raise OvertensorError(f"dense tensor has {bad} non-finite (NaN or Inf) entries")
+        scale = float(np.max(np.abs(arr)))
+        worst = 0.0
+        for k in range(arr.ndim - 1):
+            perm = list(range(arr.ndim))
+            perm[k], perm[k + 1] = perm[k + 1], perm[k]
+            worst = max(worst, float(np.max(np.abs(arr - np.transpose(arr, perm)))))
+        if worst > rtol * max(scale, np.finfo(float).tiny):
+            raise OvertensorError(
+                f"dense tensor of shape {arr.shape} is not symmetric: largest asymmetry "
+                f"{worst:.3g} (relative {worst / scale:.3g}, tolerance {rtol:g})"
+            )
+        arr.setflags(write=False)
+        self.array: np.ndarray = arr
+
+    @property
+    def order(self) -> int:
+        return self.array.ndim
+
+    @property
+    def dim(self) -> int:
+        return self.array.shape[0]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.array.shape
+
+    def __repr__(self) -> str:
+        return f"DenseSymTensor(dim={self.dim}, order={self.order})"
+
+    @property
+    def op(self) -> DenseOp:
+        return DenseOp(self.array, self.order)
+
+    def _rows(self, X: object) -> tuple[np.ndarray, bool]:
+        arr = np.asarray(X, dtype=np.float64)
+        single = arr.ndim == 1
+        arr = np.atleast_2d(arr)
+        if arr.ndim != 2 or arr.shape[1] != self.dim:
+            raise OvertensorError(
+                f"expected points of dimension {self.dim} (shape (d,) or (m, d)), got shape {np.shape(X)}"
+            )
+        return arr, single
+
+    def evaluate(self, X: object) -> np.ndarray | float:
+        """``T(x^{⊗l})`` for one point ``(d,)`` or all rows of ``X (m, d)``."""
+        arr, single = self._rows(X)
+        out = self.op.evaluate(arr)
+        return float(out[0]) if single else out
+
+    def contract(self, X: object) -> np.ndarray:
+        """``T(x^{⊗(l-1)}, ·)`` for one point ``(d,)`` or all rows of ``X (m, d)``: ``O(m d^l)``."""
+        arr, single = self._rows(X)
+        out = self.op.contract(arr)
+        return out[0] if single else out
+
+    def norm(self) -> float:
+        return float(np.linalg.norm(self.array.ravel()))
+
+    def inner(self, other: "Tensor") -> float:
+        if other.order != self.order or other.dim != self.dim:
+            raise OvertensorError(
+                f"tensors differ in shape: order {self.order}, dim {self.dim} "
+                f"vs order {other.order}, dim {other.dim}"
+            )
+        if isinstance(other, SymCP):
+            return other.inner(self)
+        return float(np.sum(self.array * other.array))
+
+    def distance(self, other: "Tensor") -> float:
+        dense = other.to_dense() if isinstance(other, SymCP) else other.array
+        if dense.shape != self.shape:
+            raise OvertensorError(f"tensors differ in shape: {self.shape} vs {dense.shape}")
+        return float(np.linalg.norm((self.array - dense).ravel()))
+
+    def to_dense(self) -> np.ndarray:
+        return np.array(self.array)
+
+

@@ -1,0 +1,15 @@
+"""Solvers: one module per method, all over the one objective in ``overtensor.objective``.
+
+Each method module exposes ``solve_batch(problem, **options) -> list[DecompositionResult]``;
+``overtensor.decompose`` and ``overtensor.decompose_batch`` dispatch through :data:`METHODS`.
+"""
+
+from __future__ import annotations
+
+from . import gd
+
+__all__ = ["METHODS"]
+
+METHODS = {
+    "gd": gd.solve_batch,
+}

@@ -1,0 +1,127 @@
+r"""Plain gradient descent on the over-parameterized objective.
+
+Start from ``W_0 = δ_0 · g_i / ‖g_i‖`` (random directions, norm ``δ_0``) and
+iterate ``W ← W - η ∇L(W)`` until ``‖T(W) - T*‖ / ‖T*‖ <= tol`` or ``max_steps``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ..errors import OvertensorError
+from ..objective import check_parameterization, homogeneity, model_parts
+from ..result import DecompositionResult, History
+from ..symcp import SymCP
+from .descent import DescentConfig, Recorder, descend
+from .problem import Problem, random_directions
+
+__all__ = ["solve_batch", "default_step_size", "default_init_scale", "check_common", "build_result"]
+
+#: ``η = DEFAULT_STEP / ‖T*‖`` when no step size is given (chosen in docs/defaults.md).
+DEFAULT_STEP = 0.4
+#: ``δ_0 = DEFAULT_INIT · ‖T*‖^{1/p}`` when no init scale is given (``p``: the model's homogeneity).
+DEFAULT_INIT = 1e-3
+
+
+def default_step_size(problem: Problem, b: int) -> float:
+    return DEFAULT_STEP / float(problem.target_norm[b])
+
+
+def default_init_scale(problem: Problem, b: int, parameterization: str) -> float:
+    p = homogeneity(parameterization, problem.order)
+    return DEFAULT_INIT * float(problem.target_norm[b]) ** (1.0 / p)
+
+
+def _positive(name: str, value: float | None, allow_zero: bool = False) -> None:
+    if value is None:
+        return
+    ok = np.isfinite(value) and (value >= 0 if allow_zero else value > 0)
+    if not ok:
+        raise OvertensorError(f"{name} must be a finite number {'>= 0' if allow_zero else '> 0'}, got {value!r}")
+
+
+def check_common(*, step_size: float | None, reg: float, tol: float, max_steps: int, record_every: int,
+                 init_scale: float | None) -> None:
+    """Validate the options every gradient method shares."""
+    _positive("step_size", step_size)
+    _positive("init_scale", init_scale)
+    _positive("reg", reg, allow_zero=True)
+    _positive("tol", tol, allow_zero=True)
+    for name, v in (("max_steps", max_steps), ("record_every", record_every)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < (0 if name == "max_steps" else 1):
+            raise OvertensorError(f"{name} must be an integer >= {0 if name == 'max_steps' else 1}, got {v!r}")
+
+
+def build_result(problem: Problem, b: int, W: np.ndarray, *, relative_error: float, converged: bool,
+                 steps: int, seconds: float, method: str, rows: list[dict[str, float]],
+                 parameterization: str, info: dict[str, Any]) -> DecompositionResult:
+    """Package run ``b`` of a batch as a :class:`DecompositionResult`."""
+    masses, directions, _ = model_parts(W, problem.order, parameterization)
+    keep = masses > 0
+    model = SymCP(masses[keep], directions[keep], problem.order)
+    return DecompositionResult(
+        model=model, relative_error=float(relative_error), converged=bool(converged), steps=int(steps),
+        seconds=float(seconds), method=method, components=problem.components,
+        history=History.from_rows(rows), params=np.array(W), info=info,
+    )
+
+
+def initial_params(problem: Problem, scales: np.ndarray) -> np.ndarray:
+    """``(B, m, d)`` random directions with norms ``scales[b]``, run ``b`` drawn from ``seeds[b]``."""
+    return np.stack([
+        scales[b] * random_directions(np.random.default_rng(seed), problem.components, problem.dim)
+        for b, seed in enumerate(problem.seeds)
+    ])
+
+
+def solve_batch(
+    problem: Problem,
+    *,
+    step_size: float | None = None,
+    init_scale: float | None = None,
+    reg: float = 0.0,
+    max_steps: int = 10_000,
+    tol: float = 1e-4,
+    record_every: int = 10,
+    parameterization: str = "balanced",
+    progress: Callable[[int], None] | None = None,
+) -> list[DecompositionResult]:
+    """Gradient descent from a small random initialization, for each run of the batch.
+
+    Parameters
+    ----------
+    step_size : float, default ``0.4 / ‖T*‖``
+    init_scale : float, default ``1e-3 · ‖T*‖^{1/p}`` (``p`` = 2 balanced, ``l`` plain)
+    reg : float, ``λ`` of the ℓ2 regularizer
+    max_steps : int
+    tol : float, stop at relative error ``<= tol``
+    record_every : int, history interval in steps
+    parameterization : {"balanced", "plain"}
+    """
+    check_parameterization(parameterization)
+    check_common(step_size=step_size, reg=reg, tol=tol, max_steps=max_steps, record_every=record_every,
+                 init_scale=init_scale)
+    B = problem.size
+    etas = np.array([step_size or default_step_size(problem, b) for b in range(B)])
+    if np.ptp(etas) > 0:
+        # one step size per batch keeps the update a single array operation
+        raise OvertensorError("a batch with default step sizes needs targets of equal norm; pass step_size")
+    scales = np.array([init_scale or default_init_scale(problem, b, parameterization) for b in range(B)])
+    config = DescentConfig(float(etas[0]), reg, tol, max_steps, record_every, parameterization)
+    start = time.perf_counter()
+    recorder = Recorder(B, start)
+    out = descend(initial_params(problem, scales), problem.op, problem.target_sq, config, recorder,
+                  progress=progress)
+    seconds = time.perf_counter() - start
+    return [
+        build_result(problem, b, out.W[b], relative_error=out.relative_error[b], converged=out.converged[b],
+                     steps=out.steps[b], seconds=seconds, method="gd", rows=recorder.rows[b],
+                     parameterization=parameterization,
+                     info={"step_size": config.step_size, "init_scale": float(scales[b]), "reg": reg,
+                           "parameterization": parameterization})
+        for b in range(B)
+    ]

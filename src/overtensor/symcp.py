@@ -1,0 +1,187 @@
+"""Factored symmetric tensors ``S = Σ_k λ_k v_k^{⊗l}`` (symmetric CP format).
+
+All operations go through Gram matrices or the contraction kernel; the
+``d^l`` array is formed only by :meth:`SymCP.to_dense`, which refuses when it
+would be too large.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ._validate import as_float_array, check_dense_size, check_order
+from .errors import OvertensorError
+from .kernels import FactoredOp
+
+if TYPE_CHECKING:
+    from .dense import DenseSymTensor
+
+__all__ = ["SymCP", "moment_tensor"]
+
+
+class SymCP:
+    """A symmetric tensor of order ``l`` stored as weights and vectors.
+
+    Parameters
+    ----------
+    weights : (n,) array
+    vectors : (n, d) array; rows need not be unit vectors
+    order : int, ``l >= 2``
+
+    The arrays are copied to float64 and made read-only.
+    """
+
+    __slots__ = ("weights", "vectors", "order")
+
+    def __init__(self, weights: object, vectors: object, order: int) -> None:
+        order = check_order(order)
+        w = as_float_array("weights", weights, 1)
+        v = as_float_array("vectors", vectors, 2)
+        if w.shape[0] != v.shape[0]:
+            raise OvertensorError(
+                f"weights {w.shape} and vectors {v.shape} disagree on the number of components"
+            )
+        if v.shape[1] < 1:
+            raise OvertensorError(f"vectors must have dimension >= 1, got shape {v.shape}")
+        self.weights: np.ndarray = w
+        self.vectors: np.ndarray = v
+        self.order: int = order
+
+    # -- shape ---------------------------------------------------------------
+    @property
+    def dim(self) -> int:
+        return self.vectors.shape[1]
+
+    @property
+    def rank(self) -> int:
+        """Number of stored components (an upper bound on the true rank)."""
+        return self.vectors.shape[0]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (self.dim,) * self.order
+
+    def __repr__(self) -> str:
+        return f"SymCP(rank={self.rank}, dim={self.dim}, order={self.order})"
+
+    # -- canonical form ------------------------------------------------------
+    def normalize(self) -> "SymCP":
+        """Same tensor with unit vectors; zero components dropped.
+
+        For odd order a negative weight is a flipped vector, so every weight
+        of the result is positive; for even order signs stay on the weights.
+        """
+        norms = np.linalg.norm(self.vectors, axis=1)
+        keep = (norms > 0) & (self.weights != 0)
+        v = self.vectors[keep] / norms[keep, None]
+        w = self.weights[keep] * norms[keep] ** self.order
+        if self.order % 2 == 1:
+            v = v * np.sign(w)[:, None]
+            w = np.abs(w)
+        return SymCP(w, v, self.order)
+
+    # -- algebra -------------------------------------------------------------
+    def _check_compatible(self, other: "SymCP | DenseSymTensor") -> None:
+        if other.order != self.order or other.dim != self.dim:
+            raise OvertensorError(
+                f"tensors differ in shape: order {self.order}, dim {self.dim} "
+                f"vs order {other.order}, dim {other.dim}"
+            )
+
+    def __neg__(self) -> "SymCP":
+        return SymCP(-self.weights, self.vectors, self.order)
+
+    def __add__(self, other: "SymCP") -> "SymCP":
+        """Concatenation of components: the sum of the two tensors."""
+        if not isinstance(other, SymCP):
+            return NotImplemented
+        self._check_compatible(other)
+        return SymCP(
+            np.concatenate([self.weights, other.weights]),
+            np.concatenate([self.vectors, other.vectors]),
+            self.order,
+        )
+
+    def __sub__(self, other: "SymCP") -> "SymCP":
+        if not isinstance(other, SymCP):
+            return NotImplemented
+        return self + (-other)
+
+    def scaled(self, factor: float) -> "SymCP":
+        return SymCP(factor * self.weights, self.vectors, self.order)
+
+    def inner(self, other: "SymCP | DenseSymTensor") -> float:
+        """Frobenius inner product: ``λᵀ (V V'ᵀ)^{∘l} λ'`` for two factored tensors."""
+        self._check_compatible(other)
+        if isinstance(other, SymCP):
+            gram = (self.vectors @ other.vectors.T) ** self.order
+            return float(self.weights @ gram @ other.weights)
+        return float(self.weights @ other.evaluate(self.vectors))
+
+    def norm(self) -> float:
+        """Frobenius norm ``sqrt(λᵀ (V Vᵀ)^{∘l} λ)``."""
+        return float(np.sqrt(max(self.inner(self), 0.0)))
+
+    def distance(self, other: "SymCP | DenseSymTensor") -> float:
+        """Frobenius distance ``‖S - other‖``."""
+        self._check_compatible(other)
+        if isinstance(other, SymCP):
+            return (self - other).norm()
+        sq = self.inner(self) - 2 * self.inner(other) + other.norm() ** 2
+        return float(np.sqrt(max(sq, 0.0)))
+
+    # -- contractions --------------------------------------------------------
+    @property
+    def op(self) -> FactoredOp:
+        """The target operator used by the objective and the solvers."""
+        return FactoredOp(self.weights, self.vectors, self.order)
+
+    def _rows(self, X: object) -> tuple[np.ndarray, bool]:
+        arr = np.asarray(X, dtype=np.float64)
+        single = arr.ndim == 1
+        arr = np.atleast_2d(arr)
+        if arr.ndim != 2 or arr.shape[1] != self.dim:
+            raise OvertensorError(
+                f"expected points of dimension {self.dim} (shape (d,) or (m, d)), got shape {np.shape(X)}"
+            )
+        return arr, single
+
+    def evaluate(self, X: object) -> np.ndarray | float:
+        """``S(x^{⊗l}) = Σ_k λ_k <v_k, x>^l``.
+
+        ``X`` is one point ``(d,)`` (returns a float) or rows ``(m, d)`` (returns ``(m,)``).
+        """
+        arr, single = self._rows(X)
+        out = self.op.evaluate(arr)
+        return float(out[0]) if single else out
+
+    def contract(self, X: object) -> np.ndarray:
+        """``S(x^{⊗(l-1)}, ·)`` for one point ``(d,)`` or all rows of ``X (m, d)``."""
+        arr, single = self._rows(X)
+        out = self.op.contract(arr)
+        return out[0] if single else out
+
+    def to_dense(self) -> np.ndarray:
+        """The full ``(d,)*l`` array; refuses when it would be too large."""
+        check_dense_size(self.dim, self.order)
+        out = np.zeros(self.shape)
+        for lam, v in zip(self.weights, self.vectors):
+            outer = v
+            for _ in range(self.order - 1):
+                outer = np.multiply.outer(outer, v)
+            out += lam * outer
+        return out
+
+
+def moment_tensor(samples: object, order: int) -> SymCP:
+    """The empirical moment ``(1/n) Σ_k x_k^{⊗l}`` of samples ``X (n, d)``, factored.
+
+    It is a :class:`SymCP` with ``n`` components; the ``d^l`` array is never formed.
+    """
+    X = as_float_array("samples", samples, 2)
+    if X.shape[0] < 1:
+        raise OvertensorError(f"samples must hold at least one row, got shape {X.shape}")
+    return SymCP(np.full(X.shape[0], 1.0 / X.shape[0]), X, order)
+
