@@ -104,28 +104,30 @@ class _Bar:
 @click.option("--components", "-m", type=int, required=True, help="Number of components m.")
 @click.option("--method", default="gd", show_default=True, help=f"One of: {', '.join(methods())}.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--step-size", type=float, default=None, help="Step size (default 0.4 / ||T*||).")
-@click.option("--max-steps", type=int, default=10_000, show_default=True)
-@click.option("--tol", type=float, default=1e-4, show_default=True, help="Target relative error.")
-@click.option("--reg", type=float, default=0.0, show_default=True, help="l2 regularizer lambda.")
-@click.option("--init-scale", type=float, default=None, help="Norm of the initial components.")
-@click.option("--parameterization", type=click.Choice(["balanced", "plain"]), default="balanced",
-              show_default=True)
+@click.option("--step-size", type=float, help="Step size [default: 0.4 / ||T*||].")
+@click.option("--max-steps", type=int, help="Step budget [default: 10000].")
+@click.option("--tol", type=float, help="Target relative error [default: 1e-4].")
+@click.option("--reg", type=float, help="l2 regularizer lambda [default: 0].")
+@click.option("--init-scale", type=float, help="Norm of the initial components [default: 1e-3 ||T*||^(1/p)].")
+@click.option("--parameterization", type=click.Choice(["balanced", "plain"]),
+              help="Model T(W) [default: balanced].")
 @click.option("--output", "-o", default=None, help="Write the learned components to this .npz file.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
-def decompose(target_file: str, components: int, method: str, seed: int, step_size: float | None,
-              max_steps: int, tol: float, reg: float, init_scale: float | None, parameterization: str,
-              output: str | None, as_json: bool) -> None:
-    """Decompose the tensor in FILE (.npz factored or .npy dense) with m components."""
+def decompose(target_file: str, components: int, method: str, seed: int, output: str | None, as_json: bool,
+              **options: Any) -> None:
+    """Decompose the tensor in FILE (.npz factored or .npy dense) with m components.
+
+    Method options left unset take the method's defaults; setting one the
+    method does not take is an error.
+    """
     out = _output_path(output, ".npz") if output else None
     if components < 1:
         raise OvertensorError(f"--components must be >= 1, got {components}")
     target = load(target_file)
-    options: dict[str, Any] = dict(step_size=step_size, max_steps=max_steps, tol=tol, reg=reg,
-                                   init_scale=init_scale, parameterization=parameterization)
-    bar = _Bar(max_steps)
+    given = {k: v for k, v in options.items() if v is not None}
+    bar = _Bar(given.get("max_steps", 10_000))
     try:
-        result = _decompose(target, components, method, seed=seed, progress=bar, **options)
+        result = _decompose(target, components, method, seed=seed, progress=bar, **given)
     finally:
         bar.close()
     if out is not None:
@@ -136,7 +138,7 @@ def decompose(target_file: str, components: int, method: str, seed: int, step_si
         return
     status = "converged" if result.converged else "did not converge"
     click.echo(
-        f"{method}: {status} to relative error {result.relative_error:.3e} in {result.steps} steps "
+        f"{result.method}: {status} to relative error {result.relative_error:.3e} in {result.steps} steps "
         f"({result.seconds:.2f} s), m = {components}, order {target.order}, dim {target.dim}"
     )
     masses = np.sort(result.model.weights)[::-1]
