@@ -15,6 +15,7 @@ import click
 import numpy as np
 
 from . import __version__
+from ._array import BACKENDS, DTYPES
 from .api import decompose as _decompose
 from .api import methods
 from .errors import OvertensorError
@@ -111,6 +112,10 @@ class _Bar:
 @click.option("--init-scale", type=float, help="Norm of the initial components [default: 1e-3 ||T*||^(1/p)].")
 @click.option("--parameterization", type=click.Choice(["balanced", "plain"]),
               help="Model T(W) [default: balanced].")
+@click.option("--backend", type=click.Choice(list(BACKENDS)),
+              help="Array library that runs the solver [default: numpy].")
+@click.option("--device", help="Device for --backend torch, e.g. cuda [default: the library's default].")
+@click.option("--dtype", type=click.Choice(DTYPES), help="Floating-point precision [default: float64].")
 @click.option("--output", "-o", default=None, help="Write the learned components to this .npz file.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 def decompose(target_file: str, components: int, method: str, seed: int, output: str | None, as_json: bool,

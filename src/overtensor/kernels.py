@@ -15,12 +15,15 @@ solvers need:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Callable
+from dataclasses import dataclass, fields, replace
+from typing import Protocol, TypeVar
 
-from ._array import Array, array_namespace, row_dot
+from ._array import Array, array_namespace, is_array_api_obj, row_dot
 
-__all__ = ["TargetOp", "FactoredOp", "DenseOp", "factored_contract", "dense_contract"]
+__all__ = ["TargetOp", "FactoredOp", "DenseOp", "factored_contract", "dense_contract", "power", "map_arrays"]
+
+Op = TypeVar("Op")
 
 
 class TargetOp(Protocol):
@@ -31,6 +34,33 @@ class TargetOp(Protocol):
     def contract(self, X: Array) -> Array: ...
 
     def norm_sq(self) -> Array: ...
+
+
+def map_arrays(op: Op, fn: Callable[[Array], Array]) -> Op:
+    """A copy of the operator (a frozen dataclass) with ``fn`` applied to each array field.
+
+    Moves an operator to another array library or device, or takes a subset
+    of its batch (every array field has the batch axis first).
+    """
+    return replace(op, **{f.name: fn(getattr(op, f.name)) for f in fields(op)  # type: ignore[arg-type]
+                          if is_array_api_obj(getattr(op, f.name))})
+
+
+def power(G: Array, k: int) -> Array:
+    """``G^{∘k}`` for an integer ``k >= 1``; may overwrite ``G``.
+
+    ``k - 1`` in-place multiplications: a general ``pow`` costs about ten times
+    a multiplication per entry, and ``G`` is the ``(m, m)`` array of the step.
+    """
+    if k == 1:
+        return G
+    if k == 2:
+        G *= G
+        return G
+    P = G * G
+    for _ in range(k - 2):
+        P *= G
+    return P
 
 
 def factored_contract(weights: Array, vectors: Array, X: Array, order: int) -> Array:
@@ -47,8 +77,8 @@ def factored_contract(weights: Array, vectors: Array, X: Array, order: int) -> A
     -------
     (..., m, d) array. Cost ``O(m n d)``: two matrix products.
     """
-    C = X @ vectors.mT  # (..., m, n)
-    return (weights[..., None, :] * C ** (order - 1)) @ vectors
+    C = power(X @ vectors.mT, order - 1)  # (..., m, n)
+    return C @ (weights[..., None] * vectors)  # scaling V is an (n, d) pass, not (m, n)
 
 
 def dense_contract(T: Array, X: Array, order: int) -> Array:
