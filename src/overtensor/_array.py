@@ -42,10 +42,6 @@ class Backend(NamedTuple):
         """``x`` as a floating array of this backend (a copy where needed)."""
         return self.xp.asarray(x, dtype=self.dtype, device=self.device)
 
-    def index(self, idx: np.ndarray) -> Array:
-        """An integer index array for ``xp.take`` on this backend."""
-        return self.xp.asarray(idx, dtype=self.xp.int64, device=self.device)
-
 
 def get_backend(name: str = "numpy", device: str | None = None, dtype: str = "float64") -> Backend:
     """The :class:`Backend` for ``backend=``, ``device=`` and ``dtype=`` options.

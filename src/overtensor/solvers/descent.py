@@ -98,7 +98,10 @@ class _Live(NamedTuple):
             return self
         xp = array_namespace(self.W)
         idx = xp.asarray(rows, device=array_device(self.W))
-        take = lambda x: xp.take(x, idx, axis=0)  # noqa: E731
+
+        def take(x: Array) -> Array:
+            return xp.take(x, idx, axis=0)
+
         return _Live(self.runs[rows], take(self.W), map_arrays(self.op, take), take(self.target_sq))
 
 
