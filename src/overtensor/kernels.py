@@ -11,6 +11,10 @@ solvers need:
 - ``contract(X)``: ``T(x_i^{⊗(l-1)}, ·)`` for each row ``x_i``,
   ``(..., m, d) -> (..., m, d)``;
 - ``norm_sq()``: ``‖T‖²_F``, shape ``(...)``.
+
+Operators are frozen dataclasses whose array fields carry the batch axis
+first, so :func:`map_arrays` can move them to another array library or device
+and take a subset of their batch.
 """
 
 from __future__ import annotations
@@ -92,7 +96,8 @@ def dense_contract(T: Array, X: Array, order: int) -> Array:
     Returns
     -------
     (..., m, d) array. Cost ``O(m d^l)``: one matrix product contracts the first
-    mode, then ``l - 2`` row-wise contractions, each ``d`` times smaller.
+    mode, then ``l - 2`` row-wise contractions (stacked vector-matrix products),
+    each ``d`` times smaller.
     """
     xp = array_namespace(T, X)
     d = X.shape[-1]
@@ -101,7 +106,7 @@ def dense_contract(T: Array, X: Array, order: int) -> Array:
     for _ in range(order - 2):
         rest = Y.shape[-1] // d
         Y = xp.reshape(Y, tuple(Y.shape[:-1]) + (d, rest))
-        Y = xp.sum(Y * X[..., None], axis=-2)  # symmetric: any mode will do
+        Y = (X[..., None, :] @ Y)[..., 0, :]  # symmetric: any mode will do
     return Y
 
 
