@@ -81,7 +81,7 @@ def solve_batch(
     Returns
     -------
     One result per run; ``params`` are the (non-symmetric) factors stacked
-    ``(l, m, d)``; the history holds TensorLy's ALS error ``‖T* - CP‖/‖T*‖`` per sweep.
+    ``(l, m, d)``, the CP weights folded into the first; the history holds TensorLy's ALS error ``‖T* - CP‖/‖T*‖`` per sweep.
     """
     from tensorly import cp_to_tensor
     from tensorly.decomposition import parafac
@@ -123,6 +123,6 @@ def solve_batch(
         results.append(DecompositionResult(
             model=model.normalize(), relative_error=rel, converged=rel <= tol, steps=len(rows) - 1,
             seconds=seconds, method="als", components=problem.components, history=History.from_rows(rows),
-            params=np.stack([A.T for A in factors]), info={"cp_error": cp_error, "als_init": als_init},
+            params=np.stack([factors[0].T * weights[:, None]] + [A.T for A in factors[1:]]), info={"cp_error": cp_error, "als_init": als_init},
         ))
     return results
