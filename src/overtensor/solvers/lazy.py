@@ -23,6 +23,8 @@ only past ``m = C(d+l-1, l) / d``, the lazy threshold (``info["threshold"]``).
 The model returned is ``A U`` itself, written exactly as ``2⌈l/2⌉`` symmetric
 rank-one terms per component (:func:`derivative_rule`), so
 ``result.model.distance(target)`` checks the reported residual independently.
+Both subtract numbers of size ``‖T*‖²``, so relative residuals below about
+``1e-8`` are rounding noise (a full tangent space reports 0 to ~2e-8).
 """
 
 from __future__ import annotations
