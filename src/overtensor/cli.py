@@ -111,6 +111,15 @@ class _Bar:
 @click.option("--init-scale", type=float, help="Norm of the initial components [default: 1e-3 ||T*||^(1/p)].")
 @click.option("--parameterization", type=click.Choice(["balanced", "plain"]),
               help="Model T(W) [default: balanced].")
+@click.option("--alpha", type=float, help="lazy-gd: scale alpha of the model alpha (T(W) - T(W0)) [default: 100].")
+@click.option("--cg-tol", type=float, help="lazy: relative residual at which CG stops [default: 1e-10].")
+@click.option("--max-iter", type=int,
+              help="lazy: CG iterations [default: 5000]; power: iterations per component [default: 100]; "
+                   "als: ALS sweeps [default: 500].")
+@click.option("--n-starts", type=int, help="power: random starts per component [default: 10].")
+@click.option("--power-tol", type=float, help="power: convergence of one power iteration [default: 1e-10].")
+@click.option("--als-tol", type=float, help="als: TensorLy's tolerance on the error decrease [default: 1e-10].")
+@click.option("--als-init", type=click.Choice(["random", "svd"]), help="als: initialization [default: random].")
 @click.option("--output", "-o", default=None, help="Write the learned components to this .npz file.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 def decompose(target_file: str, components: int, method: str, seed: int, output: str | None, as_json: bool,

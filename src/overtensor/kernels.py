@@ -20,7 +20,7 @@ from typing import Protocol
 
 from ._array import Array, array_namespace, row_dot
 
-__all__ = ["TargetOp", "FactoredOp", "DenseOp", "factored_contract", "dense_contract"]
+__all__ = ["TargetOp", "FactoredOp", "DenseOp", "ShiftedOp", "factored_contract", "dense_contract"]
 
 
 class TargetOp(Protocol):
@@ -109,6 +109,36 @@ class DenseOp:
         xp = array_namespace(self.array)
         axes = tuple(range(self.array.ndim - self.order, self.array.ndim))
         return xp.sum(self.array * self.array, axis=axes)
+
+    def evaluate(self, X: Array) -> Array:
+        return row_dot(self.contract(X), X)
+
+
+@dataclass(frozen=True)
+class ShiftedOp:
+    """``c · T + S``: a target operator ``T`` scaled by ``c (...)``, plus a factored ``S``.
+
+    Used for the shifted target of scaled lazy training (``T*/α + T(W_0)``)
+    and for deflation (``T - Σ_k λ_k x_k^{⊗l}``). The squared norm needs the
+    cross term ``<T, S> = Σ_k μ_k T(v_k^{⊗l})``, one contraction of ``T``.
+    """
+
+    base: TargetOp
+    scale: Array
+    shift: FactoredOp
+
+    @property
+    def order(self) -> int:
+        return self.base.order
+
+    def contract(self, X: Array) -> Array:
+        return self.scale[..., None, None] * self.base.contract(X) + self.shift.contract(X)
+
+    def norm_sq(self) -> Array:
+        xp = array_namespace(self.shift.vectors)
+        V = self.shift.vectors
+        cross = xp.sum(self.shift.weights * row_dot(self.base.contract(V), V), axis=-1)
+        return self.scale**2 * self.base.norm_sq() + 2 * self.scale * cross + self.shift.norm_sq()
 
     def evaluate(self, X: Array) -> Array:
         return row_dot(self.contract(X), X)

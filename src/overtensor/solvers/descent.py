@@ -52,12 +52,17 @@ class Recorder:
 
     size: int
     start: float
+    #: optional extra history columns of run ``b`` from its parameters ``W_b (m, d)``
+    columns: Callable[[int, Array], dict[str, float]] | None = None
 
     def __post_init__(self) -> None:
         self.rows: list[list[dict[str, float]]] = [[] for _ in range(self.size)]
 
     def add(self, b: int, row: dict[str, float]) -> None:
         self.rows[b].append({**row, "seconds": time.perf_counter() - self.start})
+
+    def extra(self, b: int, W_b: Array) -> dict[str, float]:
+        return {} if self.columns is None else self.columns(b, W_b)
 
 
 class Outcome(NamedTuple):
@@ -129,7 +134,7 @@ def descend(
             for b in np.flatnonzero(due):
                 active = int(np.sum(masses[b] >= config.active_threshold * scale[b]))
                 recorder.add(b, {"step": int(steps[b]), "loss": float(loss[b]),
-                                 "relative_error": float(rel[b]), "active": active})
+                                 "relative_error": float(rel[b]), "active": active, **recorder.extra(b, W[b])})
         converged |= newly
         running &= ~newly
         if last or not np.any(running):
