@@ -29,7 +29,8 @@ def _solver(method: str, options: dict[str, Any]):
     unknown = sorted(set(options) - set(accepted))
     if unknown:
         raise OvertensorError(
-            f"unknown option {unknown[0]!r} for method {key!r}; expected one of {', '.join(accepted)}"
+            f"unknown option {unknown[0]!r} for method {key!r}; expected one of "
+            f"{', '.join(a for a in accepted if a != 'progress')}"
         )
     return solver
 
