@@ -54,8 +54,9 @@ def write_report(store: Store, out_dir: str | Path, *, epsilon: float | None = N
                   f"&le; {eps:g}.</p>"]
         for fig in figures_for(experiment, group, eps):
             stem = fig.name if fig.name.startswith(experiment) else f"{experiment}_{fig.name}"
-            files += _save(fig, out / stem)
-            blocks.append(_section(fig))
+            paths, png = _save(fig, out / stem)
+            files += paths
+            blocks.append(_section(fig, png))
         sections.append("\n".join(blocks))
     page = out / "report.html"
     page.write_text(_PAGE.format(title=html.escape(f"overtensor report: {store.path.name}"),
@@ -65,18 +66,19 @@ def write_report(store: Store, out_dir: str | Path, *, epsilon: float | None = N
     return ReportFiles(page, files)
 
 
-def _save(fig: Figure, stem: Path) -> list[Path]:
-    paths = [stem.with_name(stem.name + ".png"), stem.with_name(stem.name + ".svg")]
-    for path in paths:
-        fig.figure.savefig(path, dpi=120)
-    return paths
-
-
-def _section(fig: Figure) -> str:
+def _save(fig: Figure, stem: Path) -> tuple[list[Path], bytes]:
+    """Write ``stem.png`` and ``stem.svg``; return their paths and the PNG bytes."""
     buffer = io.BytesIO()
-    fig.figure.savefig(buffer, format="png", dpi=100)
+    fig.figure.savefig(buffer, format="png", dpi=110)
+    png, svg = stem.with_name(stem.name + ".png"), stem.with_name(stem.name + ".svg")
+    png.write_bytes(buffer.getvalue())
+    fig.figure.savefig(svg)
     plt.close(fig.figure)
-    data = base64.b64encode(buffer.getvalue()).decode()
+    return [png, svg], buffer.getvalue()
+
+
+def _section(fig: Figure, png: bytes) -> str:
+    data = base64.b64encode(png).decode()
     return (f'<figure><img alt="{fig.name}" src="data:image/png;base64,{data}">'
             f"<figcaption>{html.escape(fig.caption)}</figcaption></figure>\n{_table(fig.table)}")
 

@@ -157,12 +157,12 @@ def local_pool(workers: int) -> Iterator[tuple[Executor, int]]:
     try:
         yield pool, workers
     except BaseException:
+        # Python < 3.14 has no public way to stop running tasks (3.14: terminate_workers);
+        # their results would be dropped anyway
+        processes = list((getattr(pool, "_processes", None) or {}).values())
         pool.shutdown(wait=False, cancel_futures=True)
-        if hasattr(pool, "terminate_workers"):  # Python >= 3.14
-            pool.terminate_workers()
-        else:  # no public way before 3.14: stop the running tasks, whose results would be dropped anyway
-            for process in list(getattr(pool, "_processes", {}).values()):
-                process.terminate()
+        for process in processes:
+            process.terminate()
         raise
     else:
         pool.shutdown()
