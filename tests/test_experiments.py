@@ -316,3 +316,27 @@ def test_every_experiment_figure_draws(tmp_path: Path):
     assert names == {"e1_lazy_threshold.png", "e3_phase.png", "e4_scaling.png", "e4_exponents.png",
                      "e5_trajectory.png", "e5_steps_vs_d.png", "e6_error_vs_step.png",
                      "mine_error_vs_components.png"}
+
+
+def test_polish_phase_continues_the_history(tmp_path: Path, monkeypatch):
+    """``polish`` chains recover and polish after the method (stand-ins here: the real ones live elsewhere)."""
+    def recover(model):
+        return model
+
+    def polish(model, target, *, max_steps: int = 10):
+        return ot.decompose(target, model.rank, max_steps=max_steps, tol=0.0, record_every=5)
+
+    monkeypatch.setattr(ot, "recover", recover, raising=False)
+    monkeypatch.setattr(ot, "polish", polish, raising=False)
+    data = {"name": "p", "experiment": "e6", "runs": [{"target": {"dim": 5, "rank": 1}, "method": "gd",
+            "options": {"max_steps": 30, "record_every": 10, "tol": 0.0}, "components": 2,
+            "polish": {"max_steps": 20}}]}
+    (run,) = parse_spec(data).expand()
+    (record,) = runner.execute(runner.Task("p", run.config, (run.seed,), parse_spec(data).record))
+    h = record.history
+    assert h["phase"] == [0] * 4 + [1] * 5 and h["step"] == [0, 10, 20, 30, 30, 35, 40, 45, 50]
+    assert record.steps == 30 and record.metrics["polished_steps"] == 20
+    assert record.metrics["polished_components"] == 2
+    data["runs"][0]["polish"] = {"max_step": 20}
+    with pytest.raises(ot.OvertensorError, match=r"runs\[0\].polish: unknown option 'max_step'"):
+        parse_spec(data)

@@ -9,6 +9,7 @@ the binomial standard error ``sqrt(p (1 - p) / n)`` for success rates.
 from __future__ import annotations
 
 import math
+import re
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import Any, NamedTuple
@@ -17,6 +18,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker as ticker  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure as MplFigure  # noqa: E402
 
@@ -87,6 +89,15 @@ def _fit_exponent(x: Sequence[float], y: Sequence[float]) -> float | None:
 def _new(ncols: int = 1, width: float = 6.0) -> tuple[MplFigure, np.ndarray]:
     fig, axes = plt.subplots(1, ncols, figsize=(width * ncols, 4.2), squeeze=False, layout="constrained")
     return fig, axes[0]
+
+
+def _ticks_at(ax: Any, xs: Iterable[float] | None = None, ys: Iterable[float] | None = None) -> None:
+    """Plain tick labels at the values used, on log axes (instead of ``6 x 10^0``)."""
+    for axis, values in ((ax.xaxis, xs), (ax.yaxis, ys)):
+        if values is not None:
+            axis.set_ticks(sorted(set(values)))
+            axis.set_major_formatter(ticker.ScalarFormatter())
+            axis.set_minor_formatter(ticker.NullFormatter())
 
 
 def _fmt(x: Any) -> Any:
@@ -163,6 +174,7 @@ def e3(runs: Sequence[RunRecord], epsilon: float) -> list[Figure]:
         d, m = zip(*rates)
         sc = ax.scatter(m, d, c=list(rates.values()), cmap="viridis", vmin=0, vmax=1, marker="s", s=120)
         ax.set(xscale="log", yscale="log", xlabel="components m", ylabel="dimension d", title=label)
+        _ticks_at(ax, m, d)
         rows += [(label, dk, mk, _fmt(p), len(cells[(dk, mk)])) for (dk, mk), p in rates.items()]
     fig.colorbar(sc, ax=list(axes), label=f"success rate (relative error <= {epsilon:g})")
     fig.suptitle("E3: phase diagram")
@@ -188,6 +200,8 @@ def e4(runs: Sequence[RunRecord], epsilon: float) -> list[Figure]:
             continue
         r_, m_, lo = zip(*points)
         line = ax.errorbar(r_, m_, yerr=[lo, [0] * len(lo)], marker="o", capsize=3, linestyle="none")
+        ax.set(xscale="log", yscale="log")
+        _ticks_at(ax, r_)
         slope = _fit_exponent(r_, m_)
         name = f"{label}, l = {order}"
         if slope is not None:
@@ -228,7 +242,9 @@ def e5(runs: Sequence[RunRecord], epsilon: float) -> list[Figure]:
     out = []
     traced = [r for r in _ok(runs) if r.history]
     if traced:
-        run = max(traced, key=lambda r: (len(r.history), len(r.history["step"]), -r.seed))  # type: ignore[index]
+        # a converged run with the most columns, the longest history, the smallest seed
+        run = max(traced, key=lambda r: (bool(r.converged), len(r.history), len(r.history["step"]),  # type: ignore
+                                         -r.seed))
         out.append(_trajectory(run))
     fig, (ax,) = _new()
     rows = []
@@ -260,23 +276,33 @@ def _trajectory(run: RunRecord) -> Figure:
     history = run.history or {}
     step = np.asarray(history["step"], dtype=float)
     columns = [c for c in history if c not in ("step", "seconds")]
-    fig, axes = _new(min(len(columns), 4), width=4.2)
-    panels = [columns[i::len(axes)] for i in range(len(axes))]  # spread the columns over at most 4 panels
-    for ax, names in zip(axes, panels):
+    # one panel per family: corr_0, corr_1, ... share a panel (at most 6 panels, the rest dropped)
+    families: dict[str, list[str]] = defaultdict(list)
+    for c in columns:
+        families[re.sub(r"_\d+$", "", c)].append(c)
+    panels = list(families.items())[:6]
+    ncols = min(len(panels), 3)
+    fig, axes = plt.subplots(math.ceil(len(panels) / ncols), ncols, figsize=(4.3 * ncols, 3.6 * math.ceil(
+        len(panels) / ncols)), squeeze=False, layout="constrained")
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    for ax, (family, names) in zip(axes.flat, panels):
         for name in names:
             y = np.asarray([np.nan if v is None else v for v in history[name]], dtype=float)
             ax.plot(step, y, label=name)
-            if name in ("relative_error", "loss") and np.nanmin(y) > 0:
+            if family in ("relative_error", "loss") and np.nanmin(y) > 0 and np.nanmax(y) > 10 * np.nanmin(y):
                 ax.set_yscale("log")
-        ax.set(xlabel="step", ylabel=", ".join(names))
-        ax.legend(fontsize="x-small")
+        ax.set(xlabel="step", ylabel=family)
+        if len(names) > 1:
+            ax.legend(fontsize="x-small", ncol=2)
     t = run.config["target"]
     fig.suptitle(f"E5: one run ({run.label}, d = {t['dim']}, r = {t['rank']}, l = {t['order']}, "
                  f"m = {run.components}, seed {run.seed})")
     last = len(step) - 1
     table = Table(("column", "first", "last"),
                   [(c, _fmt(history[c][0]), _fmt(history[c][last])) for c in columns])
-    return Figure("e5_trajectory", fig, "Every column of the stored history of one run, against the step.", table)
+    return Figure("e5_trajectory", fig, "Every column of the stored history of one run against the step "
+                  "(correlations with each true direction, masses, ... when the method records them).", table)
 
 
 # ----------------------------------------------------------------------------- E6

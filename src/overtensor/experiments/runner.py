@@ -10,6 +10,7 @@ records as soon as it finishes (:func:`sweep`).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import multiprocessing
 import platform
@@ -26,7 +27,7 @@ import scipy
 from .. import __version__
 from ..api import decompose, decompose_batch
 from ..errors import OvertensorError
-from ..result import DecompositionResult
+from ..result import DecompositionResult, History
 from ..symcp import SymCP
 from .spec import Record, RunConfig, Spec, build_target
 from .store import RunRecord, Store, compact_history
@@ -76,7 +77,7 @@ def execute(task: Task) -> list[RunRecord]:
     start = time.perf_counter()
     config = task.config
     targets = [build_target(config, s) for s in task.seeds]
-    outcomes, batch = _solve(config, targets, list(task.seeds))
+    outcomes, batch = _solve(config, targets, list(task.seeds), task.record.truth)
     wall = time.perf_counter() - start
     finished = datetime.now(timezone.utc).isoformat(timespec="seconds")
     versions = {"overtensor": __version__, "numpy": np.__version__, "scipy": scipy.__version__,
@@ -98,23 +99,54 @@ def execute(task: Task) -> list[RunRecord]:
     return records
 
 
-def _solve(config: RunConfig, targets: list[SymCP],
-           seeds: list[int]) -> tuple[list[DecompositionResult | str], int]:
+def _solve(config: RunConfig, targets: list[SymCP], seeds: list[int],
+           truth: bool) -> tuple[list[DecompositionResult | str], int]:
     """One batched call; if it raises (a run diverged, targets of unequal norm...), each run alone.
 
-    Returns each run's result or error message, and how many runs each call solved.
+    Returns each run's result (polished if asked) or error message, and how many runs each call solved.
     """
     options: dict[str, Any] = dict(config.options)
     if len(seeds) > 1:
         with contextlib.suppress(OvertensorError):
-            return decompose_batch(targets, config.components, config.method, seeds=seeds, **options), len(seeds)
+            extra = {"truth": targets} if truth else {}
+            results = decompose_batch(targets, config.components, config.method, seeds=seeds, **options, **extra)
+            return [_then_polish(config, r, t) for r, t in zip(results, targets)], len(seeds)
     out: list[DecompositionResult | str] = []
     for target, seed in zip(targets, seeds):
         try:
-            out.append(decompose(target, config.components, config.method, seed=seed, **options))
+            extra = {"truth": target} if truth else {}
+            result = decompose(target, config.components, config.method, seed=seed, **options, **extra)
+            out.append(_then_polish(config, result, target))
         except OvertensorError as exc:
             out.append(str(exc))
     return out, 1
+
+
+def _then_polish(config: RunConfig, result: DecompositionResult, target: SymCP) -> DecompositionResult:
+    """``result`` followed by recover-then-polish if the config asks for it (metrics ``polished_*``).
+
+    The returned result keeps the method's metrics; its history continues with the
+    polish phase (column ``phase``: 0 method, 1 polish; steps counted on).
+    """
+    if config.polish is None:
+        return result
+    import overtensor
+
+    polished = overtensor.polish(overtensor.recover(result.model), target, **config.polish)  # type: ignore
+    h1, h2 = result.history, polished.history
+    names = list(dict.fromkeys([*h1.names, *h2.names]))
+
+    def column(h: History, name: str, offset: float = 0.0) -> list:
+        if name not in h:
+            return [math.nan] * len(h)
+        return list(np.asarray(h[name], dtype=float) + (offset if name == "step" else 0.0))
+
+    joined = {n: column(h1, n) + column(h2, n, float(result.steps)) for n in names}
+    joined["phase"] = [0] * len(h1) + [1] * len(h2)
+    info = {**result.info, "polished_relative_error": polished.relative_error,
+            "polished_converged": polished.converged, "polished_steps": polished.steps,
+            "polished_components": polished.model.rank}
+    return dataclasses.replace(result, history=History(joined), info=info)
 
 
 def _metrics(result: DecompositionResult, target: SymCP, record: Record) -> dict[str, Any]:
@@ -125,20 +157,10 @@ def _metrics(result: DecompositionResult, target: SymCP, record: Record) -> dict
     if record.recovery:
         import overtensor
 
-        matched = overtensor.match(overtensor.recover(result.model), target)  # type: ignore[attr-defined]
-        metrics.update({f"recovered_{k}": v for k, v in _scalars(matched).items()})
+        matched = overtensor.match(overtensor.recover(result.model), target).summary()  # type: ignore
+        metrics.update({f"recovery_{k}": len(v) if isinstance(v, (list, tuple)) else v
+                        for k, v in matched.items()})
     return metrics
-
-
-def _scalars(obj: Any) -> dict[str, Any]:
-    """The scalar fields of a NamedTuple, dataclass or mapping."""
-    if hasattr(obj, "_asdict"):
-        fields = obj._asdict()
-    elif hasattr(obj, "__dataclass_fields__"):
-        fields = {k: getattr(obj, k) for k in obj.__dataclass_fields__}
-    else:
-        fields = dict(obj)
-    return {k: v for k, v in fields.items() if np.ndim(v) == 0}
 
 
 # ----------------------------------------------------------------------------- in the parent

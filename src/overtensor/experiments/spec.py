@@ -30,6 +30,7 @@ what was expected, in one line.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import itertools
 import json
 import math
@@ -62,13 +63,16 @@ class Record(_Model):
     """What each run stores besides its summary metrics.
 
     history : store the run's history (subsampled to at most ``history_rows`` rows)
-    recovery : also store ``overtensor.match(overtensor.recover(model), truth)``
-        (min_cosine, missing, spurious); needs those functions
+    recovery : also store ``overtensor.match(overtensor.recover(model), truth).summary()``
+        as ``recovery_min_cosine``, ``recovery_missing``, ``recovery_spurious`` (counts)
+    truth : pass the target as the method's ``truth`` option (history columns such
+        as correlations with each true direction); the method must take ``truth``
     """
 
     history: bool = True
     history_rows: Annotated[int, Field(ge=2, le=100_000)] = 200
     recovery: bool = False
+    truth: bool = False
 
 
 class ComponentRule(_Model):
@@ -85,7 +89,12 @@ class ComponentRule(_Model):
 
 
 class Block(_Model):
-    """One grid of runs: every list in ``target``, ``method`` and ``options`` is swept."""
+    """One grid of runs: every list in ``target``, ``method`` and ``options`` is swept.
+
+    ``polish``: after the method, recover ``r̂`` components (``overtensor.recover``)
+    and run ``overtensor.polish`` with these keyword arguments (e.g. ``max_steps``)
+    at ``m = r̂``; the stored history continues with that phase.
+    """
 
     target: dict[str, Any]
     method: Union[str, list[str]]
@@ -93,6 +102,7 @@ class Block(_Model):
     components: Union[Annotated[int, Field(ge=1)], list[Annotated[int, Field(ge=1)]], ComponentRule]
     seeds: Union[Seeds, None] = None
     label: Union[str, None] = None
+    polish: Union[dict[str, Scalar], None] = None
 
 
 class Spec(_Model):
@@ -138,6 +148,7 @@ class RunConfig(_Model):
     method: str
     options: dict[str, Scalar]
     components: int
+    polish: Union[dict[str, Scalar], None] = None
 
     @property
     def key(self) -> str:
@@ -207,14 +218,38 @@ def parse_spec(data: Any, source: str = "<spec>") -> Spec:
         raise OvertensorError(f"spec {source}: {exc}") from None
     if not runs:
         raise OvertensorError(f"spec {source}: expands to no runs")
-    if spec.record.recovery:
-        import overtensor
-
-        missing = [f for f in ("recover", "match") if not hasattr(overtensor, f)]
-        if missing:
-            raise OvertensorError(f"spec {source}: record.recovery: needs overtensor.{missing[0]}, "
-                                  f"which this version lacks")
+    try:
+        _check_extras(spec)
+    except _FieldError as exc:
+        raise OvertensorError(f"spec {source}: {exc}") from None
     return spec
+
+
+def _check_extras(spec: Spec) -> None:
+    """The library functions that ``record`` and ``polish`` need exist and take the given arguments."""
+    import overtensor
+
+    def need(where: str, *names: str) -> None:
+        for name in names:
+            if not hasattr(overtensor, name):
+                raise _FieldError(f"{where}: needs overtensor.{name}, which this version lacks")
+
+    if spec.record.recovery:
+        need("record.recovery", "recover", "match")
+    for i, block in enumerate(spec.runs):
+        if spec.record.truth:
+            for method in block.method if isinstance(block.method, list) else [block.method]:
+                try:
+                    check_options(method, ["truth"])
+                except OvertensorError:
+                    raise _FieldError(f"record.truth: method {method!r} of runs[{i}] takes no truth option") from None
+        if block.polish is not None:
+            need(f"runs[{i}].polish", "recover", "polish")
+            accepted = [p for p in inspect.signature(overtensor.polish).parameters if p not in ("model", "target")]
+            unknown = sorted(set(block.polish) - set(accepted))
+            if unknown:
+                raise _FieldError(f"runs[{i}].polish: unknown option {unknown[0]!r}; expected one of "
+                                  f"{', '.join(accepted)}")
 
 
 class _FieldError(Exception):
@@ -253,7 +288,7 @@ def _block_configs(experiment: str, block: Block, where: str) -> Iterator[RunCon
                 for m in _components(block.components, target, where):
                     yield RunConfig.model_validate(dict(
                         experiment=experiment, label=block.label or name, target=target, method=name,
-                        options=_check_scalars(options, where), components=m))
+                        options=_check_scalars(options, where), components=m, polish=block.polish))
 
 
 def _check_scalars(options: dict[str, Any], where: str) -> dict[str, Scalar]:
