@@ -6,6 +6,7 @@ against an independent in-process ``overtensor.decompose`` of the same run.
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import os
@@ -22,6 +23,7 @@ import pytest
 import yaml
 
 import overtensor as ot
+import overtensor.solvers
 from overtensor.experiments import runner
 from overtensor.experiments.spec import build_target, lazy_threshold, load_spec, parse_spec, target_seed
 from overtensor.experiments.store import Store
@@ -167,6 +169,12 @@ def test_shipped_specs_validate():
     for path in SHIPPED.glob("*.yaml"):
         data = yaml.safe_load(path.read_text())
         data["runs"] = [b for b in data["runs"] if b["method"] in ot.methods()]
+        # features this build may lack before the merge: recovery, polish, methods' truth option
+        if not hasattr(ot, "recover"):
+            data["record"].pop("recovery", None)
+            data["runs"] = [b for b in data["runs"] if "polish" not in b]
+        if "truth" not in inspect.signature(ot.solvers.METHODS["gd"]).parameters:
+            data["record"].pop("truth", None)
         if data["runs"]:
             spec = parse_spec(data, source=path.name)
             checked += len(spec.expand())
