@@ -348,3 +348,13 @@ def test_polish_phase_continues_the_history(tmp_path: Path, monkeypatch):
     data["runs"][0]["polish"] = {"max_step": 20}
     with pytest.raises(ot.OvertensorError, match=r"runs\[0\].polish: unknown option 'max_step'"):
         parse_spec(data)
+
+
+def test_unreadable_spec_is_one_line_error(tmp_path: Path):
+    (tmp_path / "broken.yaml").write_text("name: x\nruns: [\n")
+    for spec, message in (("broken.yaml", "spec broken.yaml: not valid YAML at line 3"),
+                          ("absent.yaml", "spec absent.yaml: cannot read")):
+        out = cli("sweep", spec, "--store", "runs.db", cwd=tmp_path)
+        assert out.returncode == 1 and out.stderr.startswith("Error: " + message), out.stderr
+        assert out.stderr.count("\n") == 1
+    assert not list(tmp_path.glob("runs.db*"))

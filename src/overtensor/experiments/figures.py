@@ -29,6 +29,8 @@ __all__ = ["Figure", "Table", "FIGURES", "figures_for", "success_rate", "smalles
 
 #: A success rate at least this counts as "succeeds" for smallest-m summaries.
 SUCCESS_LEVEL = 0.9
+#: Relative errors below this (an exact 0, when GD lands on the target) are drawn at it on log axes.
+ERROR_FLOOR = 1e-16
 
 
 class Table(NamedTuple):
@@ -189,6 +191,8 @@ def e4(runs: Sequence[RunRecord], epsilon: float) -> list[Figure]:
     """Smallest successful ``m`` against ``r`` (log-log) with a fitted exponent per order."""
     fig, (ax,) = _new()
     rows, fits = [], []
+    all_r: tuple = ()
+    all_m: tuple = ()
     for (label, order), group in _group(runs, lambda r: (r.label, _t(r, "order"))).items():
         points = []
         for rank, rs in _group(group, lambda r: _t(r, "rank")).items():
@@ -200,8 +204,8 @@ def e4(runs: Sequence[RunRecord], epsilon: float) -> list[Figure]:
             continue
         r_, m_, lo = zip(*points)
         line = ax.errorbar(r_, m_, yerr=[lo, [0] * len(lo)], marker="o", capsize=3, linestyle="none")
-        ax.set(xscale="log", yscale="log")
-        _ticks_at(ax, r_)
+        all_r += r_
+        all_m += m_
         slope = _fit_exponent(r_, m_)
         name = f"{label}, l = {order}"
         if slope is not None:
@@ -213,6 +217,7 @@ def e4(runs: Sequence[RunRecord], epsilon: float) -> list[Figure]:
         fits.append((label, order, _fmt(slope) if slope is not None else "-", 2.5 * order))
     ax.set(xscale="log", yscale="log", xlabel="rank r", ylabel=f"smallest m with success >= {SUCCESS_LEVEL:.0%}",
            title="E4: scaling in r")
+    _ticks_at(ax, all_r, all_m)
     ax.legend(fontsize="small")
     return [
         Figure("e4_scaling", fig, "Smallest successful m against r; the error bar reaches down to the largest "
@@ -263,6 +268,7 @@ def e5(runs: Sequence[RunRecord], epsilon: float) -> list[Figure]:
     if rows:
         ax.set(xscale="log", yscale="log", xlabel="dimension d", ylabel="steps to converge",
                title="E5: steps to success vs d")
+        _ticks_at(ax, [row[2] for row in rows])
         ax.legend(fontsize="small")
         out.append(Figure("e5_steps_vs_d", fig, "Steps of the converged runs against d (mean ± std over seeds); "
                           "slope: least-squares fit in log-log; theory d^((l-2)/2).",
@@ -309,34 +315,26 @@ def _trajectory(run: RunRecord) -> Figure:
 
 
 def e6(runs: Sequence[RunRecord], epsilon: float) -> list[Figure]:
-    """Relative error against the step for each ``(method, m)``: median over seeds, min-max band."""
+    """Relative error against the step for each ``(method, m)``, one line per seed."""
     fig, (ax,) = _new(width=7)
     rows = []
-    for (label, m), group in _group([r for r in _ok(runs) if r.history],
-                                    lambda r: (r.label, r.components)).items():
-        grid, curves = _common_grid([r.history for r in group])  # type: ignore[misc]
-        med = np.exp(np.nanmedian(np.log(curves), axis=0))
-        line, = ax.plot(grid, med, label=f"{label}, m = {m}")
-        ax.fill_between(grid, np.nanmin(curves, axis=0), np.nanmax(curves, axis=0), alpha=0.2,
-                        color=line.get_color(), linewidth=0)
-        steps = [r.steps for r in group if r.converged]
+    series = _group([r for r in _ok(runs) if r.history], lambda r: (r.label, r.components))
+    for i, ((label, m), group) in enumerate(series.items()):
+        for k, r in enumerate(group):
+            err = np.maximum([ERROR_FLOOR if v is None else v for v in r.history["relative_error"]],  # type: ignore
+                             ERROR_FLOOR)
+            ax.plot(r.history["step"], err, color=f"C{i}", alpha=0.7, linewidth=1.2,  # type: ignore[index]
+                    label=f"{label}, m = {m}" if k == 0 else None)
+        steps = [r.steps + r.metrics.get("polished_steps", 0) for r in group if r.converged]
         rows.append((label, m, len(group), f"{len(steps)}/{len(group)}",
                      _fmt(float(np.median(steps))) if steps else "-",
-                     _fmt(float(np.median([r.relative_error for r in group])))))
+                     _fmt(float(np.median([r.metrics.get("polished_relative_error", r.relative_error)
+                                           for r in group])))))
     ax.set(yscale="log", xlabel="step", ylabel="relative error", title="E6: final convergence")
     ax.legend(fontsize="small")
-    return [Figure("e6_error_vs_step", fig, "Relative error against the step: median over seeds, band from min "
-                   "to max (a run that stopped keeps its last error).",
+    return [Figure("e6_error_vs_step", fig, "Relative error against the step, one line per seed (an exact 0 is "
+                   f"drawn at {ERROR_FLOOR:g}); with recover + polish, the polish phase follows the method's.",
                    Table(("method", "m", "seeds", "converged", "median steps", "median final error"), rows))]
-
-
-def _common_grid(histories: Sequence[dict[str, list]]) -> tuple[np.ndarray, np.ndarray]:
-    """Errors of several histories on one step grid (a run holds its last value after it stops)."""
-    end = max(h["step"][-1] for h in histories)
-    grid = np.linspace(0, end, 200)
-    curves = np.array([np.interp(grid, h["step"], [np.nan if v is None else v for v in h["relative_error"]])
-                       for h in histories])
-    return grid, np.where(curves > 0, curves, np.nan)
 
 
 # ----------------------------------------------------------------------------- fallback
