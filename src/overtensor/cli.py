@@ -173,20 +173,21 @@ def sweep(spec_file: str, store_path: str, workers: int | None, scheduler: str |
     for name, value in (("--workers", workers), ("--max-batch", max_batch)):
         if value is not None and value < 1:
             raise OvertensorError(f"{name} must be >= 1, got {value}")
+    if scheduler is not None and workers is not None:
+        raise OvertensorError("--workers is for the local pool; with --scheduler the cluster's workers run")
     runs = {(r.key, r.seed) for r in spec.expand()}
-    with Store(store_path, create=True) as store:
+    pool = runner.dask_executor(scheduler) if scheduler else runner.local_pool(workers or os.cpu_count() or 1)
+    with pool as (executor, n_workers), Store(store_path, create=True) as store:
         before = len(runs & store.done())
         bar = tqdm(total=len(runs), initial=before, unit="run", file=sys.stderr, disable=None, leave=False)
-        pool = runner.dask_executor(scheduler) if scheduler else runner.local_pool(workers or os.cpu_count() or 1)
         try:
-            with pool as (executor, n_workers):
-                runner.sweep(spec, store, executor, workers=n_workers, max_batch=max_batch, progress=bar.update)
+            runner.sweep(spec, store, executor, workers=n_workers, max_batch=max_batch, progress=bar.update)
         except KeyboardInterrupt:
             bar.close()
             done = len(runs & store.done())
             click.echo(f"interrupted: {done} of {len(runs)} runs done ({done - before} in this sweep), kept in "
                        f"{store_path}; run the same command to resume", err=True)
-            sys.exit(130)
+            raise click.exceptions.Exit(130) from None
         bar.close()
         done = len(runs & store.done())
         errors = sum(1 for r in store.records(history=False) if r.status == "error" and (r.key, r.seed) in runs)
