@@ -62,7 +62,9 @@ def plan(spec: Spec, done: set[tuple[str, int]], workers: int = 1, max_batch: in
     pending: dict[str, tuple[RunConfig, list[int]]] = {}
     for run in spec.expand():
         if (run.key, run.seed) not in done:
-            pending.setdefault(run.key, (run.config, []))[1].append(run.seed)
+            seeds = pending.setdefault(run.key, (run.config, []))[1]
+            if run.seed not in seeds:  # two blocks may spell the same config
+                seeds.append(run.seed)
     n = sum(len(seeds) for _, seeds in pending.values())
     size = max(1, min(max_batch, math.ceil(n / max(workers, 1))))
     return [Task(spec.name, config, tuple(seeds[i:i + size]), spec.record)

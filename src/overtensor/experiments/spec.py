@@ -120,7 +120,8 @@ class Spec(_Model):
         """All ``(config, seed)`` runs, in spec order (blocks, grid, seeds)."""
         runs = []
         for i, block in enumerate(self.runs):
-            seeds = _seed_list(block.seeds if block.seeds is not None else self.seeds)
+            seeds = _seed_list(block.seeds if block.seeds is not None else self.seeds,
+                               f"runs[{i}].seeds" if block.seeds is not None else "seeds")
             for config in _block_configs(self.experiment, block, f"runs[{i}]"):
                 runs.extend(Run(config, s, config.key) for s in seeds)
         return runs
@@ -211,15 +212,10 @@ def parse_spec(data: Any, source: str = "<spec>") -> Spec:
         raise OvertensorError(f"spec {source}: expected a mapping of fields, got {type(data).__name__}")
     try:
         spec = Spec.model_validate(dict(data))
-        runs = spec.expand()
+        spec.expand()  # validates every grid point
+        _check_extras(spec)
     except ValidationError as exc:
         raise OvertensorError(f"spec {source}: {_describe(exc, Spec)}") from None
-    except _FieldError as exc:
-        raise OvertensorError(f"spec {source}: {exc}") from None
-    if not runs:
-        raise OvertensorError(f"spec {source}: expands to no runs")
-    try:
-        _check_extras(spec)
     except _FieldError as exc:
         raise OvertensorError(f"spec {source}: {exc}") from None
     return spec
@@ -256,8 +252,15 @@ class _FieldError(Exception):
     """A bad value found while expanding a block; the message starts with its path."""
 
 
-def _seed_list(seeds: int | list[int]) -> list[int]:
-    return list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+def _seed_list(seeds: int | list[int], where: str) -> list[int]:
+    if isinstance(seeds, int):
+        return list(range(seeds))
+    if not seeds:
+        raise _FieldError(f"{where}: got []; expected a count >= 1 or a list of seeds")
+    repeated = [s for i, s in enumerate(seeds) if s in seeds[:i]]
+    if repeated:
+        raise _FieldError(f"{where}: seed {repeated[0]} appears twice")
+    return list(seeds)
 
 
 def _sweep(values: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
