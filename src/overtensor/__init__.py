@@ -6,7 +6,7 @@ Tensor Decomposition* (NeurIPS 2020) with exact factored mathematics.
 
 from __future__ import annotations
 
-from .api import decompose, decompose_batch, methods
+from .api import check_options, decompose, decompose_batch, methods
 from .dense import DenseSymTensor, Tensor
 from .errors import OvertensorError
 from .io import load, save
@@ -26,6 +26,7 @@ __all__ = [
     "decompose",
     "decompose_batch",
     "methods",
+    "check_options",
     "DecompositionResult",
     "History",
     "load",

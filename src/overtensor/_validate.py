@@ -54,3 +54,13 @@ def check_dense_size(dim: int, order: int) -> None:
 def dense_dim(dim: int, order: int) -> int:
     """``dim Sym^l(R^d) = C(d + l - 1, l)``."""
     return math.comb(dim + order - 1, order)
+
+
+def as_points(X: object, dim: int) -> tuple[np.ndarray, bool]:
+    """Points as rows ``(m, d)``, and whether a single point ``(d,)`` was given."""
+    arr = np.asarray(X, dtype=np.float64)
+    single = arr.ndim == 1
+    arr = np.atleast_2d(arr)
+    if arr.ndim != 2 or arr.shape[1] != dim:
+        raise OvertensorError(f"expected points of dimension {dim} (shape (d,) or (m, d)), got shape {np.shape(X)}")
+    return arr, single

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from .dense import Tensor
@@ -12,7 +12,7 @@ from .result import DecompositionResult
 from .solvers import METHODS
 from .solvers.problem import make_problem
 
-__all__ = ["decompose", "decompose_batch", "methods"]
+__all__ = ["decompose", "decompose_batch", "methods", "check_options"]
 
 
 def methods() -> tuple[str, ...]:
@@ -20,18 +20,29 @@ def methods() -> tuple[str, ...]:
     return tuple(METHODS)
 
 
-def _solver(method: str, options: dict[str, Any]):
+def check_options(method: str, options: Iterable[str]) -> str:
+    """Check a method name and its option names; return the registered name.
+
+    Raises
+    ------
+    OvertensorError
+        If the method is unknown or an option is not a keyword of its solver.
+    """
     key = method.replace("-", "_")
     if key not in METHODS:
         raise OvertensorError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
-    solver = METHODS[key]
-    accepted = [p for p in inspect.signature(solver).parameters if p != "problem"]
+    accepted = [p for p in inspect.signature(METHODS[key]).parameters if p != "problem"]
     unknown = sorted(set(options) - set(accepted))
     if unknown:
         raise OvertensorError(
-            f"unknown option {unknown[0]!r} for method {key!r}; expected one of {', '.join(accepted)}"
+            f"unknown option {unknown[0]!r} for method {key!r}; expected one of "
+            f"{', '.join(a for a in accepted if a != 'progress')}"
         )
-    return solver
+    return key
+
+
+def _solver(method: str, options: dict[str, Any]):
+    return METHODS[check_options(method, options)]
 
 
 def decompose(target: Tensor, components: int, method: str = "gd", *, seed: int = 0,

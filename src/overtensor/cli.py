@@ -7,6 +7,7 @@ on stderr with exit status 1 (2 for a usage error), and leaves no output file.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -112,6 +113,15 @@ class _Bar:
 @click.option("--init-scale", type=float, help="Norm of the initial components [default: 1e-3 ||T*||^(1/p)].")
 @click.option("--parameterization", type=click.Choice(["balanced", "plain"]),
               help="Model T(W) [default: balanced].")
+@click.option("--alpha", type=float, help="lazy-gd: scale alpha of the model alpha (T(W) - T(W0)) [default: 100].")
+@click.option("--cg-tol", type=float, help="lazy: relative residual at which CG stops [default: 1e-10].")
+@click.option("--max-iter", type=int,
+              help="lazy: CG iterations [default: 5000]; power: iterations per component [default: 100]; "
+                   "als: ALS sweeps [default: 500].")
+@click.option("--n-starts", type=int, help="power: random starts per component [default: 10].")
+@click.option("--power-tol", type=float, help="power: convergence of one power iteration [default: 1e-10].")
+@click.option("--als-tol", type=float, help="als: TensorLy's tolerance on the error decrease [default: 1e-10].")
+@click.option("--als-init", type=click.Choice(["random", "svd"]), help="als: initialization [default: random].")
 @click.option("--backend", type=click.Choice(list(BACKENDS)),
               help="Array library that runs the solver [default: numpy].")
 @click.option("--device", help="Device for --backend torch, e.g. cuda [default: the library's default].")
@@ -151,6 +161,86 @@ def decompose(target_file: str, components: int, method: str, seed: int, output:
     click.echo(f"largest component weights: {shown}{' ...' if len(masses) > 10 else ''}")
     if out is not None:
         click.echo(f"wrote {out}")
+
+
+@main.command()
+@click.argument("spec_file", metavar="SPEC")
+@click.option("--store", "store_path", required=True, help="SQLite result store (created if missing).")
+@click.option("--workers", type=int, default=None, help="Local worker processes [default: number of cores].")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="Run on the Dask cluster whose scheduler is at ADDRESS (e.g. tcp://127.0.0.1:8786).")
+@click.option("--max-batch", type=int, default=32, show_default=True,
+              help="Most seeds of one config solved in one batched call.")
+def sweep(spec_file: str, store_path: str, workers: int | None, scheduler: str | None, max_batch: int) -> None:
+    """Run every (config, seed) of the experiment SPEC (YAML) not yet in the store.
+
+    Each finished run is committed at once: an interrupted sweep (Ctrl-C,
+    kill) resumes where it stopped when run again.
+    """
+    from tqdm.auto import tqdm
+
+    from .experiments import runner
+    from .experiments.spec import load_spec
+    from .experiments.store import Store
+
+    spec = load_spec(spec_file)  # before the store is touched: a bad spec creates nothing
+    for name, value in (("--workers", workers), ("--max-batch", max_batch)):
+        if value is not None and value < 1:
+            raise OvertensorError(f"{name} must be >= 1, got {value}")
+    if scheduler is not None and workers is not None:
+        raise OvertensorError("--workers is for the local pool; with --scheduler the cluster's workers run")
+    runs = {(r.key, r.seed) for r in spec.expand()}
+    pool = runner.dask_executor(scheduler) if scheduler else runner.local_pool(workers or os.cpu_count() or 1)
+    with pool as (executor, n_workers), Store(store_path, create=True) as store:
+        before = len(runs & store.done())
+        bar = tqdm(total=len(runs), initial=before, unit="run", file=sys.stderr, disable=None, leave=False)
+        try:
+            runner.sweep(spec, store, executor, workers=n_workers, max_batch=max_batch, progress=bar.update)
+        except KeyboardInterrupt:
+            bar.close()
+            done = len(runs & store.done())
+            click.echo(f"interrupted: {done} of {len(runs)} runs done ({done - before} in this sweep), kept in "
+                       f"{store_path}; run the same command to resume", err=True)
+            raise click.exceptions.Exit(130) from None
+        bar.close()
+        done = len(runs & store.done())
+        errors = sum(1 for r in store.records(history=False) if r.status == "error" and (r.key, r.seed) in runs)
+    click.echo(f"{spec.name}: {done} of {len(runs)} runs in {store_path} ({done - before} new"
+               f"{f', {errors} failed' if errors else ''})", err=True)
+
+
+@main.command()
+@click.argument("store_file", metavar="STORE")
+@click.option("--format", "fmt", type=click.Choice(["csv", "json", "parquet"]), default="csv", show_default=True)
+@click.option("--output", "-o", default=None, help="Output file [default: stdout; parquet needs a file].")
+def results(store_file: str, fmt: str, output: str | None) -> None:
+    """Print the runs of STORE as a table, one row per run (config fields as columns, then metrics)."""
+    from .experiments.store import Store
+    from .experiments.table import tidy, write_table
+
+    out = _output_path(output, f".{fmt}") if output else None
+    with Store(store_file) as store:
+        rows = tidy(store.records(history=False))
+    text = write_table(rows, fmt, out)
+    if text is not None:
+        click.echo(text, nl=False)
+
+
+@main.command()
+@click.argument("store_file", metavar="STORE")
+@click.option("--output", "-o", "out_dir", required=True, help="Folder for report.html and the figures.")
+@click.option("--epsilon", type=float, default=None,
+              help="Success threshold on the relative error [default: each spec's epsilon, else 1e-2].")
+def report(store_file: str, out_dir: str, epsilon: float | None) -> None:
+    """Draw the figures of every experiment in STORE and write an HTML report into a folder."""
+    from .experiments.report import write_report
+    from .experiments.store import Store
+
+    if epsilon is not None and not epsilon > 0:
+        raise OvertensorError(f"--epsilon must be > 0, got {epsilon}")
+    with Store(store_file) as store:
+        files = write_report(store, out_dir, epsilon=epsilon)
+    click.echo(f"wrote {files.html} and {len(files.figures)} figure files", err=True)
 
 
 if __name__ == "__main__":  # pragma: no cover

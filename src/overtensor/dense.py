@@ -6,7 +6,7 @@ from typing import Union
 
 import numpy as np
 
-
+from ._validate import as_points
 from .errors import OvertensorError
 from .kernels import DenseOp
 from .symcp import SymCP
@@ -84,25 +84,15 @@ class DenseSymTensor:
     def op(self) -> DenseOp:
         return DenseOp(self.array, self.order)
 
-    def _rows(self, X: object) -> tuple[np.ndarray, bool]:
-        arr = np.asarray(X, dtype=np.float64)
-        single = arr.ndim == 1
-        arr = np.atleast_2d(arr)
-        if arr.ndim != 2 or arr.shape[1] != self.dim:
-            raise OvertensorError(
-                f"expected points of dimension {self.dim} (shape (d,) or (m, d)), got shape {np.shape(X)}"
-            )
-        return arr, single
-
     def evaluate(self, X: object) -> np.ndarray | float:
         """``T(x^{⊗l})`` for one point ``(d,)`` or all rows of ``X (m, d)``."""
-        arr, single = self._rows(X)
+        arr, single = as_points(X, self.dim)
         out = self.op.evaluate(arr)
         return float(out[0]) if single else out
 
     def contract(self, X: object) -> np.ndarray:
         """``T(x^{⊗(l-1)}, ·)`` for one point ``(d,)`` or all rows of ``X (m, d)``: ``O(m d^l)``."""
-        arr, single = self._rows(X)
+        arr, single = as_points(X, self.dim)
         out = self.op.contract(arr)
         return out[0] if single else out
 

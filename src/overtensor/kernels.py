@@ -20,12 +20,13 @@ and take a subset of their batch.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields, is_dataclass, replace
 from typing import Protocol, TypeVar
 
 from ._array import Array, array_namespace, is_array_api_obj, row_dot
 
-__all__ = ["TargetOp", "FactoredOp", "DenseOp", "factored_contract", "dense_contract", "power", "map_arrays"]
+__all__ = ["TargetOp", "FactoredOp", "DenseOp", "ShiftedOp", "factored_contract", "dense_contract", "power",
+           "map_arrays"]
 
 Op = TypeVar("Op")
 
@@ -43,11 +44,19 @@ class TargetOp(Protocol):
 def map_arrays(op: Op, fn: Callable[[Array], Array]) -> Op:
     """A copy of the operator (a frozen dataclass) with ``fn`` applied to each array field.
 
-    Moves an operator to another array library or device, or takes a subset
-    of its batch (every array field has the batch axis first).
+    Operators nested in fields (``ShiftedOp.base``) are mapped too. Moves an
+    operator to another array library or device, or takes a subset of its
+    batch (every array field has the batch axis first).
     """
-    return replace(op, **{f.name: fn(getattr(op, f.name)) for f in fields(op)  # type: ignore[arg-type]
-                          if is_array_api_obj(getattr(op, f.name))})
+
+    def convert(value: object) -> object:
+        if is_array_api_obj(value):
+            return fn(value)
+        if is_dataclass(value) and not isinstance(value, type):
+            return map_arrays(value, fn)
+        return value
+
+    return replace(op, **{f.name: convert(getattr(op, f.name)) for f in fields(op)})  # type: ignore[arg-type]
 
 
 def power(G: Array, k: int) -> Array:
@@ -144,6 +153,36 @@ class DenseOp:
         xp = array_namespace(self.array)
         axes = tuple(range(self.array.ndim - self.order, self.array.ndim))
         return xp.sum(self.array * self.array, axis=axes)
+
+    def evaluate(self, X: Array) -> Array:
+        return row_dot(self.contract(X), X)
+
+
+@dataclass(frozen=True)
+class ShiftedOp:
+    """``c · T + S``: a target operator ``T`` scaled by ``c (...)``, plus a factored ``S``.
+
+    Used for the shifted target of scaled lazy training (``T*/α + T(W_0)``)
+    and for deflation (``T - Σ_k λ_k x_k^{⊗l}``). The squared norm needs the
+    cross term ``<T, S> = Σ_k μ_k T(v_k^{⊗l})``, one contraction of ``T``.
+    """
+
+    base: TargetOp
+    scale: Array
+    shift: FactoredOp
+
+    @property
+    def order(self) -> int:
+        return self.base.order
+
+    def contract(self, X: Array) -> Array:
+        return self.scale[..., None, None] * self.base.contract(X) + self.shift.contract(X)
+
+    def norm_sq(self) -> Array:
+        xp = array_namespace(self.shift.vectors)
+        V = self.shift.vectors
+        cross = xp.sum(self.shift.weights * row_dot(self.base.contract(V), V), axis=-1)
+        return self.scale**2 * self.base.norm_sq() + 2 * self.scale * cross + self.shift.norm_sq()
 
     def evaluate(self, X: Array) -> Array:
         return row_dot(self.contract(X), X)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ._validate import as_float_array, check_dense_size, check_order
+from ._validate import as_float_array, as_points, check_dense_size, check_order
 from .errors import OvertensorError
 from .kernels import FactoredOp
 
@@ -138,28 +138,18 @@ class SymCP:
         """The target operator used by the objective and the solvers."""
         return FactoredOp(self.weights, self.vectors, self.order)
 
-    def _rows(self, X: object) -> tuple[np.ndarray, bool]:
-        arr = np.asarray(X, dtype=np.float64)
-        single = arr.ndim == 1
-        arr = np.atleast_2d(arr)
-        if arr.ndim != 2 or arr.shape[1] != self.dim:
-            raise OvertensorError(
-                f"expected points of dimension {self.dim} (shape (d,) or (m, d)), got shape {np.shape(X)}"
-            )
-        return arr, single
-
     def evaluate(self, X: object) -> np.ndarray | float:
         """``S(x^{⊗l}) = Σ_k λ_k <v_k, x>^l``.
 
         ``X`` is one point ``(d,)`` (returns a float) or rows ``(m, d)`` (returns ``(m,)``).
         """
-        arr, single = self._rows(X)
+        arr, single = as_points(X, self.dim)
         out = self.op.evaluate(arr)
         return float(out[0]) if single else out
 
     def contract(self, X: object) -> np.ndarray:
         """``S(x^{⊗(l-1)}, ·)`` for one point ``(d,)`` or all rows of ``X (m, d)``."""
-        arr, single = self._rows(X)
+        arr, single = as_points(X, self.dim)
         out = self.op.contract(arr)
         return out[0] if single else out
 

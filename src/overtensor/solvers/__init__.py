@@ -6,10 +6,14 @@ Each method module exposes ``solve_batch(problem, **options) -> list[Decompositi
 
 from __future__ import annotations
 
-from . import gd
+from . import als, gd, lazy, lazy_gd, power
 
 __all__ = ["METHODS"]
 
 METHODS = {
     "gd": gd.solve_batch,
+    "lazy": lazy.solve_batch,
+    "lazy_gd": lazy_gd.solve_batch,
+    "power": power.solve_batch,
+    "als": als.solve_batch,
 }

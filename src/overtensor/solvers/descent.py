@@ -53,12 +53,17 @@ class Recorder:
 
     size: int
     start: float
+    #: optional extra history columns of run ``b`` from its parameters ``W_b (m, d)``
+    columns: Callable[[int, Array], dict[str, float]] | None = None
 
     def __post_init__(self) -> None:
         self.rows: list[list[dict[str, float]]] = [[] for _ in range(self.size)]
 
     def add(self, b: int, row: dict[str, float]) -> None:
         self.rows[b].append({**row, "seconds": time.perf_counter() - self.start})
+
+    def extra(self, b: int, W_b: Array) -> dict[str, float]:
+        return {} if self.columns is None else self.columns(b, W_b)
 
 
 class Outcome(NamedTuple):
@@ -157,7 +162,7 @@ def descend(
         last = k == config.max_steps
         due = done | last | (steps[live.runs] % config.record_every == 0)
         if due.any():
-            _record(recorder, live.runs[due], live.W, due, ev.loss, rel, steps, scale, target.order, config)
+            _record(recorder, live, due, ev.loss, rel, steps, scale, target.order, config)
         if stopping or last:
             converged[live.runs[done]] = True
             for j in np.flatnonzero(done | last):
@@ -179,14 +184,14 @@ def descend(
     return Outcome(xp.stack(final), steps, converged, rel)
 
 
-def _record(recorder: Recorder, runs: np.ndarray, W: Array, rows: np.ndarray, loss: Array, rel: np.ndarray,
-            steps: np.ndarray, scale: np.ndarray, order: int, config: DescentConfig) -> None:
-    """A history row for each run in ``runs`` (``rows``: their rows of ``W`` and ``loss``)."""
-    xp = array_namespace(W)
-    p = homogeneity(config.parameterization, order)
-    masses = to_numpy(xp.vecdot(W, W))[rows] ** (p / 2)
-    loss = to_numpy(loss)[rows]
-    for b, mass, value in zip(runs, masses, loss):
-        active = int(np.sum(mass >= config.active_threshold * scale[b]))
-        recorder.add(b, {"step": int(steps[b]), "loss": float(value), "relative_error": float(rel[b]),
-                         "active": active})
+def _record(recorder: Recorder, live: _Live, rows: np.ndarray, loss: Array, rel: np.ndarray, steps: np.ndarray,
+            scale: np.ndarray, order: int, config: DescentConfig) -> None:
+    """A history row for each run of ``live`` where ``rows`` (a mask over its rows) is set."""
+    xp = array_namespace(live.W)
+    masses = to_numpy(xp.vecdot(live.W, live.W)) ** (homogeneity(config.parameterization, order) / 2)
+    loss = to_numpy(loss)
+    for j in np.flatnonzero(rows):
+        b = live.runs[j]
+        active = int(np.sum(masses[j] >= config.active_threshold * scale[b]))
+        recorder.add(b, {"step": int(steps[b]), "loss": float(loss[j]), "relative_error": float(rel[b]),
+                         "active": active, **recorder.extra(b, live.W[int(j), ...])})

@@ -125,7 +125,7 @@ def solve_batch(
                  init_scale=init_scale)
     B = problem.size
     etas = np.array([step_size or default_step_size(problem, b) for b in range(B)])
-    if np.ptp(etas) > 0:
+    if np.ptp(etas) > 1e-12 * etas.max():  # equal norms up to rounding are equal
         # one step size per batch keeps the update a single array operation
         raise OvertensorError("a batch with default step sizes needs targets of equal norm; pass step_size")
     scales = np.array([init_scale or default_init_scale(problem, b, parameterization) for b in range(B)])

@@ -1,0 +1,202 @@
+"""The result store: one SQLite file, one row per finished run.
+
+A run's identity is ``(key, seed)``: ``key`` hashes its full config
+(:attr:`RunConfig.key`), so rerunning a spec skips what is stored. Only the
+sweep's parent process writes; each finished task is committed in one
+transaction (WAL journal), so a sweep killed at any moment, SIGKILL included,
+keeps every committed run and a restart neither loses nor repeats one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from ..errors import OvertensorError
+from ..result import History
+
+__all__ = ["Store", "RunRecord", "compact_history"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    key            TEXT    NOT NULL,  -- hash of config
+    seed           INTEGER NOT NULL,
+    spec           TEXT    NOT NULL,  -- name of the spec that ran it
+    experiment     TEXT    NOT NULL,
+    label          TEXT    NOT NULL,
+    method         TEXT    NOT NULL,
+    components     INTEGER NOT NULL,
+    config         TEXT    NOT NULL,  -- JSON of the RunConfig
+    status         TEXT    NOT NULL,  -- 'ok', or 'error' (the method raised, e.g. diverged)
+    error          TEXT,
+    relative_error REAL,
+    converged      INTEGER,
+    steps          INTEGER,
+    seconds        REAL,              -- solve time of the call (shared by its batch)
+    metrics        TEXT    NOT NULL,  -- JSON: the result's summary, method extras included
+    history        TEXT,              -- JSON {column: [values]}, subsampled
+    versions       TEXT    NOT NULL,  -- JSON {package: version}
+    batch          INTEGER NOT NULL,  -- runs solved together in one call
+    wall_seconds   REAL    NOT NULL,  -- the whole task, target construction included
+    finished_at    TEXT    NOT NULL,  -- UTC, ISO 8601
+    PRIMARY KEY (key, seed)
+);
+CREATE TABLE IF NOT EXISTS specs (
+    name       TEXT PRIMARY KEY,
+    experiment TEXT NOT NULL,
+    body       TEXT NOT NULL          -- JSON of the validated spec, defaults filled in
+);
+"""
+
+_COLUMNS = ("key", "seed", "spec", "experiment", "label", "method", "components", "config", "status", "error",
+            "relative_error", "converged", "steps", "seconds", "metrics", "history", "versions", "batch",
+            "wall_seconds", "finished_at")
+
+
+class RunRecord(NamedTuple):
+    """A finished run as a worker returns it; JSON columns are already plain Python."""
+
+    key: str
+    seed: int
+    spec: str
+    experiment: str
+    label: str
+    method: str
+    components: int
+    config: dict[str, Any]
+    status: str
+    error: str | None
+    relative_error: float | None
+    converged: bool | None
+    steps: int | None
+    seconds: float | None
+    metrics: dict[str, Any]
+    history: dict[str, list] | None
+    versions: dict[str, str]
+    batch: int
+    wall_seconds: float
+    finished_at: str
+
+
+def _finite(x: Any) -> Any:
+    """Floats rounded to 6 significant digits (history precision), non-finite ones as None."""
+    if isinstance(x, (float, np.floating)):
+        x = float(x)
+        return float(f"{x:.6g}") if math.isfinite(x) else None
+    if isinstance(x, np.integer):
+        return int(x)
+    return x
+
+
+def compact_history(history: History, max_rows: int) -> dict[str, list]:
+    """At most ``max_rows`` evenly spaced rows of ``history`` (first and last kept), as JSON-ready columns."""
+    n = len(history)
+    keep = np.unique(np.linspace(0, n - 1, min(n, max_rows)).round().astype(int)) if n else np.array([], int)
+    return {name: [_finite(v) for v in np.asarray(history[name])[keep].tolist()] for name in history.names}
+
+
+def _clean(value: Any) -> Any:
+    """JSON-ready copy: numpy scalars to Python, non-finite floats to None (strict JSON)."""
+    if isinstance(value, Mapping):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_clean(v) for v in (value.tolist() if isinstance(value, np.ndarray) else value)]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(_clean(value), separators=(",", ":"), allow_nan=False)
+
+
+class Store:
+    """A SQLite file of finished runs.
+
+    Parameters
+    ----------
+    path : the ``.db`` file
+    create : create it if missing; otherwise a missing file is an error (for readers)
+    """
+
+    def __init__(self, path: str | Path, *, create: bool = False) -> None:
+        self.path = Path(path)
+        if not create and not self.path.is_file():
+            raise OvertensorError(f"no result store at {self.path}")
+        if create and not self.path.parent.is_dir():
+            raise OvertensorError(f"cannot create {self.path}: folder {self.path.parent} does not exist")
+        try:
+            self._db = sqlite3.connect(self.path, timeout=30.0)
+            if create:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.executescript(_SCHEMA)
+            self._db.execute("SELECT 1 FROM runs LIMIT 1")
+        except sqlite3.DatabaseError as exc:
+            raise OvertensorError(f"{self.path} is not an overtensor result store: {exc}") from None
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __len__(self) -> int:
+        return self._db.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+
+    def done(self) -> set[tuple[str, int]]:
+        """The ``(key, seed)`` pairs already stored."""
+        return set(self._db.execute("SELECT key, seed FROM runs"))
+
+    def add(self, records: Iterable[RunRecord]) -> int:
+        """Store records in one transaction; a ``(key, seed)`` already present is kept. Returns rows added."""
+        rows = [_encode(r) for r in records]
+        with self._db:
+            before = self._db.total_changes
+            self._db.executemany(
+                f"INSERT OR IGNORE INTO runs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
+                rows)
+            return self._db.total_changes - before
+
+    def save_spec(self, name: str, experiment: str, body: Mapping[str, Any]) -> None:
+        with self._db:
+            self._db.execute("INSERT OR REPLACE INTO specs VALUES (?, ?, ?)", (name, experiment, _dumps(body)))
+
+    def specs(self) -> dict[str, dict[str, Any]]:
+        """Spec name -> the validated spec as saved by the last sweep."""
+        return {name: json.loads(body) for name, body in self._db.execute("SELECT name, body FROM specs")}
+
+    def records(self, *, history: bool = True) -> Iterator[RunRecord]:
+        """Every stored run, in insertion order."""
+        cur = self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM runs ORDER BY rowid")
+        for row in cur:
+            yield _decode(row, history)
+
+
+def _encode(r: RunRecord) -> tuple:
+    values = r._asdict()
+    for name in ("config", "metrics", "versions"):
+        values[name] = _dumps(values[name])
+    values["history"] = None if r.history is None else _dumps(r.history)
+    values["converged"] = None if r.converged is None else int(r.converged)
+    values["relative_error"] = _clean(r.relative_error)
+    return tuple(values[c] for c in _COLUMNS)
+
+
+def _decode(row: Sequence[Any], history: bool) -> RunRecord:
+    values = dict(zip(_COLUMNS, row))
+    for name in ("config", "metrics", "versions"):
+        values[name] = json.loads(values[name])
+    values["history"] = json.loads(values["history"]) if history and values["history"] else None
+    values["converged"] = None if values["converged"] is None else bool(values["converged"])
+    return RunRecord(**values)

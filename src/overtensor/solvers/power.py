@@ -1,0 +1,130 @@
+r"""Tensor power method with deflation (Anandkumar, Ge, Hsu, Kakade, Telgarsky 2014).
+
+For ``k = 1..m``, on the deflated target ``T_k = T* - Σ_{j<k} λ_j x_j^{⊗l}``:
+
+    x ← T_k(x^{⊗(l-1)}, ·) / ‖T_k(x^{⊗(l-1)}, ·)‖        from ``n_starts`` random unit starts,
+
+until ``‖x_{t+1} - ±x_t‖ <= power_tol`` (the sign is free: for even ``l`` a
+negative eigenvalue flips ``x`` each step) or ``max_iter`` iterations; keep the
+start with the largest ``|T_k(x^{⊗l})|``, set ``λ_k = T_k(x_k^{⊗l})`` (for odd
+``l`` the sign goes into ``x_k``, so ``λ_k > 0``) and deflate. Every start of
+every run of the batch iterates together; the target is seen only through its
+operator (deflation is a :class:`~overtensor.kernels.ShiftedOp`), so factored
+and dense targets both work.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from ..errors import OvertensorError
+from ..kernels import FactoredOp, ShiftedOp, TargetOp
+from ..result import DecompositionResult, History
+from ..symcp import SymCP
+from .problem import Problem, random_directions
+
+__all__ = ["power_iterations", "solve_batch"]
+
+
+def power_iterations(op: TargetOp, X: np.ndarray, max_iter: int, tol: float) -> tuple[np.ndarray, np.ndarray]:
+    """Run ``x ← T(x^{⊗(l-1)}, ·)/‖·‖`` on every start; a start stops moving once it converges.
+
+    Parameters
+    ----------
+    op : target operator with batch axis ``B``
+    X : (B, S, d) array of unit starts
+
+    Returns
+    -------
+    X : (B, S, d) array; iterations : (B,) int, until every start of run ``b`` converged
+    """
+    active = np.ones(X.shape[:2], dtype=bool)
+    iterations = np.zeros(X.shape[0], dtype=np.int64)
+    for _ in range(max_iter):
+        if not active.any():
+            break
+        Y = np.asarray(op.contract(X))
+        norms = np.linalg.norm(Y, axis=-1, keepdims=True)
+        Y = np.where(norms > 0, Y / np.where(norms > 0, norms, 1.0), X)  # T(x^{l-1}) = 0: x is a fixed point
+        sign = np.where(np.sum(Y * X, axis=-1, keepdims=True) < 0, -1.0, 1.0)
+        change = np.linalg.norm(Y - sign * X, axis=-1)
+        iterations += active.any(axis=1)
+        X = np.where(active[..., None], Y, X)
+        active &= change > tol
+    return X, iterations
+
+
+def _deflated(problem: Problem, weights: np.ndarray, vectors: np.ndarray) -> ShiftedOp:
+    """``T* - Σ_j λ_j x_j^{⊗l}`` for ``weights (B, k)``, ``vectors (B, k, d)``."""
+    return ShiftedOp(problem.op, np.ones(problem.size), FactoredOp(-weights, vectors, problem.order))
+
+
+def solve_batch(
+    problem: Problem,
+    *,
+    n_starts: int = 10,
+    max_iter: int = 100,
+    power_tol: float = 1e-10,
+    tol: float = 1e-4,
+    progress: Callable[[int], None] | None = None,
+) -> list[DecompositionResult]:
+    """Greedy rank-one extraction: ``components`` rounds of power iteration and deflation.
+
+    Parameters
+    ----------
+    n_starts : int, random unit starts per component (drawn from the run's seed)
+    max_iter : int, power iterations per component
+    power_tol : float, a start has converged once ``‖x_{t+1} - ±x_t‖ <= power_tol``
+    tol : float, ``converged`` means relative error ``<= tol``
+
+    Returns
+    -------
+    One result per run: ``model = Σ_k λ_k x_k^{⊗l}`` (``m`` terms, in the order
+    found), ``params`` the unit vectors ``x_k (m, d)``, ``steps`` the power
+    iterations over all components, one history row per component.
+    """
+    for name, v in (("n_starts", n_starts), ("max_iter", max_iter)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise OvertensorError(f"{name} must be an integer >= 1, got {v!r}")
+    for name, v in (("power_tol", power_tol), ("tol", tol)):
+        if not (np.isfinite(v) and v >= 0):
+            raise OvertensorError(f"{name} must be a finite number >= 0, got {v!r}")
+    B, m, d, l = problem.size, problem.components, problem.dim, problem.order
+    starts = np.stack([random_directions(np.random.default_rng(s), m * n_starts, d).reshape(m, n_starts, d)
+                       for s in problem.seeds])  # (B, m, S, d)
+    start = time.perf_counter()
+    weights, vectors = np.zeros((B, 0)), np.zeros((B, 0, d))
+    steps = np.zeros(B, dtype=np.int64)
+    rows: list[list[dict[str, float]]] = [[] for _ in range(B)]
+    for k in range(m):
+        op = _deflated(problem, weights, vectors)
+        X, iters = power_iterations(op, starts[:, k], max_iter, power_tol)
+        values = np.asarray(op.evaluate(X))  # (B, S): T_k(x^{⊗l})
+        best = np.argmax(np.abs(values), axis=1)
+        x = X[np.arange(B), best]
+        lam = values[np.arange(B), best]
+        if l % 2 == 1:  # odd order: -x carries -λ
+            x, lam = x * np.sign(lam)[:, None], np.abs(lam)
+        weights = np.concatenate([weights, lam[:, None]], axis=1)
+        vectors = np.concatenate([vectors, x[:, None]], axis=1)
+        steps += iters
+        residual_sq = np.clip(np.asarray(_deflated(problem, weights, vectors).norm_sq()), 0.0, None)
+        for b in range(B):
+            rows[b].append({"step": int(steps[b]), "loss": 0.5 * float(residual_sq[b]),
+                            "relative_error": float(np.sqrt(residual_sq[b] / problem.target_sq[b])),
+                            "active": k + 1, "seconds": time.perf_counter() - start})
+        if progress is not None:
+            progress(int(iters.max()))
+    seconds = time.perf_counter() - start
+    return [
+        DecompositionResult(
+            model=SymCP(weights[b], vectors[b], l), relative_error=rows[b][-1]["relative_error"],
+            converged=rows[b][-1]["relative_error"] <= tol, steps=int(steps[b]), seconds=seconds,
+            method="power", components=m, history=History.from_rows(rows[b]), params=vectors[b].copy(),
+            info={"n_starts": n_starts, "power_tol": power_tol},
+        )
+        for b in range(B)
+    ]

@@ -1,0 +1,189 @@
+"""Lazy (NTK) training: the CG projection against brute-force least squares, and scaled lazy GD."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+import overtensor as ot
+from overtensor.solvers.lazy import Tangent, derivative_rule, lazy_threshold
+from overtensor.solvers.gd import initial_params
+from overtensor.solvers.problem import make_problem
+
+from conftest import dense_from, outer_power, random_symmetric
+
+
+def sym_first_axes(A: np.ndarray, order: int) -> np.ndarray:
+    """Average over permutations of the first ``order`` axes (the rest are batch axes)."""
+    rest = tuple(range(order, A.ndim))
+    perms = list(itertools.permutations(range(order)))
+    return sum(np.transpose(A, p + rest) for p in perms) / len(perms)
+
+
+def explicit_jacobian(directions: np.ndarray, order: int) -> np.ndarray:
+    """``(d^l, m d)``: column ``(i, a)`` is ``sym(w̄_i^{⊗(l-1)} ⊗ e_a)``, entry by entry."""
+    m, d = directions.shape
+    cols = []
+    for w in directions:
+        block = np.multiply.outer(outer_power(w, order - 1), np.eye(d))  # (d,)*(l-1) + (d, d): last axis = a
+        cols.append(sym_first_axes(block, order).reshape(d**order, d))
+    return np.concatenate(cols, axis=1)
+
+
+def directions_of(target, m: int, seed: int) -> np.ndarray:
+    return initial_params(make_problem([target], m, [seed]), np.ones(1))[0]
+
+
+@pytest.mark.parametrize("d", [10, 20, 40])
+def test_lazy_threshold_rank1_order3(d):
+    # measured residuals: half the threshold 0.854 (d=10), 0.783 (20), 0.727 (40); 1.25x: 0.0 (CG: 315, 472, 346 iterations)
+    target = ot.make_target(d, 1, 3, seed=d)
+    th = lazy_threshold(d, 3)
+    assert th == math.comb(d + 2, 3) / d
+    below = ot.decompose(target, math.floor(0.5 * th), method="lazy", seed=1)
+    above = ot.decompose(target, math.ceil(1.25 * th), method="lazy", seed=1)
+    assert below.relative_error >= 0.5 and not below.converged
+    assert above.relative_error <= 0.02 and above.info["cg_converged"]
+    # the model is P_𝒯 T*: its distance to the target is the reported residual
+    np.testing.assert_allclose(below.model.distance(target) / target.norm(), below.relative_error, rtol=1e-8)
+    assert above.model.distance(target) / target.norm() <= 0.02
+
+
+CASES = [(6, 2, 2), (6, 2, 5), (5, 3, 3), (5, 3, 6), (5, 3, 9), (4, 4, 4), (4, 4, 8), (4, 4, 12)]
+
+
+@pytest.mark.parametrize("d,order,m", CASES)
+def test_cg_residual_equals_lstsq_on_explicit_jacobian(d, order, m):
+    rng = np.random.default_rng(d * 100 + order * 10 + m)
+    dense = random_symmetric(d, order, rng)
+    targets = [ot.DenseSymTensor(dense), ot.make_target(d, 2, order, kind="gaussian", seed=m)]
+    for target in targets:
+        T = target.to_dense().ravel()
+        J = explicit_jacobian(directions_of(target, m, seed=7), order)
+        x, *_ = np.linalg.lstsq(J, T, rcond=None)
+        brute = np.linalg.norm(T - J @ x) / np.linalg.norm(T)
+        result = ot.decompose(target, m, method="lazy", seed=7)
+        np.testing.assert_allclose(result.relative_error**2, brute**2, atol=1e-14)
+        if brute > 1e-3:
+            np.testing.assert_allclose(result.relative_error, brute, atol=1e-8)
+        # the returned model is the projection itself
+        np.testing.assert_allclose(result.model.to_dense().ravel(), J @ x, atol=1e-7 * np.linalg.norm(T))
+
+
+def test_gram_is_jacobian_transpose_jacobian():
+    rng = np.random.default_rng(0)
+    for order in (2, 3, 4):
+        W = rng.standard_normal((5, 4))
+        W /= np.linalg.norm(W, axis=1, keepdims=True)
+        U = rng.standard_normal((5, 4))
+        J = explicit_jacobian(W, order)
+        np.testing.assert_allclose(Tangent.at(W, order).gram(U).ravel(), J.T @ J @ U.ravel(), atol=1e-12)
+
+
+@pytest.mark.parametrize("order", [2, 3, 4, 5, 6])
+def test_tangent_terms_are_exact(order):
+    nodes, coef = derivative_rule(order)
+    assert len(nodes) == 2 * math.ceil(order / 2)
+    moments = [coef @ nodes**k for k in range(order + 1)]
+    np.testing.assert_allclose(moments, np.eye(order + 1)[1], atol=1e-12)
+    rng = np.random.default_rng(order)
+    W = rng.standard_normal((3, 4))
+    W /= np.linalg.norm(W, axis=1, keepdims=True)
+    U = rng.standard_normal((3, 4))
+    U[1] = 0  # zero rows drop out
+    model = Tangent.at(W, order).terms(U)
+    assert model.rank == 2 * len(nodes)
+    brute = sum(sym_first_axes(np.multiply.outer(outer_power(w, order - 1), u), order) for w, u in zip(W, U))
+    np.testing.assert_allclose(model.to_dense(), brute, atol=1e-12)
+
+
+def test_lazy_dense_equals_factored_and_batch_equals_single():
+    target = ot.make_target(6, 2, 3, seed=3)
+    a = ot.decompose(target, 5, method="lazy", seed=4)
+    b = ot.decompose(ot.DenseSymTensor(target.to_dense()), 5, method="lazy", seed=4)
+    np.testing.assert_allclose(a.relative_error, b.relative_error, rtol=1e-10)
+    np.testing.assert_allclose(a.params, b.params, atol=1e-10)
+    batch = ot.decompose_batch(target, 5, method="lazy", seeds=[4, 5])
+    np.testing.assert_allclose(batch[0].params, a.params, atol=1e-12)
+    assert batch[1].relative_error != a.relative_error
+    h = a.history
+    assert h.step[0] == 0 and h.relative_error[0] == 1.0 and h.step[-1] == a.steps == a.info["cg_iterations"]
+
+
+def test_lazy_rejects_bad_options():
+    target = ot.make_target(5, 1, 3)
+    with pytest.raises(ot.OvertensorError, match="cg_tol must be a number in"):
+        ot.decompose(target, 3, method="lazy", cg_tol=0.0)
+    with pytest.raises(ot.OvertensorError, match="max_iter must be an integer >= 1, got 0"):
+        ot.decompose(target, 3, method="lazy", max_iter=0)
+
+
+@pytest.fixture(scope="module")
+def lazy_gd_runs():
+    target = ot.make_target(10, 1, 3, seed=0)
+    lazy = ot.decompose(target, 11, method="lazy", seed=1)
+    runs = {a: ot.decompose(target, 11, method="lazy_gd", seed=1, alpha=a, max_steps=2000)
+            for a in (1.0, 10.0, 100.0, 1000.0)}
+    return target, lazy, runs
+
+
+def test_lazy_gd_movement_shrinks_like_one_over_alpha(lazy_gd_runs):
+    _, _, runs = lazy_gd_runs
+    move = {a: r.info["movement"] for a, r in runs.items()}
+    # measured (2000 steps): 0.54, 0.023, 0.0025, 0.00025
+    assert move[1.0] >= 5 * move[100.0]
+    for a in (10.0, 100.0):
+        assert 5 <= move[a] / move[10 * a] <= 20
+
+
+def test_lazy_gd_error_tends_to_the_projection_residual(lazy_gd_runs):
+    target, lazy, runs = lazy_gd_runs
+    # measured (2000 steps): lazy 0.6179; alpha = 1000 gives 0.6191, alpha = 1 (not lazy) 0.292
+    assert abs(runs[1000.0].relative_error - lazy.relative_error) <= 5e-3
+    assert runs[1000.0].relative_error >= lazy.relative_error - 1e-6  # nothing in the lazy regime beats the projection
+    assert runs[1.0].relative_error <= lazy.relative_error - 0.3
+    for r in runs.values():
+        # the model is α(T(W) - T(W0)); its distance is the reported error
+        np.testing.assert_allclose(r.model.distance(target) / target.norm(), r.relative_error, rtol=1e-6)
+        assert r.history.relative_error[-1] == r.relative_error
+        assert r.history["movement"][0] == 0.0 and r.history["movement"][-1] == r.info["movement"]
+
+
+def test_lazy_gd_starts_from_the_lazy_directions(lazy_gd_runs):
+    target, lazy, runs = lazy_gd_runs
+    r = runs[100.0]
+    W0 = directions_of(target, 11, seed=1) * r.info["init_scale"]
+    np.testing.assert_allclose(np.linalg.norm(r.params - W0) / np.linalg.norm(W0), r.info["movement"], rtol=1e-12)
+    # the loss recorded is (1/2α²)‖α(T(W) - T(W0)) - T*‖²
+    np.testing.assert_allclose(r.history.loss[-1], 0.5 * (r.relative_error * target.norm() / 100.0) ** 2, rtol=1e-8)
+
+
+def test_lazy_gd_bad_alpha():
+    with pytest.raises(ot.OvertensorError, match="alpha must be a finite number > 0, got -1"):
+        ot.decompose(ot.make_target(5, 1, 3), 3, method="lazy_gd", alpha=-1.0)
+
+
+def test_shifted_op_is_the_dense_sum():
+    from overtensor.kernels import DenseOp, FactoredOp, ShiftedOp
+
+    from conftest import contract_all_but_one
+
+    rng = np.random.default_rng(3)
+    T = random_symmetric(4, 3, rng)
+    mu, V = rng.standard_normal(5), rng.standard_normal((5, 4))
+    op = ShiftedOp(DenseOp(T[None], 3), np.array([0.3]), FactoredOp(mu[None], V[None], 3))
+    S = 0.3 * T + dense_from(mu, V, 3)
+    X = rng.standard_normal((2, 4))
+    np.testing.assert_allclose(op.contract(X[None])[0], [contract_all_but_one(S, x) for x in X], atol=1e-12)
+    np.testing.assert_allclose(op.norm_sq()[0], np.sum(S**2), rtol=1e-12)
+
+
+def test_lazy_gd_dense_equals_factored():
+    target = ot.make_target(6, 2, 3, seed=1)
+    a = ot.decompose(target, 5, method="lazy_gd", seed=2, max_steps=100)
+    b = ot.decompose(ot.DenseSymTensor(target.to_dense()), 5, method="lazy_gd", seed=2, max_steps=100)
+    np.testing.assert_allclose(b.params, a.params, atol=1e-10)
+    np.testing.assert_allclose(b.relative_error, a.relative_error, rtol=1e-8)
