@@ -11,7 +11,7 @@ import pytest
 
 import overtensor as ot
 from overtensor._array import get_backend, to_numpy
-from overtensor.kernels import FactoredOp, map_arrays, power
+from overtensor.kernels import DenseOp, FactoredOp, ShiftedOp, map_arrays, power
 from overtensor.solvers.descent import DescentConfig, Recorder, descend
 from overtensor.solvers.problem import make_problem
 
@@ -108,6 +108,18 @@ def test_map_arrays_moves_every_array_field():
     op = map_arrays(FactoredOp(np.ones(3), np.eye(3), 3), strict.asarray)
     assert op.order == 3 and op.weights.dtype == strict.xp.float32
     np.testing.assert_array_equal(to_numpy(op.vectors), np.eye(3))
+
+
+def test_map_arrays_reaches_nested_operators():
+    rng = np.random.default_rng(0)
+    base = DenseOp(rng.standard_normal((3, 4, 4, 4)), 3)
+    shift = FactoredOp(rng.standard_normal((3, 2)), rng.standard_normal((3, 2, 4)), 3)
+    op = ShiftedOp(base, rng.standard_normal(3), shift)
+    X = rng.standard_normal((3, 5, 4))
+    rows = np.array([2, 0])
+    sub = map_arrays(op, lambda a: a[rows])
+    np.testing.assert_allclose(sub.contract(X[rows]), op.contract(X)[rows], rtol=1e-13)
+    np.testing.assert_allclose(sub.norm_sq(), op.norm_sq()[rows], rtol=1e-13)
 
 
 @pytest.mark.parametrize(
