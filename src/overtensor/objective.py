@@ -96,20 +96,22 @@ def evaluate(W: Array, target: TargetOp, reg: float = 0.0, parameterization: str
         P = power(Wbar @ Wbar.mT, l - 1) @ (norms[..., None] * W)  # T(W)(w̄_i^{⊗(l-1)}, ·)
         Q = target.contract(Wbar)  # T*(w̄_i^{⊗(l-1)}, ·)
         Qv = xp.vecdot(Q, Wbar)  # T*(w̄_i^{⊗l})
-        P -= Q  # R(w̄_i^{⊗(l-1)}, ·)
-        Rv = xp.vecdot(P, Wbar)  # R(w̄_i^{⊗l})
+        R = P  # R(w̄_i^{⊗(l-1)}, ·) = P - Q, in P's buffer
+        R -= Q
+        Rv = xp.vecdot(R, Wbar)  # R(w̄_i^{⊗l})
         # ‖R‖² = ‖T(W)‖² - 2<T(W), T*> + ‖T*‖² with <T(W), S> = Σ_i s_i S(w̄_i^{⊗l})
         residual_sq = xp.sum(masses * (Rv - Qv), axis=-1) + target_sq
-        P *= (l * norms)[..., None]
-        grad = P + ((2 - l) * Rv)[..., None] * W
+        grad = R  # n_i l R(w̄_i^{⊗(l-1)}, ·) + (2 - l) R(w̄_i^{⊗l}) w_i, in the same buffer
+        grad *= (l * norms)[..., None]
+        grad += ((2 - l) * Rv)[..., None] * W
     else:
-        P = power(W @ W.mT, l - 1) @ W
+        R = power(W @ W.mT, l - 1) @ W  # T(W)(w_i^{⊗(l-1)}, ·), then R(w_i^{⊗(l-1)}, ·) in place
         Q = target.contract(W)
         Qv = xp.vecdot(Q, W)
-        P -= Q
-        residual_sq = xp.sum(xp.vecdot(P, W) - Qv, axis=-1) + target_sq
-        P *= l
-        grad = P
+        R -= Q
+        residual_sq = xp.sum(xp.vecdot(R, W) - Qv, axis=-1) + target_sq
+        grad = R
+        grad *= l
     residual_sq = xp.maximum(residual_sq, 0.0)  # rounding can take it below 0
     loss = 0.5 * residual_sq
     if reg:
