@@ -16,6 +16,7 @@ import click
 import numpy as np
 
 from . import __version__
+from ._array import BACKENDS, DTYPES
 from .api import decompose as _decompose
 from .api import methods
 from .errors import OvertensorError
@@ -121,6 +122,10 @@ class _Bar:
 @click.option("--power-tol", type=float, help="power: convergence of one power iteration [default: 1e-10].")
 @click.option("--als-tol", type=float, help="als: TensorLy's tolerance on the error decrease [default: 1e-10].")
 @click.option("--als-init", type=click.Choice(["random", "svd"]), help="als: initialization [default: random].")
+@click.option("--backend", type=click.Choice(list(BACKENDS)),
+              help="Array library that runs the solver [default: numpy].")
+@click.option("--device", help="Device for --backend torch, e.g. cuda [default: the library's default].")
+@click.option("--dtype", type=click.Choice(DTYPES), help="Floating-point precision [default: float64].")
 @click.option("--output", "-o", default=None, help="Write the learned components to this .npz file.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 def decompose(target_file: str, components: int, method: str, seed: int, output: str | None, as_json: bool,

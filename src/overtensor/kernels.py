@@ -11,16 +11,24 @@ solvers need:
 - ``contract(X)``: ``T(x_i^{⊗(l-1)}, ·)`` for each row ``x_i``,
   ``(..., m, d) -> (..., m, d)``;
 - ``norm_sq()``: ``‖T‖²_F``, shape ``(...)``.
+
+Operators are frozen dataclasses whose array fields carry the batch axis
+first, so :func:`map_arrays` can move them to another array library or device
+and take a subset of their batch.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Callable
+from dataclasses import dataclass, fields, is_dataclass, replace
+from typing import Protocol, TypeVar
 
-from ._array import Array, array_namespace, row_dot
+from ._array import Array, array_namespace, is_array_api_obj, row_dot
 
-__all__ = ["TargetOp", "FactoredOp", "DenseOp", "ShiftedOp", "factored_contract", "dense_contract"]
+__all__ = ["TargetOp", "FactoredOp", "DenseOp", "ShiftedOp", "factored_contract", "dense_contract", "power",
+           "map_arrays"]
+
+Op = TypeVar("Op")
 
 
 class TargetOp(Protocol):
@@ -31,6 +39,41 @@ class TargetOp(Protocol):
     def contract(self, X: Array) -> Array: ...
 
     def norm_sq(self) -> Array: ...
+
+
+def map_arrays(op: Op, fn: Callable[[Array], Array]) -> Op:
+    """A copy of the operator (a frozen dataclass) with ``fn`` applied to each array field.
+
+    Operators nested in fields (``ShiftedOp.base``) are mapped too. Moves an
+    operator to another array library or device, or takes a subset of its
+    batch (every array field has the batch axis first).
+    """
+
+    def convert(value: object) -> object:
+        if is_array_api_obj(value):
+            return fn(value)
+        if is_dataclass(value) and not isinstance(value, type):
+            return map_arrays(value, fn)
+        return value
+
+    return replace(op, **{f.name: convert(getattr(op, f.name)) for f in fields(op)})  # type: ignore[arg-type]
+
+
+def power(G: Array, k: int) -> Array:
+    """``G^{∘k}`` for an integer ``k >= 1``; may overwrite ``G``.
+
+    ``k - 1`` in-place multiplications: a general ``pow`` costs about ten times
+    a multiplication per entry, and ``G`` is the ``(m, m)`` array of the step.
+    """
+    if k == 1:
+        return G
+    if k == 2:
+        G *= G
+        return G
+    P = G * G
+    for _ in range(k - 2):
+        P *= G
+    return P
 
 
 def factored_contract(weights: Array, vectors: Array, X: Array, order: int) -> Array:
@@ -47,8 +90,8 @@ def factored_contract(weights: Array, vectors: Array, X: Array, order: int) -> A
     -------
     (..., m, d) array. Cost ``O(m n d)``: two matrix products.
     """
-    C = X @ vectors.mT  # (..., m, n)
-    return (weights[..., None, :] * C ** (order - 1)) @ vectors
+    C = power(X @ vectors.mT, order - 1)  # (..., m, n)
+    return C @ (weights[..., None] * vectors)  # scaling V is an (n, d) pass, not (m, n)
 
 
 def dense_contract(T: Array, X: Array, order: int) -> Array:
@@ -62,7 +105,8 @@ def dense_contract(T: Array, X: Array, order: int) -> Array:
     Returns
     -------
     (..., m, d) array. Cost ``O(m d^l)``: one matrix product contracts the first
-    mode, then ``l - 2`` row-wise contractions, each ``d`` times smaller.
+    mode, then ``l - 2`` row-wise contractions (stacked vector-matrix products),
+    each ``d`` times smaller.
     """
     xp = array_namespace(T, X)
     d = X.shape[-1]
@@ -71,7 +115,7 @@ def dense_contract(T: Array, X: Array, order: int) -> Array:
     for _ in range(order - 2):
         rest = Y.shape[-1] // d
         Y = xp.reshape(Y, tuple(Y.shape[:-1]) + (d, rest))
-        Y = xp.sum(Y * X[..., None], axis=-2)  # symmetric: any mode will do
+        Y = (X[..., None, :] @ Y)[..., 0, :]  # symmetric: any mode will do
     return Y
 
 

@@ -18,11 +18,12 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
+from array_api_compat import device as array_device
 
 from .._array import Array, array_namespace, to_numpy
 from ..errors import OvertensorError
-from ..kernels import TargetOp
-from ..objective import Evaluation, evaluate, model_parts
+from ..kernels import TargetOp, map_arrays
+from ..objective import Evaluation, evaluate, homogeneity
 
 __all__ = ["DescentConfig", "Outcome", "Recorder", "descend", "gd_step"]
 
@@ -78,14 +79,35 @@ class Outcome(NamedTuple):
     relative_error: np.ndarray
 
 
-def _check_divergence(rel: np.ndarray, running: np.ndarray, step: int, step_size: float) -> None:
-    bad = running & ~(np.isfinite(rel) & (rel <= DIVERGENCE_FACTOR))
-    if np.any(bad):
+def _check_divergence(rel: np.ndarray, steps: np.ndarray, step_size: float) -> None:
+    bad = ~(rel <= DIVERGENCE_FACTOR)  # also catches nan
+    if bad.any():
         b = int(np.flatnonzero(bad)[0])
         raise OvertensorError(
-            f"gradient descent diverged at step {step} (relative error {rel[b]:.3g}) with "
+            f"gradient descent diverged at step {int(steps.max())} (relative error {rel[b]:.3g}) with "
             f"step size {step_size:.3g}; try a smaller step size, e.g. {step_size / 10:.3g}"
         )
+
+
+class _Live(NamedTuple):
+    """The runs still moving: their batch indices and their rows of the working arrays."""
+
+    runs: np.ndarray  # (b,) int, indices into the batch
+    W: Array  # (b, m, d)
+    op: TargetOp
+    target_sq: Array  # (b,)
+
+    def keep(self, rows: np.ndarray) -> "_Live":
+        """The subset ``rows`` (indices into ``runs``); the arrays are taken only when it shrinks."""
+        if rows.size == self.runs.size:
+            return self
+        xp = array_namespace(self.W)
+        idx = xp.asarray(rows, device=array_device(self.W))
+
+        def take(x: Array) -> Array:
+            return xp.take(x, idx, axis=0)
+
+        return _Live(self.runs[rows], take(self.W), map_arrays(self.op, take), take(self.target_sq))
 
 
 def descend(
@@ -104,47 +126,72 @@ def descend(
     Parameters
     ----------
     W : (B, m, d) array
-    target : operator with batch axis ``B``
+    target : operator with batch axis ``B`` (a frozen dataclass, see :func:`map_arrays`)
     target_sq : (B,) array, ``‖T*‖²``
     steps : (B,) int array, steps already taken (continues a run's step count)
     running : (B,) bool, runs to advance (default: all)
     progress : called with the number of steps done since the last call
 
     A run stops once its relative error is ``<= config.tol`` (checked before
-    each step) or after ``config.max_steps`` steps in this call.
+    each step) or after ``config.max_steps`` steps in this call. A stopped run
+    leaves the working arrays, so a batch costs what its moving runs cost, and
+    each run does exactly the arithmetic of its single run.
     """
     xp = array_namespace(W)
     B = W.shape[0]
     steps = np.zeros(B, dtype=np.int64) if steps is None else steps.copy()
     running = np.ones(B, dtype=bool) if running is None else running.copy()
     converged = np.zeros(B, dtype=bool)
-    scale = np.sqrt(to_numpy(target_sq))
+    scale = np.sqrt(to_numpy(target_sq).astype(np.float64))
     rel = np.full(B, np.nan)
-    reported = 0
-    for k in range(config.max_steps + 1):
-        ev = evaluate(W, target, config.reg, config.parameterization, target_sq)
-        rel = np.sqrt(to_numpy(ev.residual_sq)) / scale
-        _check_divergence(rel, running, int(steps.max()), config.step_size)
-        newly = running & (rel <= config.tol)
+    final = [W[b, ...] for b in range(B)]  # each run's parameters once it stops
+    everything = _Live(np.arange(B), W, target, target_sq)
+    if not running.all():  # runs that do not move report their current error
+        still = everything.keep(np.flatnonzero(~running))
+        ev = evaluate(still.W, still.op, config.reg, config.parameterization, still.target_sq)
+        rel[still.runs] = np.sqrt(to_numpy(ev.residual_sq)) / scale[still.runs]
+    live = everything.keep(np.flatnonzero(running))
+    taken = reported = 0  # steps taken by the batch in this call, and passed to progress
+    for k in range(config.max_steps + 1 if live.runs.size else 0):
+        ev = evaluate(live.W, live.op, config.reg, config.parameterization, live.target_sq)
+        r = rel[live.runs] = np.sqrt(to_numpy(ev.residual_sq)) / scale[live.runs]
+        _check_divergence(r, steps, config.step_size)
+        # tol = 0 runs the whole budget: an estimate of 0 is rounding, not an exact fit
+        done = r <= config.tol if config.tol > 0 else np.zeros(r.shape, dtype=bool)
+        stopping = done.any()
         last = k == config.max_steps
-        due = running & ((steps % config.record_every == 0) | newly | last)
-        if np.any(due):
-            masses = to_numpy(model_parts(W, target.order, config.parameterization)[0])
-            loss = to_numpy(ev.loss)
-            for b in np.flatnonzero(due):
-                active = int(np.sum(masses[b] >= config.active_threshold * scale[b]))
-                recorder.add(b, {"step": int(steps[b]), "loss": float(loss[b]),
-                                 "relative_error": float(rel[b]), "active": active, **recorder.extra(b, W[b])})
-        converged |= newly
-        running &= ~newly
-        if last or not np.any(running):
+        due = done | last | (steps[live.runs] % config.record_every == 0)
+        if due.any():
+            _record(recorder, live, due, ev.loss, rel, steps, scale, target.order, config)
+        if stopping or last:
+            converged[live.runs[done]] = True
+            for j in np.flatnonzero(done | last):
+                final[live.runs[j]] = live.W[int(j), ...]
+        if last:
             break
-        move = xp.asarray(running, device=getattr(W, "device", None))[:, None, None]
-        W = xp.where(move, W - config.step_size * ev.grad, W)
-        steps += running
-        if progress is not None and k - reported >= config.record_every:
-            progress(k - reported)
-            reported = k
-    if progress is not None:
-        progress(k - reported)
-    return Outcome(W, steps, converged, rel)
+        live = live._replace(W=live.W - config.step_size * ev.grad)
+        if stopping:
+            live = live.keep(np.flatnonzero(~done))
+            if live.runs.size == 0:
+                break
+        steps[live.runs] += 1
+        taken = k + 1
+        if progress is not None and taken - reported >= config.record_every:
+            progress(taken - reported)
+            reported = taken
+    if progress is not None and taken > reported:
+        progress(taken - reported)
+    return Outcome(xp.stack(final), steps, converged, rel)
+
+
+def _record(recorder: Recorder, live: _Live, rows: np.ndarray, loss: Array, rel: np.ndarray, steps: np.ndarray,
+            scale: np.ndarray, order: int, config: DescentConfig) -> None:
+    """A history row for each run of ``live`` where ``rows`` (a mask over its rows) is set."""
+    xp = array_namespace(live.W)
+    masses = to_numpy(xp.vecdot(live.W, live.W)) ** (homogeneity(config.parameterization, order) / 2)
+    loss = to_numpy(loss)
+    for j in np.flatnonzero(rows):
+        b = live.runs[j]
+        active = int(np.sum(masses[j] >= config.active_threshold * scale[b]))
+        recorder.add(b, {"step": int(steps[b]), "loss": float(loss[j]), "relative_error": float(rel[b]),
+                         "active": active, **recorder.extra(b, live.W[int(j), ...])})

@@ -12,14 +12,16 @@ from typing import Any
 
 import numpy as np
 
+from .._array import get_backend, to_numpy
 from ..errors import OvertensorError
-from ..objective import check_parameterization, homogeneity, model_parts
+from ..objective import check_parameterization, evaluate, homogeneity, model_parts
 from ..result import DecompositionResult, History
 from ..symcp import SymCP
 from .descent import DescentConfig, Recorder, descend
 from .problem import Problem, random_directions
 
-__all__ = ["solve_batch", "default_step_size", "default_init_scale", "check_common", "build_result"]
+__all__ = ["solve_batch", "default_step_size", "default_init_scale", "check_common", "build_result",
+           "relative_errors"]
 
 #: ``η = DEFAULT_STEP / ‖T*‖`` when no step size is given (chosen in docs/defaults.md).
 DEFAULT_STEP = 0.4
@@ -70,6 +72,12 @@ def build_result(problem: Problem, b: int, W: np.ndarray, *, relative_error: flo
     )
 
 
+def relative_errors(problem: Problem, W: np.ndarray, parameterization: str) -> np.ndarray:
+    """``‖T(W_b) - T*_b‖ / ‖T*_b‖`` for each run, in float64 NumPy: ``W (B, m, d) -> (B,)``."""
+    ev = evaluate(W, problem.op, 0.0, parameterization, problem.target_sq)
+    return np.sqrt(ev.residual_sq) / problem.target_norm
+
+
 def initial_params(problem: Problem, scales: np.ndarray) -> np.ndarray:
     """``(B, m, d)`` random directions with norms ``scales[b]``, run ``b`` drawn from ``seeds[b]``."""
     return np.stack([
@@ -88,6 +96,9 @@ def solve_batch(
     tol: float = 1e-4,
     record_every: int = 10,
     parameterization: str = "balanced",
+    backend: str = "numpy",
+    device: str | None = None,
+    dtype: str = "float64",
     progress: Callable[[int], None] | None = None,
 ) -> list[DecompositionResult]:
     """Gradient descent from a small random initialization, for each run of the batch.
@@ -98,9 +109,16 @@ def solve_batch(
     init_scale : float, default ``1e-3 · ‖T*‖^{1/p}`` (``p`` = 2 balanced, ``l`` plain)
     reg : float, ``λ`` of the ℓ2 regularizer
     max_steps : int
-    tol : float, stop at relative error ``<= tol``
+    tol : float, stop at relative error ``<= tol`` (0: take all ``max_steps`` steps)
     record_every : int, history interval in steps
     parameterization : {"balanced", "plain"}
+    backend : {"numpy", "torch", "array_api_strict"}, the array library that runs the loop
+    device : str, e.g. ``"cuda"`` (torch only); default: the library's default device
+    dtype : {"float64", "float32"}; float32 resolves relative errors down to
+        about 3e-4 only (see docs/benchmarks.md)
+
+    The initial draws are NumPy-seeded whatever the backend, so a seed gives
+    the same run on every backend (up to rounding).
     """
     check_parameterization(parameterization)
     check_common(step_size=step_size, reg=reg, tol=tol, max_steps=max_steps, record_every=record_every,
@@ -112,16 +130,23 @@ def solve_batch(
         raise OvertensorError("a batch with default step sizes needs targets of equal norm; pass step_size")
     scales = np.array([init_scale or default_init_scale(problem, b, parameterization) for b in range(B)])
     config = DescentConfig(float(etas[0]), reg, tol, max_steps, record_every, parameterization)
+    on = get_backend(backend, device, dtype)
     start = time.perf_counter()
     recorder = Recorder(B, start)
-    out = descend(initial_params(problem, scales), problem.op, problem.target_sq, config, recorder,
+    op, target_sq = problem.on(on)
+    out = descend(on.asarray(initial_params(problem, scales)), op, target_sq, config, recorder,
                   progress=progress)
+    W = to_numpy(out.W).astype(np.float64)
+    rel, converged = out.relative_error, out.converged
+    if dtype != "float64":  # the loop's estimate has a floor near sqrt(eps); report the float64 error
+        rel = relative_errors(problem, W, parameterization)
+        converged = rel <= tol
     seconds = time.perf_counter() - start
     return [
-        build_result(problem, b, out.W[b], relative_error=out.relative_error[b], converged=out.converged[b],
+        build_result(problem, b, W[b], relative_error=rel[b], converged=converged[b],
                      steps=out.steps[b], seconds=seconds, method="gd", rows=recorder.rows[b],
                      parameterization=parameterization,
                      info={"step_size": config.step_size, "init_scale": float(scales[b]), "reg": reg,
-                           "parameterization": parameterization})
+                           "parameterization": parameterization, "backend": backend, "dtype": dtype})
         for b in range(B)
     ]

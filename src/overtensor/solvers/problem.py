@@ -7,9 +7,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._array import Array, Backend
 from ..dense import DenseSymTensor, Tensor
 from ..errors import OvertensorError
-from ..kernels import DenseOp, FactoredOp, TargetOp
+from ..kernels import DenseOp, FactoredOp, TargetOp, map_arrays
 from ..symcp import SymCP
 
 __all__ = ["Problem", "make_problem", "random_directions"]
@@ -47,6 +48,10 @@ class Problem:
     @property
     def target_norm(self) -> np.ndarray:
         return np.sqrt(self.target_sq)
+
+    def on(self, backend: Backend) -> tuple[TargetOp, Array]:
+        """``(op, target_sq)`` as arrays of ``backend`` (its library, device and dtype)."""
+        return map_arrays(self.op, backend.asarray), backend.asarray(self.target_sq)
 
 
 def _stack_op(targets: Sequence[Tensor]) -> TargetOp:

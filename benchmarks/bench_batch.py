@@ -1,0 +1,57 @@
+"""Runs per second: ``decompose_batch`` over B seeds against a loop of single runs.
+
+Usage: python benchmarks/bench_batch.py [--batch 64] [--repeats 3]
+
+Order 3, d = 50, m = 20, an orthonormal rank-5 target (seed 1000), seeds 0..B-1, two
+regimes: a fixed budget (``tol = 0``: every run takes every step, as in a
+sweep of trajectories) and to the default tolerance 1e-4 (each run stops at
+its own step; the batch ends with its slowest run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+import overtensor as ot
+
+
+def _best(fn, repeats: int) -> float:
+    best = np.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--backend", default="numpy")
+    args = parser.parse_args()
+    target = ot.make_target(50, 5, 3, seed=1000)  # a seed apart from the runs' seeds
+    seeds = list(range(args.batch))
+    print(f"# B = {args.batch}, m = 20, d = 50, order 3, backend {args.backend}")
+    print("| regime | steps per run (mean / max) | loop of single runs, runs/s | batch, runs/s | speedup |")
+    print("|---|---|---|---|---|")
+    for name, options in [("fixed budget, 500 steps", dict(max_steps=500, tol=0.0)),
+                          ("to tol 1e-4 (max 10000 steps)", dict(max_steps=10_000, tol=1e-4))]:
+        options["backend"] = args.backend
+        singles = [ot.decompose(target, 20, seed=s, **options) for s in seeds]
+        batch = ot.decompose_batch(target, 20, seeds=seeds, **options)
+        assert [r.steps for r in singles] == [r.steps for r in batch]
+        loop = batched = np.inf
+        for _ in range(args.repeats):  # alternate, so that a noisy machine hits both alike
+            loop = min(loop, _best(lambda: [ot.decompose(target, 20, seed=s, **options) for s in seeds], 1))
+            batched = min(batched, _best(lambda: ot.decompose_batch(target, 20, seeds=seeds, **options), 1))
+        steps = np.array([r.steps for r in batch])
+        print(f"| {name} | {steps.mean():.0f} / {steps.max()} | {len(seeds) / loop:.1f} | "
+              f"{len(seeds) / batched:.1f} | {loop / batched:.1f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,155 @@
+"""The gd path on other array libraries and dtypes, and batches that equal their single runs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import overtensor as ot
+from overtensor._array import get_backend, to_numpy
+from overtensor.kernels import DenseOp, FactoredOp, ShiftedOp, map_arrays, power
+from overtensor.solvers.descent import DescentConfig, Recorder, descend
+from overtensor.solvers.problem import make_problem
+
+
+def _targets():
+    t = ot.make_target(12, 3, 3, kind="gaussian", seed=2)
+    return {"factored": t, "dense": ot.DenseSymTensor(t.to_dense())}
+
+
+def _assert_same_run(a: ot.DecompositionResult, b: ot.DecompositionResult, rtol: float) -> None:
+    assert a.steps == b.steps and a.converged == b.converged
+    np.testing.assert_allclose(a.params, b.params, rtol=rtol, atol=1e-12)
+    # the error estimate is a difference of O(‖T*‖²) terms: equal to rounding of ‖T*‖², not of the error
+    assert abs(a.relative_error - b.relative_error) <= 1e-10
+    np.testing.assert_allclose(a.history.loss, b.history.loss, rtol=1e-6, atol=1e-14)
+
+
+@pytest.mark.parametrize("kind", ["factored", "dense"])
+@pytest.mark.parametrize("parameterization", ["balanced", "plain"])
+def test_array_api_strict_equals_numpy(kind, parameterization):
+    target = _targets()[kind]
+    options = dict(seed=3, max_steps=150, parameterization=parameterization, reg=1e-3,
+                   init_scale=None if parameterization == "balanced" else 0.5)
+    ref = ot.decompose(target, 8, **options)
+    strict = ot.decompose(target, 8, backend="array_api_strict", **options)
+    _assert_same_run(strict, ref, rtol=1e-12)
+    assert strict.info["backend"] == "array_api_strict"
+
+
+@pytest.mark.parametrize("kind", ["factored", "dense"])
+def test_torch_cpu_equals_numpy(kind):
+    pytest.importorskip("torch")
+    target = _targets()[kind]
+    ref = ot.decompose(target, 8, seed=3, max_steps=400)
+    run = ot.decompose(target, 8, seed=3, max_steps=400, backend="torch", device="cpu")
+    assert ref.converged  # the comparison covers a run that stops at its tolerance
+    _assert_same_run(run, ref, rtol=1e-10)
+    batch = ot.decompose_batch(target, 8, seeds=[3, 4], max_steps=400, backend="torch")
+    _assert_same_run(batch[0], ref, rtol=1e-10)
+
+
+def test_float32_reports_the_float64_error_of_its_parameters():
+    target = ot.make_target(30, 3, 3, seed=2)
+    run = ot.decompose(target, 8, seed=3, dtype="float32", tol=1e-3)
+    assert run.params.dtype == np.float64 and run.info["dtype"] == "float32"
+    exact = run.model.distance(target) / target.norm()
+    np.testing.assert_allclose(run.relative_error, exact, rtol=1e-6)
+    assert run.converged and exact <= 1e-3
+    # the float32 iterates follow the float64 ones closely at this scale
+    ref = ot.decompose(target, 8, seed=3, tol=1e-3)
+    assert abs(run.steps - ref.steps) <= 1
+    # below its floor the float32 estimate reads 0 and stops the loop; the reported error stays honest
+    deep = ot.decompose(target, 8, seed=3, dtype="float32", tol=1e-7)
+    assert not deep.converged and deep.relative_error > 1e-7
+    np.testing.assert_allclose(deep.relative_error, deep.model.distance(target) / target.norm(), rtol=1e-6)
+
+
+def test_batch_with_runs_stopping_at_different_steps_equals_single_runs():
+    # measured: seeds 0, 8 and 9 stop after 41, 661 and 38 steps
+    target = ot.make_target(50, 5, 3, seed=0)
+    seeds = [0, 8, 9]
+    ticks: list[int] = []
+    batch = ot.decompose_batch(target, 20, seeds=seeds, max_steps=1000, progress=ticks.append)
+    singles = [ot.decompose(target, 20, seed=s, max_steps=1000) for s in seeds]
+    assert [r.steps for r in batch] == [41, 661, 38]
+    assert sum(ticks) == 661
+    for b, s in zip(batch, singles):
+        _assert_same_run(b, s, rtol=1e-10)
+        np.testing.assert_array_equal(b.history.step, s.history.step)
+        np.testing.assert_array_equal(b.history.active, s.history.active)
+
+
+def test_descend_leaves_stopped_runs_alone_and_reports_their_error():
+    target = ot.make_target(10, 2, 3, seed=0)
+    problem = make_problem([target, target], 5, [0, 1])
+    W = np.random.default_rng(0).standard_normal((2, 5, 10)) * 0.1
+    config = DescentConfig(0.1, 0.0, 0.0, 7, 3)
+    out = descend(W, problem.op, problem.target_sq, config, Recorder(2, 0.0), running=np.array([True, False]))
+    np.testing.assert_array_equal(out.W[1], W[1])
+    assert list(out.steps) == [7, 0]
+    R = ot.SymCP(np.sum(W[1] ** 2, axis=1), W[1] / np.linalg.norm(W[1], axis=1, keepdims=True), 3) - target
+    np.testing.assert_allclose(out.relative_error[1], R.norm() / target.norm(), rtol=1e-8)
+    assert not np.array_equal(out.W[0], W[0])
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 4])
+def test_power_is_the_elementwise_power(k):
+    G = np.random.default_rng(k).standard_normal((2, 4, 4))
+    np.testing.assert_allclose(power(G.copy(), k), G**k, rtol=1e-14)
+
+
+def test_map_arrays_moves_every_array_field():
+    strict = get_backend("array_api_strict", dtype="float32")
+    op = map_arrays(FactoredOp(np.ones(3), np.eye(3), 3), strict.asarray)
+    assert op.order == 3 and op.weights.dtype == strict.xp.float32
+    np.testing.assert_array_equal(to_numpy(op.vectors), np.eye(3))
+
+
+def test_map_arrays_reaches_nested_operators():
+    rng = np.random.default_rng(0)
+    base = DenseOp(rng.standard_normal((3, 4, 4, 4)), 3)
+    shift = FactoredOp(rng.standard_normal((3, 2)), rng.standard_normal((3, 2, 4)), 3)
+    op = ShiftedOp(base, rng.standard_normal(3), shift)
+    X = rng.standard_normal((3, 5, 4))
+    rows = np.array([2, 0])
+    sub = map_arrays(op, lambda a: a[rows])
+    np.testing.assert_allclose(sub.contract(X[rows]), op.contract(X)[rows], rtol=1e-13)
+    np.testing.assert_allclose(sub.norm_sq(), op.norm_sq()[rows], rtol=1e-13)
+
+
+@pytest.mark.parametrize(
+    "options,match",
+    [
+        ({"backend": "jax2"}, "unknown backend 'jax2'; expected one of numpy, torch, array_api_strict"),
+        ({"dtype": "float16"}, "unknown dtype 'float16'"),
+        ({"device": "cuda"}, "backend 'numpy' runs on the CPU only, got device 'cuda'"),
+    ],
+)
+def test_bad_backend_options(options, match):
+    with pytest.raises(ot.OvertensorError, match=match):
+        ot.decompose(ot.make_target(5, 2, 3), 3, **options)
+
+
+def test_unavailable_torch_device_is_one_line_error():
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    with pytest.raises(ot.OvertensorError, match="device 'cuda' is not available to torch"):
+        ot.decompose(ot.make_target(5, 2, 3), 3, backend="torch", device="cuda")
+
+
+def test_cli_backend_and_dtype(tmp_path: Path):
+    ot.save(tmp_path / "t.npz", ot.make_target(20, 2, 3, seed=1))
+    cmd = [sys.executable, "-m", "overtensor.cli", "decompose", "t.npz", "-m", "6", "--json"]
+    out = subprocess.run(cmd + ["--backend", "array_api_strict", "--dtype", "float32", "--tol", "1e-3"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert '"backend": "array_api_strict"' in out.stdout and '"dtype": "float32"' in out.stdout
+    bad = subprocess.run(cmd + ["--device", "cuda"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 1 and bad.stderr.strip() == (
+        "Error: backend 'numpy' runs on the CPU only, got device 'cuda'")
