@@ -6,10 +6,11 @@ Each method module exposes ``solve_batch(problem, **options) -> list[Decompositi
 
 from __future__ import annotations
 
-from . import gd
+from . import beyond_lazy, gd
 
 __all__ = ["METHODS"]
 
 METHODS = {
     "gd": gd.solve_batch,
+    "beyond_lazy": beyond_lazy.solve_batch,
 }

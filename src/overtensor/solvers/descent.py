@@ -13,7 +13,7 @@ the step budget ends, or a run diverges. It records a history row every
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -48,16 +48,22 @@ def gd_step(W: Array, target: TargetOp, config: DescentConfig, target_sq: Array)
 
 @dataclass
 class Recorder:
-    """Collects history rows for each run of a batch."""
+    """Collects history rows for each run of a batch.
+
+    ``observe(b, W_b)``, when given, adds columns to every row of run ``b``
+    from its parameters ``W_b (m, d)`` (e.g. :mod:`overtensor.diagnostics`).
+    """
 
     size: int
     start: float
+    observe: Callable[[int, Array], Mapping[str, float]] | None = None
 
     def __post_init__(self) -> None:
         self.rows: list[list[dict[str, float]]] = [[] for _ in range(self.size)]
 
-    def add(self, b: int, row: dict[str, float]) -> None:
-        self.rows[b].append({**row, "seconds": time.perf_counter() - self.start})
+    def add(self, b: int, row: dict[str, float], W: Array | None = None) -> None:
+        extra = self.observe(b, W) if self.observe is not None and W is not None else {}
+        self.rows[b].append({**row, **extra, "seconds": time.perf_counter() - self.start})
 
 
 class Outcome(NamedTuple):
@@ -129,7 +135,7 @@ def descend(
             for b in np.flatnonzero(due):
                 active = int(np.sum(masses[b] >= config.active_threshold * scale[b]))
                 recorder.add(b, {"step": int(steps[b]), "loss": float(loss[b]),
-                                 "relative_error": float(rel[b]), "active": active})
+                                 "relative_error": float(rel[b]), "active": active}, W[b])
         converged |= newly
         running &= ~newly
         if last or not np.any(running):

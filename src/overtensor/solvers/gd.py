@@ -7,11 +7,12 @@ iterate ``W ← W - η ∇L(W)`` until ``‖T(W) - T*‖ / ‖T*‖ <= tol`` or 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
+from ..diagnostics import observer, truth_list
 from ..errors import OvertensorError
 from ..objective import check_parameterization, homogeneity, model_parts
 from ..result import DecompositionResult, History
@@ -88,6 +89,7 @@ def solve_batch(
     tol: float = 1e-4,
     record_every: int = 10,
     parameterization: str = "balanced",
+    truth: SymCP | Sequence[SymCP] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> list[DecompositionResult]:
     """Gradient descent from a small random initialization, for each run of the batch.
@@ -101,20 +103,25 @@ def solve_batch(
     tol : float, stop at relative error ``<= tol``
     record_every : int, history interval in steps
     parameterization : {"balanced", "plain"}
+    truth : SymCP or one per run, optional; adds ``corr_j``, ``cone_mass_j`` and
+        ``movement`` columns to the history (:mod:`overtensor.diagnostics`)
     """
     check_parameterization(parameterization)
     check_common(step_size=step_size, reg=reg, tol=tol, max_steps=max_steps, record_every=record_every,
                  init_scale=init_scale)
     B = problem.size
     etas = np.array([step_size or default_step_size(problem, b) for b in range(B)])
-    if np.ptp(etas) > 0:
+    if np.ptp(etas) > 1e-12 * etas.max():  # equal norms up to rounding are equal
         # one step size per batch keeps the update a single array operation
         raise OvertensorError("a batch with default step sizes needs targets of equal norm; pass step_size")
     scales = np.array([init_scale or default_init_scale(problem, b, parameterization) for b in range(B)])
     config = DescentConfig(float(etas[0]), reg, tol, max_steps, record_every, parameterization)
+    W0 = initial_params(problem, scales)
+    observe = None if truth is None else observer(
+        truth_list(truth, B, problem.dim, problem.order), W0, parameterization=parameterization)
     start = time.perf_counter()
-    recorder = Recorder(B, start)
-    out = descend(initial_params(problem, scales), problem.op, problem.target_sq, config, recorder,
+    recorder = Recorder(B, start, observe)
+    out = descend(W0, problem.op, problem.target_sq, config, recorder,
                   progress=progress)
     seconds = time.perf_counter() - start
     return [
