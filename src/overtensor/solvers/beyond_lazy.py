@@ -40,7 +40,7 @@ __all__ = ["solve_batch", "merge_duplicates", "reinitialize", "Refresh"]
 
 # Defaults, chosen by benchmarks/choose_defaults.py (docs/defaults.md).
 DEFAULT_REINIT = 0.5  # δ_1 = DEFAULT_REINIT · δ_0
-DEFAULT_REG = 0.0  # λ = DEFAULT_REG · ‖T*‖
+DEFAULT_REG = 1e-3  # λ = DEFAULT_REG · ‖T*‖
 DEFAULT_EPOCH_STEPS = 200  # H_0
 DEFAULT_GROWTH = 1.25  # γ
 DEFAULT_EPOCHS = 20
@@ -84,8 +84,9 @@ def merge_duplicates(W: np.ndarray, cos: float, order: int) -> tuple[np.ndarray,
     for i in np.argsort(-masses, kind="stable"):
         if heaviest[labels[i]] < 0:
             heaviest[labels[i]] = i
-    out = np.zeros_like(W)
-    out[heaviest] = np.sqrt(total)[:, None] * mean
+    grouped = np.bincount(labels, minlength=k) > 1
+    out = np.where(grouped[labels][:, None], 0.0, W)  # components alone in their group stay as they are
+    out[heaviest[grouped]] = np.sqrt(total[grouped])[:, None] * mean[grouped]
     return out, W.shape[0] - k
 
 
@@ -162,7 +163,7 @@ def solve_batch(
     step_size : float, ``η``, default ``0.4 / ‖T*‖``
     init_scale : float, ``δ_0``, default ``1e-3 · ‖T*‖^{1/2}``
     reinit_scale : float, ``δ_1 < δ_0``, default ``0.5 δ_0``
-    reg : float, ``λ``, default ``0`` (see docs/defaults.md)
+    reg : float, ``λ``, default ``1e-3 · ‖T*‖``
     epoch_steps : int, ``H_0``; epoch_growth : float, ``γ >= 1``; max_epochs : int
     final_below : float, ``λ`` is switched off for an epoch that starts below this relative error
     recycle : bool, merge duplicate directions between epochs and re-draw the freed components
