@@ -38,15 +38,13 @@ def test_recycling_fits_spread_weights_with_m_r_plus_2_where_gd_does_not():
     assert sum(r.converged for r in bl) >= 5
     assert all(r.relative_error <= 1e-3 for r in bl)
     assert any(e["merged"] > 0 for r in bl for e in r.info["epochs"])
-    gd = ot.decompose_batch(targets, 12, "gd", seeds=seeds, tol=1e-3, max_steps=10_000)
-    # measured: plain GD reaches 1e-3 in 1 of 6 seeds (seed 4, 14034 steps with a 20000 budget: none
-    # within 10000); the others stall with whole directions unfit, relative errors 0.08 to 0.19
-    errors = np.array([r.relative_error for r in gd])
-    assert sum(r.converged for r in gd) == 0
-    assert np.sum(errors > 0.05) == 5
-    for r, t in zip(gd, targets):
-        if r.relative_error > 0.05:
-            assert ot.match(ot.recover(r.model), t).missing != ()
+    gd = ot.decompose_batch(targets, 12, "gd", seeds=seeds, tol=1e-3, max_steps=5000)
+    # measured: plain GD stalls with whole directions unfit (seed 4 alone creeps on and
+    # reaches 1e-3 after 14034 steps; the others stay put at 20000)
+    errors = [r.relative_error for r in gd]
+    np.testing.assert_allclose(errors, [0.1898, 0.0868, 0.0981, 0.1402, 0.0243, 0.0793], atol=2e-3)
+    assert not any(r.converged for r in gd)
+    assert all(ot.match(ot.recover(r.model), t).missing != () for r, t in zip(gd, targets))
 
 
 def test_epochs_follow_the_schedule_and_records_add_up():
@@ -66,7 +64,7 @@ def test_epochs_follow_the_schedule_and_records_add_up():
 
 
 def test_batch_equals_single_runs_and_seed_determines_the_run():
-    targets, seeds = recycling_targets()[:3], [0, 1, 2]
+    targets, seeds = recycling_targets()[1:3], [1, 2]
     batch = ot.decompose_batch(targets, 12, "beyond-lazy", seeds=seeds, tol=1e-3)
     for t, s, b in zip(targets, seeds, batch):
         single = ot.decompose(t, 12, "beyond-lazy", seed=s, tol=1e-3)
@@ -74,9 +72,9 @@ def test_batch_equals_single_runs_and_seed_determines_the_run():
         assert [(e["step"], e["merged"], e["reinitialized"]) for e in single.info["epochs"]] == \
             [(e["step"], e["merged"], e["reinitialized"]) for e in b.info["epochs"]]
         np.testing.assert_allclose(single.params, b.params, rtol=1e-8, atol=1e-12)
-    again = ot.decompose(targets[0], 12, "beyond-lazy", seed=0, tol=1e-3)
-    np.testing.assert_array_equal(again.params, ot.decompose(targets[0], 12, "beyond-lazy", seed=0,
-                                                             tol=1e-3).params)
+        if s == seeds[-1]:
+            again = ot.decompose(t, 12, "beyond-lazy", seed=s, tol=1e-3)
+            np.testing.assert_array_equal(again.params, single.params)
 
 
 def test_regularized_masses_settle_at_c_minus_half_lambda():

@@ -14,7 +14,7 @@ A run stops once ``‖T(W) - T*‖/‖T*‖ <= tol`` or after ``max_epochs``. Th
 regularizer makes components that align with no residual direction decay
 below ``δ_1`` to be re-drawn; it biases each fitted mass by ``λ/2``, so the
 *final phase* sets ``λ_k = 0`` once the error at the start of an epoch is
-below ``final_below``.
+below ``final_below`` (by default just above the bias ``λ`` leaves).
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ def refresh(W: np.ndarray, rng: np.random.Generator, *, init_scale: float, thres
 
 
 def _check_options(*, reinit_scale: float | None, init_scale: float | None, epoch_steps: int, epoch_growth: float,
-                   max_epochs: int, merge_cos: float, final_below: float) -> None:
+                   max_epochs: int, merge_cos: float, final_below: float | None) -> None:
     if reinit_scale is not None and not (np.isfinite(reinit_scale) and reinit_scale > 0):
         raise OvertensorError(f"reinit_scale must be a finite number > 0, got {reinit_scale!r}")
     if reinit_scale is not None and init_scale is not None and reinit_scale >= init_scale:
@@ -126,7 +126,7 @@ def _check_options(*, reinit_scale: float | None, init_scale: float | None, epoc
         raise OvertensorError(f"epoch_growth must be a finite number >= 1, got {epoch_growth!r}")
     if not (np.isfinite(merge_cos) and 0 < merge_cos <= 1):
         raise OvertensorError(f"merge_cos must lie in (0, 1], got {merge_cos!r}")
-    if not (np.isfinite(final_below) and final_below >= 0):
+    if final_below is not None and not (np.isfinite(final_below) and final_below >= 0):
         raise OvertensorError(f"final_below must be a finite number >= 0, got {final_below!r}")
 
 
@@ -148,7 +148,7 @@ def solve_batch(
     epoch_steps: int = DEFAULT_EPOCH_STEPS,
     epoch_growth: float = DEFAULT_GROWTH,
     max_epochs: int = DEFAULT_EPOCHS,
-    final_below: float = DEFAULT_FINAL_BELOW,
+    final_below: float | None = None,
     recycle: bool = True,
     merge_cos: float = DEFAULT_MERGE_COS,
     tol: float = 1e-4,
@@ -165,7 +165,9 @@ def solve_batch(
     reinit_scale : float, ``δ_1 < δ_0``, default ``0.5 δ_0``
     reg : float, ``λ``, default ``1e-3 · ‖T*‖``
     epoch_steps : int, ``H_0``; epoch_growth : float, ``γ >= 1``; max_epochs : int
-    final_below : float, ``λ`` is switched off for an epoch that starts below this relative error
+    final_below : float, ``λ`` is switched off for an epoch that starts below this relative
+        error; default ``max(1e-2, λ sqrt(m) / ‖T*‖)``, above the bias ``≈ λ sqrt(r) / (2‖T*‖)``
+        that ``λ`` leaves once every direction is fit
     recycle : bool, merge duplicate directions between epochs and re-draw the freed components
     merge_cos : float, ``τ`` for ``recycle``
     tol : float, stop at relative error ``<= tol``
@@ -190,6 +192,9 @@ def solve_batch(
     if np.any(delta1 >= delta0):
         raise OvertensorError(f"reinit_scale (δ1 = {delta1.max():.3g}) must be below init_scale (δ0 = {delta0.min():.3g})")
     lam = np.array([DEFAULT_REG * problem.target_norm[b] if reg is None else reg for b in range(B)])
+    switch = np.array([
+        max(DEFAULT_FINAL_BELOW, lam[b] * math.sqrt(problem.components) / problem.target_norm[b])
+        if final_below is None else final_below for b in range(B)])
     rngs = [np.random.default_rng(seed) for seed in problem.seeds]
     W = np.stack([delta0[b] * random_directions(rngs[b], problem.components, problem.dim) for b in range(B)])
     observe = None if truth is None else observer(truth_list(truth, B, problem.dim, order), W)
@@ -210,7 +215,7 @@ def solve_batch(
                 new = refresh(W[b], rngs[b], init_scale=delta0[b], threshold=delta1[b],
                               merge_cos=merge_cos if recycle else None, order=order)
                 W[b], counts[b] = new.W, (new.merged, new.reinitialized)
-        lam_k = np.where(rel > final_below, lam, 0.0)
+        lam_k = np.where(rel > switch, lam, 0.0)
         length = math.ceil(epoch_steps * epoch_growth**k)
         for value in np.unique(lam_k[running]):
             group = running & (lam_k == value)
@@ -232,6 +237,7 @@ def solve_batch(
                      seconds=seconds, method="beyond_lazy", rows=recorder.rows[b], parameterization="balanced",
                      info={"step_size": eta, "init_scale": float(delta0[b]), "reinit_scale": float(delta1[b]),
                            "reg": float(lam[b]), "epoch_steps": epoch_steps, "epoch_growth": epoch_growth,
-                           "recycle": recycle, "merge_cos": merge_cos, "epochs": epochs[b]})
+                           "final_below": float(switch[b]), "recycle": recycle, "merge_cos": merge_cos,
+                           "epochs": epochs[b]})
         for b in range(B)
     ]
