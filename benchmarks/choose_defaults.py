@@ -30,18 +30,17 @@ BL_PROBLEMS = [
     ("l=3 orth geo30 r=10 d=100 m=12",
      lambda s: ot.make_target(100, 10, 3, weights="geometric", spread=30, seed=s), 12),
     ("l=3 orth r=5 d=200 m=7", lambda s: ot.make_target(200, 5, 3, seed=s), 7),
-    ("l=4 gauss geo10 r=3 d=15 m=5",
-     lambda s: ot.make_target(15, 3, 4, kind="gaussian", weights="geometric", seed=s), 5),
+    ("l=4 orth geo10 r=5 d=30 m=7", lambda s: ot.make_target(30, 5, 4, weights="geometric", seed=s), 7),
 ]
 GD_STEPS = [0.2, 0.4, 0.5, 0.7, 1.0]
 BL_GRID: list[dict] = [
     {},
     {"recycle": False},
     {"reg_rel": 0.0}, {"reg_rel": 0.0, "recycle": False},
-    {"reg_rel": 3e-4}, {"reg_rel": 3e-3}, {"reg_rel": 1e-2},
+    {"reg_rel": 1e-4}, {"reg_rel": 1e-3}, {"reg_rel": 1e-2},
     {"final_below": 0.0}, {"final_below": 0.1},
     {"merge_cos": 0.95}, {"merge_cos": 0.999},
-    {"epoch_steps": 100}, {"epoch_steps": 500},
+    {"epoch_steps": 50}, {"epoch_steps": 200}, {"epoch_steps": 500},
     {"epoch_growth": 1.0}, {"epoch_growth": 1.5},
     {"reinit_rel": 0.1}, {"reinit_rel": 0.9},
 ]

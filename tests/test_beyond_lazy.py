@@ -34,7 +34,7 @@ def recycling_targets() -> list[ot.SymCP]:
 def test_recycling_fits_spread_weights_with_m_r_plus_2_where_gd_does_not():
     targets, seeds = recycling_targets(), list(RECYCLING_SEEDS)
     bl = ot.decompose_batch(targets, 12, "beyond-lazy", seeds=seeds, tol=1e-3)
-    # measured: all 6 seeds, in 624 to 4136 steps (median about 1000)
+    # measured: all 6 seeds, in 595 to 4158 steps (median 894); see docs/defaults.md
     assert sum(r.converged for r in bl) >= 5
     assert all(r.relative_error <= 1e-3 for r in bl)
     assert any(e["merged"] > 0 for r in bl for e in r.info["epochs"])

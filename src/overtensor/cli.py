@@ -115,7 +115,7 @@ class _Bar:
 @click.option("--parameterization", type=click.Choice(["balanced", "plain"]),
               help="Model T(W) [default: balanced].")
 @click.option("--max-epochs", type=int, help="beyond-lazy: epoch budget [default: 20].")
-@click.option("--epoch-steps", type=int, help="beyond-lazy: steps H0 of the first epoch [default: 200].")
+@click.option("--epoch-steps", type=int, help="beyond-lazy: steps H0 of the first epoch [default: 100].")
 @click.option("--epoch-growth", type=float, help="beyond-lazy: epoch k has H0 * growth^k steps [default: 1.25].")
 @click.option("--reinit-scale", type=float,
               help="beyond-lazy: re-draw components with norm below this [default: init scale / 2].")

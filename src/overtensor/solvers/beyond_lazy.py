@@ -40,8 +40,8 @@ __all__ = ["solve_batch", "merge_duplicates", "reinitialize", "Refresh"]
 
 # Defaults, chosen by benchmarks/choose_defaults.py (docs/defaults.md).
 DEFAULT_REINIT = 0.5  # δ_1 = DEFAULT_REINIT · δ_0
-DEFAULT_REG = 1e-3  # λ = DEFAULT_REG · ‖T*‖
-DEFAULT_EPOCH_STEPS = 200  # H_0
+DEFAULT_REG = 3e-4  # λ = DEFAULT_REG · ‖T*‖
+DEFAULT_EPOCH_STEPS = 100  # H_0
 DEFAULT_GROWTH = 1.25  # γ
 DEFAULT_EPOCHS = 20
 DEFAULT_MERGE_COS = 0.99  # τ
@@ -163,7 +163,7 @@ def solve_batch(
     step_size : float, ``η``, default ``0.4 / ‖T*‖``
     init_scale : float, ``δ_0``, default ``1e-3 · ‖T*‖^{1/2}``
     reinit_scale : float, ``δ_1 < δ_0``, default ``0.5 δ_0``
-    reg : float, ``λ``, default ``1e-3 · ‖T*‖``
+    reg : float, ``λ``, default ``3e-4 · ‖T*‖``
     epoch_steps : int, ``H_0``; epoch_growth : float, ``γ >= 1``; max_epochs : int
     final_below : float, ``λ`` is switched off for an epoch that starts below this relative
         error; default ``max(1e-2, λ sqrt(m) / ‖T*‖)``, above the bias ``≈ λ sqrt(r) / (2‖T*‖)``
