@@ -138,6 +138,22 @@ def _one_step_size(problem: Problem, step_size: float | None) -> float:
     return float(etas[0])
 
 
+def _scales(problem: Problem, *, init_scale: float | None, reinit_scale: float | None, reg: float | None,
+            final_below: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-run ``(δ_0, δ_1, λ, final_below)``, each ``(B,)``, defaults relative to ``‖T*‖``."""
+    norm = problem.target_norm
+    delta0 = np.array([init_scale or default_init_scale(problem, b, "balanced") for b in range(problem.size)])
+    delta1 = DEFAULT_REINIT * delta0 if reinit_scale is None else np.full(problem.size, reinit_scale)
+    if np.any(delta1 >= delta0):
+        raise OvertensorError(
+            f"reinit_scale (δ1 = {delta1.max():.3g}) must be below init_scale (δ0 = {delta0.min():.3g})")
+    lam = DEFAULT_REG * norm if reg is None else np.full(problem.size, float(reg))
+    # λ leaves a relative error of about λ sqrt(r) / (2‖T*‖); switch it off just above that
+    switch = (np.maximum(DEFAULT_FINAL_BELOW, lam * np.sqrt(problem.components) / norm)
+              if final_below is None else np.full(problem.size, float(final_below)))
+    return delta0, delta1, lam, switch
+
+
 def solve_batch(
     problem: Problem,
     *,
@@ -180,6 +196,8 @@ def solve_batch(
     One result per run; ``info["epochs"]`` lists one dict per epoch: ``epoch``,
     ``step`` and ``relative_error`` at its end, ``reg``, and the ``merged``,
     ``reinitialized`` (at its start) and ``active`` (at its end) component counts.
+    The history has two rows at an epoch boundary that falls on the record
+    interval: before and after the between-epoch update.
     """
     check_common(step_size=step_size, reg=0.0 if reg is None else reg, tol=tol, max_steps=0,
                  record_every=record_every, init_scale=init_scale)
@@ -187,14 +205,8 @@ def solve_batch(
                    epoch_growth=epoch_growth, max_epochs=max_epochs, merge_cos=merge_cos, final_below=final_below)
     B, order = problem.size, problem.order
     eta = _one_step_size(problem, step_size)
-    delta0 = np.array([init_scale or default_init_scale(problem, b, "balanced") for b in range(B)])
-    delta1 = np.array([reinit_scale or DEFAULT_REINIT * delta0[b] for b in range(B)])
-    if np.any(delta1 >= delta0):
-        raise OvertensorError(f"reinit_scale (δ1 = {delta1.max():.3g}) must be below init_scale (δ0 = {delta0.min():.3g})")
-    lam = np.array([DEFAULT_REG * problem.target_norm[b] if reg is None else reg for b in range(B)])
-    switch = np.array([
-        max(DEFAULT_FINAL_BELOW, lam[b] * math.sqrt(problem.components) / problem.target_norm[b])
-        if final_below is None else final_below for b in range(B)])
+    delta0, delta1, lam, switch = _scales(problem, init_scale=init_scale, reinit_scale=reinit_scale, reg=reg,
+                                          final_below=final_below)
     rngs = [np.random.default_rng(seed) for seed in problem.seeds]
     W = np.stack([delta0[b] * random_directions(rngs[b], problem.components, problem.dim) for b in range(B)])
     observe = None if truth is None else observer(truth_list(truth, B, problem.dim, order), W)
