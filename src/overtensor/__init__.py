@@ -10,6 +10,7 @@ from .api import check_options, decompose, decompose_batch, methods
 from .dense import DenseSymTensor, Tensor
 from .errors import OvertensorError
 from .io import load, save
+from .recovery import Match, match, polish, recover
 from .result import DecompositionResult, History
 from .symcp import SymCP, moment_tensor
 from .targets import add_noise, make_target
@@ -29,6 +30,10 @@ __all__ = [
     "check_options",
     "DecompositionResult",
     "History",
+    "recover",
+    "polish",
+    "match",
+    "Match",
     "load",
     "save",
     "OvertensorError",

@@ -21,6 +21,9 @@ from .api import decompose as _decompose
 from .api import methods
 from .errors import OvertensorError
 from .io import load, save
+from .recovery import match
+from .recovery import recover as _recover
+from .symcp import SymCP
 from .targets import KINDS, make_target
 
 
@@ -126,10 +129,25 @@ class _Bar:
               help="Array library that runs the solver [default: numpy].")
 @click.option("--device", help="Device for --backend torch, e.g. cuda [default: the library's default].")
 @click.option("--dtype", type=click.Choice(DTYPES), help="Floating-point precision [default: float64].")
+@click.option("--max-epochs", type=int, help="beyond-lazy: epoch budget [default: 20].")
+@click.option("--epoch-steps", type=int, help="beyond-lazy: steps H0 of the first epoch [default: 100].")
+@click.option("--epoch-growth", type=float, help="beyond-lazy: epoch k has H0 * growth^k steps [default: 1.25].")
+@click.option("--reinit-scale", type=float,
+              help="beyond-lazy: re-draw components with norm below this [default: init scale / 2].")
+@click.option("--final-below", type=float,
+              help="beyond-lazy: drop the regularizer once the relative error is below this [default: 1e-2].")
+@click.option("--recycle/--no-recycle", default=None,
+              help="beyond-lazy: merge duplicate directions between epochs and re-draw the freed components "
+                   "[default: on].")
+@click.option("--merge-cos", type=float, help="beyond-lazy: cosine at which directions merge [default: 0.99].")
+@click.option("--recover", is_flag=True,
+              help="Merge the m components into a rank estimate r^ (written to -o; matched against a factored target).")
+@click.option("--polish-steps", type=int, default=0, show_default=True,
+              help="With --recover: gradient steps at m = r^ on the target after recovery.")
 @click.option("--output", "-o", default=None, help="Write the learned components to this .npz file.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 def decompose(target_file: str, components: int, method: str, seed: int, output: str | None, as_json: bool,
-              **options: Any) -> None:
+              recover: bool, polish_steps: int, **options: Any) -> None:
     """Decompose the tensor in FILE (.npz factored or .npy dense) with m components.
 
     Method options left unset take the method's defaults; setting one the
@@ -138,6 +156,8 @@ def decompose(target_file: str, components: int, method: str, seed: int, output:
     out = _output_path(output, ".npz") if output else None
     if components < 1:
         raise OvertensorError(f"--components must be >= 1, got {components}")
+    if polish_steps < 0 or (polish_steps and not recover):
+        raise OvertensorError(f"--polish-steps needs --recover and must be >= 0, got {polish_steps}")
     target = load(target_file)
     given = {k: v for k, v in options.items() if v is not None}
     bar = _Bar(given.get("max_steps", 10_000))
@@ -145,9 +165,15 @@ def decompose(target_file: str, components: int, method: str, seed: int, output:
         result = _decompose(target, components, method, seed=seed, progress=bar, **given)
     finally:
         bar.close()
-    if out is not None:
-        save(out, result.model)
+    model = result.model
     summary = {"target": str(target_file), "order": target.order, "dim": target.dim, **result.summary()}
+    if recover:
+        model = _recover(model, polish_target=target if polish_steps else None, polish_steps=polish_steps)
+        summary["recovered_components"] = model.rank
+        if isinstance(target, SymCP):  # a factored target is its own ground truth
+            summary.update(match(model, target).summary())
+    if out is not None:
+        save(out, model)
     if as_json:
         click.echo(json.dumps(summary))
         return
@@ -159,6 +185,12 @@ def decompose(target_file: str, components: int, method: str, seed: int, output:
     masses = np.sort(result.model.weights)[::-1]
     shown = ", ".join(f"{w:.3g}" for w in masses[:10])
     click.echo(f"largest component weights: {shown}{' ...' if len(masses) > 10 else ''}")
+    if recover:
+        found = f"recovered {summary['recovered_components']} components"
+        if "min_cosine" in summary:
+            found += (f"; against the target: min cosine {summary['min_cosine']:.6f}, "
+                      f"missing {summary['missing']}, spurious {summary['spurious']}")
+        click.echo(found)
     if out is not None:
         click.echo(f"wrote {out}")
 

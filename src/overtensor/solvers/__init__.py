@@ -6,12 +6,13 @@ Each method module exposes ``solve_batch(problem, **options) -> list[Decompositi
 
 from __future__ import annotations
 
-from . import als, gd, lazy, lazy_gd, power
+from . import als, beyond_lazy, gd, lazy, lazy_gd, power
 
 __all__ = ["METHODS"]
 
 METHODS = {
     "gd": gd.solve_batch,
+    "beyond_lazy": beyond_lazy.solve_batch,
     "lazy": lazy.solve_batch,
     "lazy_gd": lazy_gd.solve_batch,
     "power": power.solve_batch,

@@ -13,7 +13,7 @@ the step budget ends, or a run diverges. It records a history row every
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -49,12 +49,16 @@ def gd_step(W: Array, target: TargetOp, config: DescentConfig, target_sq: Array)
 
 @dataclass
 class Recorder:
-    """Collects history rows for each run of a batch."""
+    """Collects history rows for each run of a batch.
+
+    ``observe(b, W_b)``, when given, adds columns to every row of run ``b``
+    from its parameters ``W_b (m, d)`` (e.g. :mod:`overtensor.diagnostics`).
+    """
 
     size: int
     start: float
     #: optional extra history columns of run ``b`` from its parameters ``W_b (m, d)``
-    columns: Callable[[int, Array], dict[str, float]] | None = None
+    observe: Callable[[int, Array], Mapping[str, float]] | None = None
 
     def __post_init__(self) -> None:
         self.rows: list[list[dict[str, float]]] = [[] for _ in range(self.size)]
@@ -62,8 +66,8 @@ class Recorder:
     def add(self, b: int, row: dict[str, float]) -> None:
         self.rows[b].append({**row, "seconds": time.perf_counter() - self.start})
 
-    def extra(self, b: int, W_b: Array) -> dict[str, float]:
-        return {} if self.columns is None else self.columns(b, W_b)
+    def extra(self, b: int, W_b: Array) -> Mapping[str, float]:
+        return {} if self.observe is None else self.observe(b, W_b)
 
 
 class Outcome(NamedTuple):

@@ -7,12 +7,13 @@ iterate ``W ← W - η ∇L(W)`` until ``‖T(W) - T*‖ / ‖T*‖ <= tol`` or 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from .._array import get_backend, to_numpy
+from ..diagnostics import observer, truth_list
 from ..errors import OvertensorError
 from ..objective import check_parameterization, evaluate, homogeneity, model_parts
 from ..result import DecompositionResult, History
@@ -99,6 +100,7 @@ def solve_batch(
     backend: str = "numpy",
     device: str | None = None,
     dtype: str = "float64",
+    truth: SymCP | Sequence[SymCP] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> list[DecompositionResult]:
     """Gradient descent from a small random initialization, for each run of the batch.
@@ -119,6 +121,8 @@ def solve_batch(
 
     The initial draws are NumPy-seeded whatever the backend, so a seed gives
     the same run on every backend (up to rounding).
+    truth : SymCP or one per run, optional; adds ``corr_j``, ``cone_mass_j`` and
+        ``movement`` columns to the history (:mod:`overtensor.diagnostics`)
     """
     check_parameterization(parameterization)
     check_common(step_size=step_size, reg=reg, tol=tol, max_steps=max_steps, record_every=record_every,
@@ -130,11 +134,14 @@ def solve_batch(
         raise OvertensorError("a batch with default step sizes needs targets of equal norm; pass step_size")
     scales = np.array([init_scale or default_init_scale(problem, b, parameterization) for b in range(B)])
     config = DescentConfig(float(etas[0]), reg, tol, max_steps, record_every, parameterization)
+    W0 = initial_params(problem, scales)
+    observe = None if truth is None else observer(
+        truth_list(truth, B, problem.dim, problem.order), W0, parameterization=parameterization)
     on = get_backend(backend, device, dtype)
     start = time.perf_counter()
-    recorder = Recorder(B, start)
+    recorder = Recorder(B, start, observe)
     op, target_sq = problem.on(on)
-    out = descend(on.asarray(initial_params(problem, scales)), op, target_sq, config, recorder,
+    out = descend(on.asarray(W0), op, target_sq, config, recorder,
                   progress=progress)
     W = to_numpy(out.W).astype(np.float64)
     rel, converged = out.relative_error, out.converged

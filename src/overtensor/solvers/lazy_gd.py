@@ -114,7 +114,7 @@ def solve_batch(
         return {"movement": float(np.linalg.norm(W_b - W0[b]) / W0_norm[b])}
 
     start = time.perf_counter()
-    recorder = Recorder(B, start, columns=movement)
+    recorder = Recorder(B, start, observe=movement)
     out = descend(W0, shifted, shifted_sq, config, recorder, progress=progress)
     seconds = time.perf_counter() - start
     results = []

@@ -1,0 +1,203 @@
+"""recover / match on hand-built models, recover-then-polish, diagnostics, and the CLI's --recover."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import overtensor as ot
+from overtensor import diagnostics
+
+
+def unit(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
+    G = rng.standard_normal((n, d))
+    return G / np.linalg.norm(G, axis=1, keepdims=True)
+
+
+def near(v: np.ndarray, eps: float, rng: np.random.Generator) -> np.ndarray:
+    """A unit vector at angle about ``eps`` from unit ``v``."""
+    u = v + eps * unit(rng, 1, v.size)[0]
+    return u / np.linalg.norm(u)
+
+
+def test_duplicates_merge_into_their_total_mass_and_tiny_masses_are_dropped():
+    rng = np.random.default_rng(0)
+    truth = ot.make_target(20, 3, 3, weights=[3.0, 2.0, 1.0], seed=0)
+    split = np.array([0.5, 0.3, 0.2])
+    weights = np.concatenate([c * split for c in truth.weights] + [np.full(4, 1e-4)])
+    vectors = np.concatenate([np.repeat(truth.vectors, 3, axis=0), unit(rng, 4, 20)])
+    rec = ot.recover(ot.SymCP(weights, vectors, 3))
+    assert rec.rank == 3  # the four masses of 1e-4 < 1% of the largest are dropped
+    # exact duplicates: mean direction = truth, weight = total mass; heaviest first
+    np.testing.assert_allclose(rec.vectors, truth.vectors, atol=1e-12)
+    np.testing.assert_allclose(rec.weights, truth.weights, rtol=1e-12)
+    # with mass_fraction 0 the tiny components stay, each its own cluster
+    assert ot.recover(ot.SymCP(weights, vectors, 3), mass_fraction=0.0).rank == 7
+
+
+def test_near_duplicates_weight_is_the_cluster_tensor_along_the_mean_direction():
+    rng = np.random.default_rng(1)
+    a = unit(rng, 1, 30)[0]
+    V = np.stack([near(a, 0.05, rng) for _ in range(4)])
+    s = np.array([0.4, 0.3, 0.2, 0.1])
+    rec = ot.recover(ot.SymCP(s, V, 3), cos=0.99)
+    assert rec.rank == 1
+    u = s @ V / np.linalg.norm(s @ V)  # brute force: mass-weighted mean, then S(u^{⊗3})
+    np.testing.assert_allclose(rec.vectors[0], u, atol=1e-12)
+    np.testing.assert_allclose(rec.weights[0], sum(si * (v @ u) ** 3 for si, v in zip(s, V)), rtol=1e-12)
+    # a cosine threshold above the spread of the cluster splits it
+    assert ot.recover(ot.SymCP(s, V, 3), cos=0.9999).rank > 1
+
+
+def test_even_order_merges_sign_flipped_copies_odd_order_does_not():
+    rng = np.random.default_rng(2)
+    a, b = unit(rng, 2, 10)
+    V = np.stack([a, -a, near(-a, 1e-3, rng), b])
+    s = np.array([1.0, 0.6, 0.4, 0.5])
+    even = ot.recover(ot.SymCP(s, V, 4))
+    assert even.rank == 2
+    np.testing.assert_allclose(abs(even.vectors[0] @ a), 1, atol=1e-6)
+    np.testing.assert_allclose(even.weights, [2.0, 0.5], rtol=1e-5)
+    assert even.distance(ot.SymCP(s, V, 4)) < 1e-5
+    odd = ot.recover(ot.SymCP(s, V, 3))
+    assert odd.rank == 3  # +a and -a are different order-3 components: 1.0 a^3 and 1.0 (-a)^3
+    assert odd.distance(ot.SymCP(s, V, 3)) < 1e-5
+
+
+def brute_force_pairs(C: np.ndarray) -> tuple[int, ...]:
+    """The assignment of true rows to recovered columns maximizing Σ|cos|, by enumeration."""
+    r, k = C.shape
+    best = max(itertools.permutations(range(k), r), key=lambda p: sum(abs(C[j, p[j]]) for j in range(r)))
+    return best
+
+
+def test_match_against_enumeration_with_missing_and_spurious_components():
+    rng = np.random.default_rng(3)
+    truth = ot.SymCP([1.0, 0.7, 0.4], unit(rng, 3, 8), 4)
+    # recovered: component 2 and 0 of the truth (sign flipped: even order), slightly off; one junk direction
+    vecs = np.stack([near(-truth.vectors[2], 1e-3, rng), unit(rng, 1, 8)[0], near(truth.vectors[0], 1e-3, rng)])
+    rec = ot.SymCP([0.41, 0.3, 0.95], vecs, 4)
+    m = ot.match(rec, truth, threshold=0.99)
+    C = truth.vectors @ rec.vectors.T
+    assert tuple(m.partners) == brute_force_pairs(C)
+    assert m.partners[0] == 2 and m.partners[2] == 0
+    np.testing.assert_allclose(m.cosines, np.abs(C[[0, 1, 2], m.partners]), rtol=1e-12)
+    assert m.missing == (1,) and m.spurious == (1,)
+    np.testing.assert_allclose(m.weight_errors[[0, 2]], [0.05, 0.025], rtol=1e-9)
+    assert m.min_cosine == m.cosines[1] < 0.99
+    # fewer recovered than true: the unpaired true component has cosine 0 and no partner
+    m2 = ot.match(ot.SymCP([1.0], truth.vectors[:1], 4), truth)
+    assert m2.missing == (1, 2) and m2.spurious == () and m2.min_cosine == 0.0
+    assert m2.partners.tolist() == [0, -1, -1] and np.isnan(m2.weight_errors[1])
+
+
+def test_match_bad_input():
+    t = ot.make_target(5, 2, 3)
+    with pytest.raises(ot.OvertensorError, match="threshold must lie in"):
+        ot.match(t, t, threshold=1.5)
+    with pytest.raises(ot.OvertensorError, match="tensors differ in shape"):
+        ot.match(t, ot.make_target(6, 2, 3))
+    with pytest.raises(ot.OvertensorError, match="mass_fraction must lie in"):
+        ot.recover(t, mass_fraction=1.0)
+
+
+def test_recover_then_polish_restores_fast_final_convergence():
+    # order 4, d = 15, r = 3, m = 12 (docs/design.md section 5)
+    target = ot.make_target(15, 3, 4, kind="gaussian", weights="geometric", seed=0)
+    fit = ot.decompose(target, 12, seed=0, tol=1e-3)
+    recovered = ot.recover(fit.model)
+    assert recovered.rank == 3
+    assert ot.match(recovered, target).min_cosine > 0.999
+    go_on = ot.polish(fit.model, target, tol=1e-8, max_steps=1000)  # GD continued with all 12
+    polished = ot.polish(recovered, target, tol=1e-8, max_steps=1000)
+    # measured: polishing at m = 3 starts at 8.1e-3 (merging costs accuracy) and reaches 1e-8 in
+    # 125 steps, linearly (2.3e-5 at step 50, 2.5e-7 at 100); GD continued at m = 12 creeps from
+    # 9.7e-4 to 5.1e-6 by step 125 and stays there (5.07e-6 at 1000, 4.4e-6 at 20000: sublinear)
+    assert polished.converged and polished.steps <= 130
+    assert polished.history.relative_error[0] > 5e-3
+    assert not go_on.converged and 4e-6 < go_on.relative_error < 6e-6
+    # the recover(..., polish_target=) shortcut runs the same polish
+    again = ot.recover(fit.model, polish_target=target, polish_steps=polished.steps)
+    assert again.distance(target) / target.norm() <= 1e-8
+
+
+def test_diagnostics_are_recorded_and_equal_brute_force_at_the_end():
+    target = ot.make_target(20, 3, 3, weights=[1.0, 0.5, 0.25], seed=1)
+    res = ot.decompose(target, 8, seed=1, max_steps=400, truth=target)
+    h = res.history
+    assert {"corr_0", "corr_2", "cone_mass_1", "movement"} <= set(h.names)
+    W = res.params
+    Wbar = W / np.linalg.norm(W, axis=1, keepdims=True)
+    C = Wbar @ target.vectors.T
+    np.testing.assert_allclose([h[f"corr_{j}"][-1] for j in range(3)], C.max(axis=0), rtol=1e-12)
+    mass = np.sum(W**2, axis=1)
+    np.testing.assert_allclose([h[f"cone_mass_{j}"][-1] for j in range(3)],
+                               [mass[C[:, j] >= 0.9].sum() for j in range(3)], rtol=1e-12)
+    np.testing.assert_allclose(h["movement"][-1], np.linalg.norm(W - _w0(8, 20, 1, target))
+                               / np.linalg.norm(_w0(8, 20, 1, target)), rtol=1e-12)
+    assert h["movement"][0] == 0.0 and h["movement"][-1] > 100  # far from W0: not lazy
+    assert diagnostics.active_count(W, 1e-3 * target.norm(), 3) == h.active[-1]
+    # measured: plain GD parks all 8 components on a_0 and a_1; a_2 (weight 0.25) is never
+    # found: its best correlation falls from 0.086 to 0, error stalls at 0.25 / ‖T*‖
+    np.testing.assert_allclose([h[f"cone_mass_{j}"][-1] for j in range(3)], [1.0, 0.5, 0.0], atol=1e-4)
+    assert h["corr_2"][0] == pytest.approx(0.086, abs=1e-3) and h["corr_2"][-1] < 1e-3
+    np.testing.assert_allclose(res.relative_error, 0.25 / target.norm(), rtol=1e-4)
+    # beyond-lazy re-draws the idle components and fits a_2; each cone then holds its true weight
+    bl = ot.decompose(target, 8, "beyond-lazy", seed=1, tol=1e-4, truth=target).history
+    np.testing.assert_allclose([bl[f"cone_mass_{j}"][-1] for j in range(3)], target.weights, rtol=1e-3)
+    assert min(bl[f"corr_{j}"][-1] for j in range(3)) > 0.999
+
+
+def _w0(m: int, d: int, seed: int, target: ot.SymCP) -> np.ndarray:
+    """gd's documented initialization: random directions of norm 1e-3 ‖T*‖^{1/2}."""
+    G = np.random.default_rng(seed).standard_normal((m, d))
+    return 1e-3 * np.sqrt(target.norm()) * G / np.linalg.norm(G, axis=1, keepdims=True)
+
+
+def test_diagnostics_truth_must_fit_the_batch():
+    t = ot.make_target(10, 2, 3)
+    with pytest.raises(ot.OvertensorError, match="truth: got 2 tensors for a batch of 1 runs"):
+        ot.decompose(t, 4, truth=[t, t])
+    with pytest.raises(ot.OvertensorError, match="truth must be a SymCP of order 3 in dimension 10"):
+        ot.decompose(t, 4, truth=ot.make_target(11, 2, 3))
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "overtensor.cli", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_cli_recover_reports_the_match(tmp_path: Path):
+    ot.save(tmp_path / "t.npz", ot.make_target(40, 5, 3, seed=3))
+    out = cli("decompose", "t.npz", "--components", "30", "--method", "beyond-lazy", "--recover", "--json",
+              "-o", "rec.npz", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    assert summary["method"] == "beyond_lazy" and summary["converged"]
+    assert summary["recovered_components"] == 5
+    assert summary["min_cosine"] >= 0.999 and summary["missing"] == [] and summary["spurious"] == []
+    rec = ot.load(tmp_path / "rec.npz")
+    assert rec.rank == 5
+    assert ot.match(rec, ot.make_target(40, 5, 3, seed=3)).min_cosine == pytest.approx(summary["min_cosine"])
+    human = cli("decompose", "t.npz", "-m", "30", "--method", "beyond-lazy", "--recover", cwd=tmp_path)
+    assert "recovered 5 components; against the target: min cosine" in human.stdout
+
+
+@pytest.mark.parametrize("args,match", [
+    (["--method", "gd", "--max-epochs", "3"], "unknown option 'max_epochs' for method 'gd'"),
+    (["--method", "beyond-lazy", "--epoch-growth", "0.5"], "epoch_growth must be a finite number >= 1"),
+])
+def test_cli_bad_option_is_one_line(tmp_path: Path, args, match):
+    import re
+
+    ot.save(tmp_path / "t.npz", ot.make_target(10, 2, 3, seed=0))
+    out = cli("decompose", "t.npz", "-m", "4", *args, cwd=tmp_path)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and re.search(match, lines[0]), out.stderr
