@@ -70,14 +70,14 @@ def test_float32_reports_the_float64_error_of_its_parameters():
 
 
 def test_batch_with_runs_stopping_at_different_steps_equals_single_runs():
-    # measured: seeds 0, 8 and 9 stop after 41, 661 and 38 steps
+    # measured: seeds 0, 5 and 9 stop after 26, 131 and 24 steps
     target = ot.make_target(50, 5, 3, seed=0)
-    seeds = [0, 8, 9]
+    seeds = [0, 5, 9]
     ticks: list[int] = []
     batch = ot.decompose_batch(target, 20, seeds=seeds, max_steps=1000, progress=ticks.append)
     singles = [ot.decompose(target, 20, seed=s, max_steps=1000) for s in seeds]
-    assert [r.steps for r in batch] == [41, 661, 38]
-    assert sum(ticks) == 661
+    assert [r.steps for r in batch] == [26, 131, 24]
+    assert sum(ticks) == 131
     for b, s in zip(batch, singles):
         _assert_same_run(b, s, rtol=1e-10)
         np.testing.assert_array_equal(b.history.step, s.history.step)

@@ -39,10 +39,9 @@ def test_recycling_fits_spread_weights_with_m_r_plus_2_where_gd_does_not():
     assert all(r.relative_error <= 1e-3 for r in bl)
     assert any(e["merged"] > 0 for r in bl for e in r.info["epochs"])
     gd = ot.decompose_batch(targets, 12, "gd", seeds=seeds, tol=1e-3, max_steps=5000)
-    # measured: plain GD stalls with whole directions unfit (seed 4 alone creeps on and
-    # reaches 1e-3 after 14034 steps; the others stay put at 20000)
+    # measured: plain GD stalls with whole directions unfit after 5000 steps
     errors = [r.relative_error for r in gd]
-    np.testing.assert_allclose(errors, [0.1898, 0.0868, 0.0981, 0.1402, 0.0243, 0.0793], atol=2e-3)
+    np.testing.assert_allclose(errors, [0.1810, 0.0243, 0.0430, 0.1182, 0.0672, 0.1402], atol=2e-3)
     assert not any(r.converged for r in gd)
     assert all(ot.match(ot.recover(r.model), t).missing != () for r, t in zip(gd, targets))
 

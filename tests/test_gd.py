@@ -20,14 +20,14 @@ def test_overparameterized_gd_fits_orthonormal_rank5(seed):
 
 
 def test_gd_with_m_equal_r_stalls_in_most_seeds():
-    # Measured: 8 of 10 seeds stall (2 at relative error sqrt(1/5), the rest at sqrt(2/5):
-    # one or two true directions never get a component).
+    # Measured: 10 of 10 seeds stall, 6 at relative error sqrt(1/5) and 4 at sqrt(2/5):
+    # one or two true directions never get a component.
     errors = []
     for seed in range(10):
         target = ot.make_target(50, 5, 3, seed=seed)
         errors.append(ot.decompose(target, 5, seed=seed, tol=1e-4, max_steps=5000).relative_error)
     stalled = [e for e in errors if e > 1e-2]
-    assert len(stalled) == 8
+    assert len(stalled) == 10
     # each stalled run sits at sqrt(k/5): k directions left unfit
     k = np.round(np.square(stalled) * 5)
     np.testing.assert_allclose(np.square(stalled) * 5, k, atol=1e-3)

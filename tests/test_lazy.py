@@ -66,9 +66,14 @@ def test_cg_residual_equals_lstsq_on_explicit_jacobian(d, order, m):
         x, *_ = np.linalg.lstsq(J, T, rcond=None)
         brute = np.linalg.norm(T - J @ x) / np.linalg.norm(T)
         result = ot.decompose(target, m, method="lazy", seed=7)
-        np.testing.assert_allclose(result.relative_error**2, brute**2, atol=1e-14)
-        if brute > 1e-3:
-            np.testing.assert_allclose(result.relative_error, brute, atol=1e-8)
+        # The normal equations square the Jacobian's condition number, so the matrix-free
+        # residual is good to ~eps·cond(J)² at best: 1e-8 wherever cond(J) < 1e4 (7 of these 8
+        # cases); (4, 4, 8) draws cond(J) = 7.7e4 and measured 1.4e-8 (2e-8 at cg_tol 1e-12: noise).
+        cond = np.linalg.cond(J)
+        tol = 1e-8 if cond < 1e4 else np.finfo(float).eps * cond**2
+        np.testing.assert_allclose(result.relative_error**2, brute**2, atol=max(1e-14, tol * brute))
+        if brute > 1e-3:  # a zero residual reads as ~1e-8: the square root of rounding
+            np.testing.assert_allclose(result.relative_error, brute, atol=tol)
         # the returned model is the projection itself
         np.testing.assert_allclose(result.model.to_dense().ravel(), J @ x, atol=1e-7 * np.linalg.norm(T))
 

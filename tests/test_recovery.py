@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import overtensor as ot
+from overtensor.solvers.problem import run_rng
 from overtensor import diagnostics
 
 
@@ -114,22 +115,24 @@ def test_recover_then_polish_restores_fast_final_convergence():
     recovered = ot.recover(fit.model)
     assert recovered.rank == 3
     assert ot.match(recovered, target).min_cosine > 0.999
-    go_on = ot.polish(fit.model, target, tol=1e-8, max_steps=1000)  # GD continued with all 12
-    polished = ot.polish(recovered, target, tol=1e-8, max_steps=1000)
-    # measured: polishing at m = 3 starts at 8.1e-3 (merging costs accuracy) and reaches 1e-8 in
-    # 125 steps, linearly (2.3e-5 at step 50, 2.5e-7 at 100); GD continued at m = 12 creeps from
-    # 9.7e-4 to 5.1e-6 by step 125 and stays there (5.07e-6 at 1000, 4.4e-6 at 20000: sublinear)
-    assert polished.converged and polished.steps <= 130
-    assert polished.history.relative_error[0] > 5e-3
-    assert not go_on.converged and 4e-6 < go_on.relative_error < 6e-6
+    # 1e-7, not 1e-8: the squared residual is a difference of O(‖T*‖²) terms, so errors
+    # below ~1e-8 are rounding
+    go_on = ot.polish(fit.model, target, tol=1e-7, max_steps=1000)  # GD continued with all 12
+    polished = ot.polish(recovered, target, tol=1e-7, max_steps=1000)
+    # measured: polishing at m = 3 starts at 3.2e-3 (merging costs accuracy) and reaches 1e-7 in
+    # 139 steps, linearly (5.4e-5 at step 50, 1.6e-6 at 100); GD continued at m = 12 creeps from
+    # 9.8e-4 to 2.88e-5 by step 200 and barely moves after (2.83e-5 at 1000: sublinear)
+    assert polished.converged and polished.steps <= 150
+    assert polished.history.relative_error[0] > 3e-3
+    assert not go_on.converged and 2.7e-5 < go_on.relative_error < 2.9e-5
     # the recover(..., polish_target=) shortcut runs the same polish
     again = ot.recover(fit.model, polish_target=target, polish_steps=polished.steps)
-    assert again.distance(target) / target.norm() <= 1e-8
+    assert again.distance(target) / target.norm() <= 1e-7
 
 
 def test_diagnostics_are_recorded_and_equal_brute_force_at_the_end():
     target = ot.make_target(20, 3, 3, weights=[1.0, 0.5, 0.25], seed=1)
-    res = ot.decompose(target, 8, seed=1, max_steps=400, truth=target)
+    res = ot.decompose(target, 8, seed=7, max_steps=400, truth=target)
     h = res.history
     assert {"corr_0", "corr_2", "cone_mass_1", "movement"} <= set(h.names)
     W = res.params
@@ -139,24 +142,24 @@ def test_diagnostics_are_recorded_and_equal_brute_force_at_the_end():
     mass = np.sum(W**2, axis=1)
     np.testing.assert_allclose([h[f"cone_mass_{j}"][-1] for j in range(3)],
                                [mass[C[:, j] >= 0.9].sum() for j in range(3)], rtol=1e-12)
-    np.testing.assert_allclose(h["movement"][-1], np.linalg.norm(W - _w0(8, 20, 1, target))
-                               / np.linalg.norm(_w0(8, 20, 1, target)), rtol=1e-12)
+    np.testing.assert_allclose(h["movement"][-1], np.linalg.norm(W - _w0(8, 20, 7, target))
+                               / np.linalg.norm(_w0(8, 20, 7, target)), rtol=1e-12)
     assert h["movement"][0] == 0.0 and h["movement"][-1] > 100  # far from W0: not lazy
     assert diagnostics.active_count(W, 1e-3 * target.norm(), 3) == h.active[-1]
-    # measured: plain GD parks all 8 components on a_0 and a_1; a_2 (weight 0.25) is never
-    # found: its best correlation falls from 0.086 to 0, error stalls at 0.25 / ‖T*‖
-    np.testing.assert_allclose([h[f"cone_mass_{j}"][-1] for j in range(3)], [1.0, 0.5, 0.0], atol=1e-4)
-    assert h["corr_2"][0] == pytest.approx(0.086, abs=1e-3) and h["corr_2"][-1] < 1e-3
-    np.testing.assert_allclose(res.relative_error, 0.25 / target.norm(), rtol=1e-4)
+    # measured: with this seed plain GD parks its components on a_0 and a_2; a_1 (weight 0.5)
+    # is never found: its best correlation falls from 0.0121 to 0.0018, error stalls at 0.5 / ‖T*‖
+    np.testing.assert_allclose([h[f"cone_mass_{j}"][-1] for j in range(3)], [1.0, 0.0, 0.25], atol=1e-4)
+    assert h["corr_1"][0] == pytest.approx(0.0121, abs=1e-4) and h["corr_1"][-1] < 2e-3
+    np.testing.assert_allclose(res.relative_error, 0.5 / target.norm(), rtol=1e-4)
     # beyond-lazy re-draws the idle components and fits a_2; each cone then holds its true weight
-    bl = ot.decompose(target, 8, "beyond-lazy", seed=1, tol=1e-4, truth=target).history
+    bl = ot.decompose(target, 8, "beyond-lazy", seed=7, tol=1e-4, truth=target).history
     np.testing.assert_allclose([bl[f"cone_mass_{j}"][-1] for j in range(3)], target.weights, rtol=1e-3)
     assert min(bl[f"corr_{j}"][-1] for j in range(3)) > 0.999
 
 
 def _w0(m: int, d: int, seed: int, target: ot.SymCP) -> np.ndarray:
     """gd's documented initialization: random directions of norm 1e-3 ‖T*‖^{1/2}."""
-    G = np.random.default_rng(seed).standard_normal((m, d))
+    G = run_rng(seed).standard_normal((m, d))
     return 1e-3 * np.sqrt(target.norm()) * G / np.linalg.norm(G, axis=1, keepdims=True)
 
 

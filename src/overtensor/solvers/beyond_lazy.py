@@ -33,8 +33,8 @@ from ..recovery import cluster_directions, merge_clusters
 from ..result import DecompositionResult
 from ..symcp import SymCP
 from .descent import DescentConfig, Recorder, descend
-from .gd import build_result, check_common, default_init_scale, default_step_size
-from .problem import Problem, random_directions
+from .gd import build_result, check_common, default_init_scale, step_sizes
+from .problem import Problem, random_directions, run_rng
 
 __all__ = ["solve_batch", "merge_duplicates", "reinitialize", "Refresh"]
 
@@ -130,14 +130,6 @@ def _check_options(*, reinit_scale: float | None, init_scale: float | None, epoc
         raise OvertensorError(f"final_below must be a finite number >= 0, got {final_below!r}")
 
 
-def _one_step_size(problem: Problem, step_size: float | None) -> float:
-    etas = np.array([step_size or default_step_size(problem, b) for b in range(problem.size)])
-    if np.ptp(etas) > 1e-12 * etas.max():  # equal norms up to rounding are equal
-        # one step size per batch keeps the update a single array operation
-        raise OvertensorError("a batch with default step sizes needs targets of equal norm; pass step_size")
-    return float(etas[0])
-
-
 def _scales(problem: Problem, *, init_scale: float | None, reinit_scale: float | None, reg: float | None,
             final_below: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per-run ``(δ_0, δ_1, λ, final_below)``, each ``(B,)``, defaults relative to ``‖T*‖``."""
@@ -176,7 +168,7 @@ def solve_batch(
 
     Parameters
     ----------
-    step_size : float, ``η``, default ``0.4 / ‖T*‖``
+    step_size : float, ``η``, default ``0.3 / σ`` as for ``gd``
     init_scale : float, ``δ_0``, default ``1e-3 · ‖T*‖^{1/2}``
     reinit_scale : float, ``δ_1 < δ_0``, default ``0.5 δ_0``
     reg : float, ``λ``, default ``3e-4 · ‖T*‖``
@@ -204,10 +196,10 @@ def solve_batch(
     _check_options(reinit_scale=reinit_scale, init_scale=init_scale, epoch_steps=epoch_steps,
                    epoch_growth=epoch_growth, max_epochs=max_epochs, merge_cos=merge_cos, final_below=final_below)
     B, order = problem.size, problem.order
-    eta = _one_step_size(problem, step_size)
+    eta = step_sizes(problem, step_size)
     delta0, delta1, lam, switch = _scales(problem, init_scale=init_scale, reinit_scale=reinit_scale, reg=reg,
                                           final_below=final_below)
-    rngs = [np.random.default_rng(seed) for seed in problem.seeds]
+    rngs = [run_rng(seed) for seed in problem.seeds]
     W = np.stack([delta0[b] * random_directions(rngs[b], problem.components, problem.dim) for b in range(B)])
     observe = None if truth is None else observer(truth_list(truth, B, problem.dim, order), W)
     start = time.perf_counter()
@@ -247,7 +239,7 @@ def solve_batch(
     return [
         build_result(problem, b, W[b], relative_error=rel[b], converged=converged[b], steps=steps[b],
                      seconds=seconds, method="beyond_lazy", rows=recorder.rows[b], parameterization="balanced",
-                     info={"step_size": eta, "init_scale": float(delta0[b]), "reinit_scale": float(delta1[b]),
+                     info={"step_size": float(eta[b]), "init_scale": float(delta0[b]), "reinit_scale": float(delta1[b]),
                            "reg": float(lam[b]), "epoch_steps": epoch_steps, "epoch_growth": epoch_growth,
                            "final_below": float(switch[b]), "recycle": recycle, "merge_cos": merge_cos,
                            "epochs": epochs[b]})

@@ -32,7 +32,9 @@ DIVERGENCE_FACTOR = 1e3
 
 
 class DescentConfig(NamedTuple):
-    step_size: float
+    """Settings of :func:`descend`; ``step_size`` is one ``η`` or one per run of the batch, ``(B,)``."""
+
+    step_size: float | np.ndarray
     reg: float
     tol: float
     max_steps: int
@@ -41,10 +43,14 @@ class DescentConfig(NamedTuple):
     active_threshold: float = 1e-3  # mass, relative to ‖T*‖, that counts a component as active
 
 
-def gd_step(W: Array, target: TargetOp, config: DescentConfig, target_sq: Array) -> tuple[Array, Evaluation]:
-    """One gradient step; returns the new parameters and the evaluation at the old ones."""
-    ev = evaluate(W, target, config.reg, config.parameterization, target_sq)
-    return W - config.step_size * ev.grad, ev
+def gd_step(W: Array, target: TargetOp, step_size: Array | float, reg: float, parameterization: str,
+            target_sq: Array) -> tuple[Array, Evaluation]:
+    """One gradient step ``W - η ∇L(W)``; returns it and the evaluation at ``W``.
+
+    ``step_size`` is a scalar or a ``(B, 1, 1)`` array of per-run steps.
+    """
+    ev = evaluate(W, target, reg, parameterization, target_sq)
+    return W - step_size * ev.grad, ev
 
 
 @dataclass
@@ -83,13 +89,14 @@ class Outcome(NamedTuple):
     relative_error: np.ndarray
 
 
-def _check_divergence(rel: np.ndarray, steps: np.ndarray, step_size: float) -> None:
+def _check_divergence(rel: np.ndarray, steps: np.ndarray, step_size: np.ndarray) -> None:
     bad = ~(rel <= DIVERGENCE_FACTOR)  # also catches nan
     if bad.any():
         b = int(np.flatnonzero(bad)[0])
+        eta = float(step_size[b])
         raise OvertensorError(
             f"gradient descent diverged at step {int(steps.max())} (relative error {rel[b]:.3g}) with "
-            f"step size {step_size:.3g}; try a smaller step size, e.g. {step_size / 10:.3g}"
+            f"step size {eta:.3g}; try a smaller step size, e.g. {eta / 10:.3g}"
         )
 
 
@@ -100,6 +107,7 @@ class _Live(NamedTuple):
     W: Array  # (b, m, d)
     op: TargetOp
     target_sq: Array  # (b,)
+    eta: Array  # (b, 1, 1) step sizes
 
     def keep(self, rows: np.ndarray) -> "_Live":
         """The subset ``rows`` (indices into ``runs``); the arrays are taken only when it shrinks."""
@@ -111,7 +119,8 @@ class _Live(NamedTuple):
         def take(x: Array) -> Array:
             return xp.take(x, idx, axis=0)
 
-        return _Live(self.runs[rows], take(self.W), map_arrays(self.op, take), take(self.target_sq))
+        return _Live(self.runs[rows], take(self.W), map_arrays(self.op, take), take(self.target_sq),
+                     take(self.eta))
 
 
 def descend(
@@ -149,7 +158,9 @@ def descend(
     scale = np.sqrt(to_numpy(target_sq).astype(np.float64))
     rel = np.full(B, np.nan)
     final = [W[b, ...] for b in range(B)]  # each run's parameters once it stops
-    everything = _Live(np.arange(B), W, target, target_sq)
+    etas = np.broadcast_to(np.asarray(config.step_size, dtype=np.float64), (B,))
+    eta = xp.asarray(etas[:, None, None], dtype=W.dtype, device=array_device(W))
+    everything = _Live(np.arange(B), W, target, target_sq, eta)
     if not running.all():  # runs that do not move report their current error
         still = everything.keep(np.flatnonzero(~running))
         ev = evaluate(still.W, still.op, config.reg, config.parameterization, still.target_sq)
@@ -157,9 +168,9 @@ def descend(
     live = everything.keep(np.flatnonzero(running))
     taken = reported = 0  # steps taken by the batch in this call, and passed to progress
     for k in range(config.max_steps + 1 if live.runs.size else 0):
-        ev = evaluate(live.W, live.op, config.reg, config.parameterization, live.target_sq)
+        W_next, ev = gd_step(live.W, live.op, live.eta, config.reg, config.parameterization, live.target_sq)
         r = rel[live.runs] = np.sqrt(to_numpy(ev.residual_sq)) / scale[live.runs]
-        _check_divergence(r, steps, config.step_size)
+        _check_divergence(r, steps, etas[live.runs])
         # tol = 0 runs the whole budget: an estimate of 0 is rounding, not an exact fit
         done = r <= config.tol if config.tol > 0 else np.zeros(r.shape, dtype=bool)
         stopping = done.any()
@@ -173,7 +184,7 @@ def descend(
                 final[live.runs[j]] = live.W[int(j), ...]
         if last:
             break
-        live = live._replace(W=live.W - config.step_size * ev.grad)
+        live = live._replace(W=W_next)
         if stopping:
             live = live.keep(np.flatnonzero(~done))
             if live.runs.size == 0:

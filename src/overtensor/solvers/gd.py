@@ -19,19 +19,28 @@ from ..objective import check_parameterization, evaluate, homogeneity, model_par
 from ..result import DecompositionResult, History
 from ..symcp import SymCP
 from .descent import DescentConfig, Recorder, descend
-from .problem import Problem, random_directions
+from .problem import Problem, random_directions, run_rng
 
 __all__ = ["solve_batch", "default_step_size", "default_init_scale", "check_common", "build_result",
            "relative_errors"]
 
-#: ``η = DEFAULT_STEP / ‖T*‖`` when no step size is given (chosen in docs/defaults.md).
-DEFAULT_STEP = 0.4
+#: ``η = DEFAULT_STEP / σ`` when no step size is given, ``σ = max_{‖x‖=1} |T*(x^{⊗l})|`` (estimated):
+#: a component of mass ``c`` on a direction of weight ``c`` has radial curvature ``4c``, so
+#: ``η < 0.5 / c`` is needed; 0.3 leaves a margin (grid in docs/defaults.md).
+DEFAULT_STEP = 0.3
 #: ``δ_0 = DEFAULT_INIT · ‖T*‖^{1/p}`` when no init scale is given (``p``: the model's homogeneity).
 DEFAULT_INIT = 1e-3
 
 
 def default_step_size(problem: Problem, b: int) -> float:
-    return DEFAULT_STEP / float(problem.target_norm[b])
+    return DEFAULT_STEP / float(problem.spectral_norm[b])
+
+
+def step_sizes(problem: Problem, step_size: float | None) -> np.ndarray:
+    """``(B,)`` step sizes: the given one for every run, or each run's default."""
+    if step_size is not None:
+        return np.full(problem.size, float(step_size))
+    return np.array([default_step_size(problem, b) for b in range(problem.size)])
 
 
 def default_init_scale(problem: Problem, b: int, parameterization: str) -> float:
@@ -82,7 +91,7 @@ def relative_errors(problem: Problem, W: np.ndarray, parameterization: str) -> n
 def initial_params(problem: Problem, scales: np.ndarray) -> np.ndarray:
     """``(B, m, d)`` random directions with norms ``scales[b]``, run ``b`` drawn from ``seeds[b]``."""
     return np.stack([
-        scales[b] * random_directions(np.random.default_rng(seed), problem.components, problem.dim)
+        scales[b] * random_directions(run_rng(seed), problem.components, problem.dim)
         for b, seed in enumerate(problem.seeds)
     ])
 
@@ -107,7 +116,7 @@ def solve_batch(
 
     Parameters
     ----------
-    step_size : float, default ``0.4 / ‖T*‖``
+    step_size : float, default ``0.3 / σ``, ``σ = max_{‖x‖=1} |T*(x^{⊗l})|`` (estimated by power iteration)
     init_scale : float, default ``1e-3 · ‖T*‖^{1/p}`` (``p`` = 2 balanced, ``l`` plain)
     reg : float, ``λ`` of the ℓ2 regularizer
     max_steps : int
@@ -128,12 +137,9 @@ def solve_batch(
     check_common(step_size=step_size, reg=reg, tol=tol, max_steps=max_steps, record_every=record_every,
                  init_scale=init_scale)
     B = problem.size
-    etas = np.array([step_size or default_step_size(problem, b) for b in range(B)])
-    if np.ptp(etas) > 1e-12 * etas.max():  # equal norms up to rounding are equal
-        # one step size per batch keeps the update a single array operation
-        raise OvertensorError("a batch with default step sizes needs targets of equal norm; pass step_size")
+    etas = step_sizes(problem, step_size)
     scales = np.array([init_scale or default_init_scale(problem, b, parameterization) for b in range(B)])
-    config = DescentConfig(float(etas[0]), reg, tol, max_steps, record_every, parameterization)
+    config = DescentConfig(etas, reg, tol, max_steps, record_every, parameterization)
     W0 = initial_params(problem, scales)
     observe = None if truth is None else observer(
         truth_list(truth, B, problem.dim, problem.order), W0, parameterization=parameterization)
@@ -153,7 +159,7 @@ def solve_batch(
         build_result(problem, b, W[b], relative_error=rel[b], converged=converged[b],
                      steps=out.steps[b], seconds=seconds, method="gd", rows=recorder.rows[b],
                      parameterization=parameterization,
-                     info={"step_size": config.step_size, "init_scale": float(scales[b]), "reg": reg,
+                     info={"step_size": float(etas[b]), "init_scale": float(scales[b]), "reg": reg,
                            "parameterization": parameterization, "backend": backend, "dtype": dtype})
         for b in range(B)
     ]

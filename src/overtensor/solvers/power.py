@@ -24,7 +24,7 @@ from ..errors import OvertensorError
 from ..kernels import FactoredOp, ShiftedOp, TargetOp
 from ..result import DecompositionResult, History
 from ..symcp import SymCP
-from .problem import Problem, random_directions
+from .problem import Problem, random_directions, run_rng
 
 __all__ = ["power_iterations", "solve_batch"]
 
@@ -93,7 +93,7 @@ def solve_batch(
         if not (np.isfinite(v) and v >= 0):
             raise OvertensorError(f"{name} must be a finite number >= 0, got {v!r}")
     B, m, d, l = problem.size, problem.components, problem.dim, problem.order
-    starts = np.stack([random_directions(np.random.default_rng(s), m * n_starts, d).reshape(m, n_starts, d)
+    starts = np.stack([random_directions(run_rng(s), m * n_starts, d).reshape(m, n_starts, d)
                        for s in problem.seeds])  # (B, m, S, d)
     start = time.perf_counter()
     weights, vectors = np.zeros((B, 0)), np.zeros((B, 0, d))

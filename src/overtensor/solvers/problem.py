@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -13,7 +14,16 @@ from ..errors import OvertensorError
 from ..kernels import DenseOp, FactoredOp, TargetOp, map_arrays
 from ..symcp import SymCP
 
-__all__ = ["Problem", "make_problem", "random_directions"]
+__all__ = ["Problem", "make_problem", "random_directions", "run_rng", "spectral_norm_estimate"]
+
+# Solvers draw from a stream of their own, so that ``decompose(make_target(..., seed=s), m,
+# seed=s)`` does not start from the target's own directions (both would read default_rng(s)).
+_SOLVER_STREAM = 0x0F7E
+
+
+def run_rng(seed: int) -> np.random.Generator:
+    """The generator of every random draw a solver makes for the run with this seed."""
+    return np.random.default_rng([_SOLVER_STREAM, seed])
 
 
 @dataclass(frozen=True)
@@ -49,6 +59,11 @@ class Problem:
     def target_norm(self) -> np.ndarray:
         return np.sqrt(self.target_sq)
 
+    @cached_property
+    def spectral_norm(self) -> np.ndarray:
+        """(B,) estimate of ``max_{‖x‖=1} |T*(x^{⊗l})|``, which sets the largest stable step."""
+        return spectral_norm_estimate(self.op, self.dim)
+
     def on(self, backend: Backend) -> tuple[TargetOp, Array]:
         """``(op, target_sq)`` as arrays of ``backend`` (its library, device and dtype)."""
         return map_arrays(self.op, backend.asarray), backend.asarray(self.target_sq)
@@ -82,6 +97,9 @@ def make_problem(targets: Sequence[Tensor], components: int, seeds: Sequence[int
         raise OvertensorError(f"components must be an integer >= 1, got {components!r}")
     if len(seeds) != len(targets):
         raise OvertensorError(f"got {len(seeds)} seeds for {len(targets)} targets")
+    for s in seeds:
+        if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0:
+            raise OvertensorError(f"seed must be an integer >= 0, got {s!r}")
     op = _stack_op(targets)
     target_sq = np.asarray(op.norm_sq(), dtype=np.float64)
     if np.any(target_sq <= 0):
@@ -93,3 +111,24 @@ def random_directions(rng: np.random.Generator, m: int, d: int) -> np.ndarray:
     """``m`` independent uniform random unit vectors, ``(m, d)``."""
     G = rng.standard_normal((m, d))
     return G / np.linalg.norm(G, axis=1, keepdims=True)
+
+
+def spectral_norm_estimate(op: TargetOp, dim: int, *, starts: int = 8, iterations: int = 30) -> np.ndarray:
+    """``max_{‖x‖=1} |T(x^{⊗l})|`` estimated by the tensor power iteration from a few starts.
+
+    ``x ← T(x^{⊗(l-1)}, ·) / ‖T(x^{⊗(l-1)}, ·)‖`` from ``starts`` fixed random
+    directions (the same for every target, so a batch equals its single runs);
+    the estimate is the best ``|T(x^{⊗l})|`` found, a lower bound that is tight
+    for low-rank targets. Cost ``starts · iterations`` contractions.
+
+    Returns
+    -------
+    (B,) array for an operator with batch axis ``B``.
+    """
+    X = random_directions(np.random.default_rng([_SOLVER_STREAM + 1]), starts, dim)
+    X = np.broadcast_to(X, (*np.shape(op.norm_sq()), starts, dim))
+    for _ in range(iterations):
+        Y = op.contract(X)
+        X = Y / np.maximum(np.linalg.norm(Y, axis=-1, keepdims=True), np.finfo(float).tiny)
+    values = np.abs(np.sum(op.contract(X) * X, axis=-1))
+    return values.max(axis=-1)
