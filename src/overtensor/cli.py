@@ -92,7 +92,7 @@ def generate(dim: int, rank: int, order: int, kind: str, weights: str, spread: f
 class _Bar:
     """A tqdm progress bar on stderr (hidden when stderr is not a terminal)."""
 
-    def __init__(self, total: int) -> None:
+    def __init__(self, total: int | None) -> None:
         from tqdm.auto import tqdm
 
         self.bar = tqdm(total=total, unit="step", file=sys.stderr, disable=None, leave=False)
@@ -160,7 +160,9 @@ def decompose(target_file: str, components: int, method: str, seed: int, output:
         raise OvertensorError(f"--polish-steps needs --recover and must be >= 0, got {polish_steps}")
     target = load(target_file)
     given = {k: v for k, v in options.items() if v is not None}
-    bar = _Bar(given.get("max_steps", 10_000))
+    # only gd and lazy-gd have a step budget known in advance; the others show a count
+    fixed_budget = method.replace("-", "_") in ("gd", "lazy_gd")
+    bar = _Bar(given.get("max_steps", 10_000) if fixed_budget else None)
     try:
         result = _decompose(target, components, method, seed=seed, progress=bar, **given)
     finally:
