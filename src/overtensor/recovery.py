@@ -22,7 +22,6 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from .dense import Tensor
 from .errors import OvertensorError
@@ -230,6 +229,8 @@ def match(recovered: SymCP, truth: SymCP, *, threshold: float = 0.99) -> Match:
     rec, tru = recovered.normalize(), truth.normalize()
     r = tru.rank
     C = tru.vectors @ rec.vectors.T  # (r, r̂)
+    from scipy.optimize import linear_sum_assignment  # imported here: scipy.optimize is slow to load
+
     rows, cols = linear_sum_assignment(-np.abs(C))
     partners = np.full(r, -1)
     partners[rows] = cols
