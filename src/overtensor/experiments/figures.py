@@ -88,8 +88,8 @@ def _fit_exponent(x: Sequence[float], y: Sequence[float]) -> float | None:
     return float(np.polyfit(np.log(x), np.log(y), 1)[0])
 
 
-def _new(ncols: int = 1, width: float = 6.0) -> tuple[MplFigure, np.ndarray]:
-    fig, axes = plt.subplots(1, ncols, figsize=(width * ncols, 4.2), squeeze=False, layout="constrained")
+def _new(ncols: int = 1, width: float = 6.0, **share: bool) -> tuple[MplFigure, np.ndarray]:
+    fig, axes = plt.subplots(1, ncols, figsize=(width * ncols, 4.2), squeeze=False, layout="constrained", **share)
     return fig, axes[0]
 
 
@@ -123,10 +123,44 @@ def e1(runs: Sequence[RunRecord], epsilon: float) -> list[Figure]:
     ax.axvline(1.0, color="grey", linestyle="--", linewidth=1)
     ax.set(xlabel="m / (C(d+l-1, l) / d)", ylabel="lazy (NTK) relative residual", title="E1: lazy threshold")
     ax.legend(fontsize="small")
+    measured = _measured_thresholds(runs, epsilon)
     return [Figure("e1_lazy_threshold", fig,
                    "Relative residual of the best lazy (tangent-space) fit against m over the lazy threshold "
                    "C(d+l-1, l)/d; mean ± std over seeds.",
-                   Table(("d", "l", "m", "m / threshold", "residual mean", "residual std", "seeds"), rows))]
+                   Table(("d", "l", "m", "m / threshold", "residual mean", "residual std", "seeds"), rows)),
+            Figure("e1_measured_threshold", _measured_plot(measured, epsilon),
+                   f"Measured threshold: the smallest m tried whose residual is <= {epsilon:g} in at least "
+                   f"{SUCCESS_LEVEL:.0%} of the seeds, over C(d+l-1, l)/d (1 = the predicted threshold); the "
+                   "error bar reaches down to the largest smaller m tried.",
+                   Table(("d", "l", "C(d+l-1,l)/d", "measured m", "largest failing m tried",
+                          "measured / predicted"), measured))]
+
+
+def _measured_thresholds(runs: Sequence[RunRecord], epsilon: float) -> list[tuple]:
+    """Per ``(d, l)``: the predicted threshold, the smallest ``m`` that succeeds, the largest that fails below it."""
+    rows = []
+    for (dim, order), group in _group(runs, lambda r: (_t(r, "dim"), _t(r, "order"))).items():
+        threshold = lazy_threshold(dim, order)
+        m, below = smallest_successful(group, epsilon)
+        rows.append((dim, order, _fmt(threshold), m or "none", below or "-",
+                     _fmt(m / threshold) if m is not None else "-"))
+    return rows
+
+
+def _measured_plot(measured: list[tuple], epsilon: float) -> MplFigure:
+    fig, (ax,) = _new(width=5)
+    for order, group in _group(measured, lambda row: row[1]).items():
+        pts = [(d, m / float(thr), (m - (below if below != "-" else m)) / float(thr))
+               for d, _, thr, m, below, _ in group if m != "none"]
+        if pts:
+            d_, ratio, lo = zip(*pts)
+            ax.errorbar(d_, ratio, yerr=[lo, [0] * len(lo)], marker="o", capsize=3, label=f"l = {order}")
+    ax.axhline(1.0, color="grey", linestyle="--", linewidth=1, label="predicted")
+    ax.set(xscale="log", xlabel="dimension d", ylabel="measured m / (C(d+l-1, l) / d)",
+           title=f"E1: measured threshold (residual <= {epsilon:g})")
+    _ticks_at(ax, [row[0] for row in measured])
+    ax.legend(fontsize="small")
+    return fig
 
 
 # ----------------------------------------------------------------------------- E2
@@ -168,7 +202,8 @@ def e2(runs: Sequence[RunRecord], epsilon: float) -> list[Figure]:
 def e3(runs: Sequence[RunRecord], epsilon: float) -> list[Figure]:
     """Phase diagram over ``(d, m)`` per method: success rate as colour."""
     by_label = _group(runs, lambda r: r.label)
-    fig, axes = _new(len(by_label), width=4.5)
+    # shared axes: a panel with few cells (gd at m = r) sits on the same (m, d) grid as the others
+    fig, axes = _new(len(by_label), width=4.5, sharex=True, sharey=True)
     rows = []
     for ax, (label, group) in zip(axes, by_label.items()):
         cells = _group(group, lambda r: (_t(r, "dim"), r.components))
@@ -176,8 +211,8 @@ def e3(runs: Sequence[RunRecord], epsilon: float) -> list[Figure]:
         d, m = zip(*rates)
         sc = ax.scatter(m, d, c=list(rates.values()), cmap="viridis", vmin=0, vmax=1, marker="s", s=120)
         ax.set(xscale="log", yscale="log", xlabel="components m", ylabel="dimension d", title=label)
-        _ticks_at(ax, m, d)
         rows += [(label, dk, mk, _fmt(p), len(cells[(dk, mk)])) for (dk, mk), p in rates.items()]
+    _ticks_at(axes[0], [r.components for r in runs], [_t(r, "dim") for r in runs])
     fig.colorbar(sc, ax=list(axes), label=f"success rate (relative error <= {epsilon:g})")
     fig.suptitle("E3: phase diagram")
     return [Figure("e3_phase", fig, "Success rate over (d, m) for each method.",
@@ -256,9 +291,11 @@ def e5(runs: Sequence[RunRecord], epsilon: float) -> list[Figure]:
     for (label, order), group in _group(_ok(runs), lambda r: (r.label, _t(r, "order"))).items():
         conv = [r for r in group if r.converged]
         by_d = _group(conv, lambda r: _t(r, "dim"))
-        if not by_d:
+        if len({_t(r, "dim") for r in group}) < 2:  # e.g. the traced run: one d, no curve
             continue
         stats = [(d, *_mean_std([r.steps for r in rs]), len(rs)) for d, rs in by_d.items()]
+        if not stats:
+            continue
         d_, mean, std, n = zip(*stats)
         slope = _fit_exponent(d_, mean)
         fit = f", slope {slope:.2f} (theory {(order - 2) / 2:g})" if slope is not None else ""
@@ -330,10 +367,14 @@ def e6(runs: Sequence[RunRecord], epsilon: float) -> list[Figure]:
                      _fmt(float(np.median(steps))) if steps else "-",
                      _fmt(float(np.median([r.metrics.get("polished_relative_error", r.relative_error)
                                            for r in group])))))
-    ax.set(yscale="log", xlabel="step", ylabel="relative error", title="E6: final convergence")
+    # the fits take tens of steps and the budget thousands: linear up to 10, logarithmic beyond
+    ax.set_xscale("symlog", linthresh=10)
+    ax.set(yscale="log", xlabel="step (linear up to 10, logarithmic beyond)", ylabel="relative error",
+           title="E6: final convergence")
     ax.legend(fontsize="small")
-    return [Figure("e6_error_vs_step", fig, "Relative error against the step, one line per seed (an exact 0 is "
-                   f"drawn at {ERROR_FLOOR:g}); with recover + polish, the polish phase follows the method's.",
+    return [Figure("e6_error_vs_step", fig, "Relative error against the step (symmetric log axis), one line "
+                   f"per seed (an exact 0 is drawn at {ERROR_FLOOR:g}); with recover + polish, the polish phase "
+                   "follows the method's.",
                    Table(("method", "m", "seeds", "converged", "median steps", "median final error"), rows))]
 
 
