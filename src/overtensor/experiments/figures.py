@@ -29,6 +29,8 @@ __all__ = ["Figure", "Table", "FIGURES", "figures_for", "success_rate", "smalles
 
 #: A success rate at least this counts as "succeeds" for smallest-m summaries.
 SUCCESS_LEVEL = 0.9
+#: One line style per method where colours stand for d.
+LINESTYLES = ("-", "--", ":", "-.")
 #: Relative errors below this (an exact 0, when GD lands on the target) are drawn at it on log axes.
 ERROR_FLOOR = 1e-16
 
@@ -170,10 +172,14 @@ def e2(runs: Sequence[RunRecord], epsilon: float) -> list[Figure]:
     """Success rate against ``m``, one curve per ``(method, d)``; the smallest ``m`` that succeeds."""
     fig, (ax,) = _new()
     rows, summary = [], []
+    # colour: d; line style: method
+    dims = sorted({_t(r, "dim") for r in runs})
+    labels = sorted({r.label for r in runs})
     for (label, dim), group in _group(runs, lambda r: (r.label, _t(r, "dim"))).items():
         by_m = _group(group, lambda r: r.components)
         rates = [success_rate(rs, epsilon) for rs in by_m.values()]
         ax.errorbar(list(by_m), [p for p, _ in rates], yerr=[e for _, e in rates], marker="o", capsize=3,
+                    color=f"C{dims.index(dim) % 10}", linestyle=LINESTYLES[labels.index(label) % len(LINESTYLES)],
                     label=f"{label}, d = {dim}")
         rows += [(label, dim, m, _fmt(p), len(rs)) for (m, rs), (p, _) in zip(by_m.items(), rates)]
         summary.append((label, dim, smallest_successful(group, epsilon)[0] or "none"))
