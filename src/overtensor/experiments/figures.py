@@ -216,12 +216,18 @@ def e3(runs: Sequence[RunRecord], epsilon: float) -> list[Figure]:
         rates = {key: success_rate(rs, epsilon)[0] for key, rs in cells.items()}
         d, m = zip(*rates)
         sc = ax.scatter(m, d, c=list(rates.values()), cmap="viridis", vmin=0, vmax=1, marker="s", s=120)
+        for order in sorted({_t(r, "order") for r in group}):  # the lazy threshold m = C(d+l-1, l)/d
+            dims = sorted(set(d))
+            ax.plot([lazy_threshold(dk, order) for dk in dims], dims, color="grey", linestyle="--", linewidth=1,
+                    label=f"C(d+{order - 1},{order})/d")
         ax.set(xscale="log", yscale="log", xlabel="components m", ylabel="dimension d", title=label)
         rows += [(label, dk, mk, _fmt(p), len(cells[(dk, mk)])) for (dk, mk), p in rates.items()]
     _ticks_at(axes[0], [r.components for r in runs], [_t(r, "dim") for r in runs])
+    axes[0].legend(fontsize="small", loc="lower right")
     fig.colorbar(sc, ax=list(axes), label=f"success rate (relative error <= {epsilon:g})")
     fig.suptitle("E3: phase diagram")
-    return [Figure("e3_phase", fig, "Success rate over (d, m) for each method.",
+    return [Figure("e3_phase", fig, "Success rate over (d, m) for each method; dashed: the lazy threshold "
+                   "m = C(d+l-1, l)/d.",
                    Table(("method", "d", "m", "success rate", "seeds"), rows))]
 
 
