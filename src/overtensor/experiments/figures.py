@@ -276,13 +276,14 @@ def e4(runs: Sequence[RunRecord], epsilon: float) -> list[Figure]:
 
 
 def _exponent_plot(fits: list[tuple]) -> MplFigure:
-    fig, (ax,) = _new(width=5)
-    names = [f"{label}, l={order}" for label, order, *_ in fits]
-    values = [float(e) if e != "-" else math.nan for _, _, e, _ in fits]
-    ax.bar(names, values, label="fitted")
-    ax.scatter(names, [b for *_, b in fits], color="black", marker="_", s=400, label="bound 2.5 l", zorder=3)
-    ax.set(ylabel="exponent of r", title="E4: fitted exponents")
-    ax.legend(fontsize="small")
+    fig, (ax,) = _new(width=6)
+    # horizontal bars: method names of any length stay readable
+    names = [f"{label}, l = {order}" for label, order, *_ in fits][::-1]
+    values = [float(e) if e != "-" else math.nan for _, _, e, _ in fits][::-1]
+    ax.barh(names, values, label="fitted")
+    ax.scatter([b for *_, b in fits][::-1], names, color="black", marker="|", s=400, label="bound 2.5 l", zorder=3)
+    ax.set(xlabel="exponent of r", title="E4: fitted exponents")
+    ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2)  # below: clear of the bars
     return fig
 
 
