@@ -24,9 +24,9 @@ import yaml
 
 import overtensor as ot
 import overtensor.solvers
-from overtensor.experiments import runner
+from overtensor.experiments import figures, runner
 from overtensor.experiments.spec import build_target, lazy_threshold, load_spec, parse_spec, target_seed
-from overtensor.experiments.store import Store
+from overtensor.experiments.store import RunRecord, Store, compact_history
 
 DATA = Path(__file__).parent / "data"
 SPEC = DATA / "sweep_gd.yaml"
@@ -321,7 +321,7 @@ def test_every_experiment_figure_draws(tmp_path: Path):
     out = cli("report", "r.db", "-o", "rep", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     names = {p.name for p in (tmp_path / "rep").glob("*.png")}
-    assert names == {"e1_lazy_threshold.png", "e3_phase.png", "e4_scaling.png", "e4_exponents.png",
+    assert names == {"e1_lazy_threshold.png", "e1_measured_threshold.png", "e3_phase.png", "e4_scaling.png", "e4_exponents.png",
                      "e5_trajectory.png", "e5_steps_vs_d.png", "e6_error_vs_step.png",
                      "mine_error_vs_components.png"}
 
@@ -358,3 +358,41 @@ def test_unreadable_spec_is_one_line_error(tmp_path: Path):
         assert out.returncode == 1 and out.stderr.startswith("Error: " + message), out.stderr
         assert out.stderr.count("\n") == 1
     assert not list(tmp_path.glob("runs.db*"))
+
+
+def fake_run(label: str, dim: int, order: int, m: int, seed: int, error: float, steps: int = 10) -> RunRecord:
+    """A stored run with only what the figures read."""
+    return RunRecord(key=f"{label}-{dim}-{order}-{m}", seed=seed, spec="s", experiment="x", label=label,
+                     method="gd", components=m, config={"target": {"dim": dim, "order": order, "rank": 1}},
+                     status="ok", error=None, relative_error=error, converged=error <= 1e-2, steps=steps,
+                     seconds=0.0, metrics={}, history=None, versions={}, batch=1, wall_seconds=0.0,
+                     finished_at="")
+
+
+def test_e1_measured_threshold_is_the_smallest_m_that_succeeds():
+    # d = 10, l = 3: predicted threshold C(12, 3) / 10 = 22; m = 20 fails in 1 of 10 seeds (90% passes),
+    # m = 16 in 2 of 10; d = 6: nothing passes
+    runs = [fake_run("lazy", 10, 3, m, s, 0.5 if s < fails else 1e-9)
+            for m, fails in ((16, 2), (20, 1), (24, 0)) for s in range(10)]
+    runs += [fake_run("lazy", 6, 3, 7, s, 0.3) for s in range(3)]
+    table = {fig.name: fig.table for fig in figures.e1(runs, 1e-2)}["e1_measured_threshold"]
+    assert table.rows == [(6, 3, "9.333", "none", "-", "-"), (10, 3, "22", 20, 16, "0.9091")]
+
+
+def test_e5_steps_vs_d_leaves_out_a_label_run_at_one_d():
+    runs = [fake_run("gd", d, 3, 4, s, 1e-3, steps=d + s) for d in (10, 40) for s in range(2)]
+    runs += [fake_run("traced", 50, 3, 20, 0, 1e-4, steps=300)]
+    (fig,) = figures.e5(runs, 1e-2)
+    assert [row[:4] for row in fig.table.rows] == [("gd", 3, 10, "10.5"), ("gd", 3, 40, "40.5")]
+
+
+def test_compact_history_keeps_the_first_steps_resolved():
+    n = 10_000
+    out = compact_history(ot.History({"step": np.arange(n), "loss": np.arange(n) * 0.5}), 100)
+    kept = np.asarray(out["step"])
+    assert len(kept) <= 100 and kept[0] == 0 and kept[-1] == n - 1 and np.all(np.diff(kept) > 0)
+    assert out["loss"] == (kept * 0.5).tolist()
+    assert set(range(5)) <= set(kept) and np.sum(kept < n // 100) >= 10  # evenly spaced alone: 1 row
+    assert np.diff(kept).max() <= math.ceil(n / 49)  # and still evenly covered
+    short = compact_history(ot.History({"step": np.arange(7)}), 100)
+    assert short["step"] == list(range(7))

@@ -29,6 +29,8 @@ __all__ = ["Figure", "Table", "FIGURES", "figures_for", "success_rate", "smalles
 
 #: A success rate at least this counts as "succeeds" for smallest-m summaries.
 SUCCESS_LEVEL = 0.9
+#: One line style per method where colours stand for d.
+LINESTYLES = ("-", "--", ":", "-.")
 #: Relative errors below this (an exact 0, when GD lands on the target) are drawn at it on log axes.
 ERROR_FLOOR = 1e-16
 
@@ -88,8 +90,8 @@ def _fit_exponent(x: Sequence[float], y: Sequence[float]) -> float | None:
     return float(np.polyfit(np.log(x), np.log(y), 1)[0])
 
 
-def _new(ncols: int = 1, width: float = 6.0) -> tuple[MplFigure, np.ndarray]:
-    fig, axes = plt.subplots(1, ncols, figsize=(width * ncols, 4.2), squeeze=False, layout="constrained")
+def _new(ncols: int = 1, width: float = 6.0, **share: bool) -> tuple[MplFigure, np.ndarray]:
+    fig, axes = plt.subplots(1, ncols, figsize=(width * ncols, 4.2), squeeze=False, layout="constrained", **share)
     return fig, axes[0]
 
 
@@ -123,10 +125,44 @@ def e1(runs: Sequence[RunRecord], epsilon: float) -> list[Figure]:
     ax.axvline(1.0, color="grey", linestyle="--", linewidth=1)
     ax.set(xlabel="m / (C(d+l-1, l) / d)", ylabel="lazy (NTK) relative residual", title="E1: lazy threshold")
     ax.legend(fontsize="small")
+    measured = _measured_thresholds(runs, epsilon)
     return [Figure("e1_lazy_threshold", fig,
                    "Relative residual of the best lazy (tangent-space) fit against m over the lazy threshold "
                    "C(d+l-1, l)/d; mean ± std over seeds.",
-                   Table(("d", "l", "m", "m / threshold", "residual mean", "residual std", "seeds"), rows))]
+                   Table(("d", "l", "m", "m / threshold", "residual mean", "residual std", "seeds"), rows)),
+            Figure("e1_measured_threshold", _measured_plot(measured, epsilon),
+                   f"Measured threshold: the smallest m tried whose residual is <= {epsilon:g} in at least "
+                   f"{SUCCESS_LEVEL:.0%} of the seeds, over C(d+l-1, l)/d (1 = the predicted threshold); the "
+                   "error bar reaches down to the largest smaller m tried.",
+                   Table(("d", "l", "C(d+l-1,l)/d", "measured m", "largest failing m tried",
+                          "measured / predicted"), measured))]
+
+
+def _measured_thresholds(runs: Sequence[RunRecord], epsilon: float) -> list[tuple]:
+    """Per ``(d, l)``: the predicted threshold, the smallest ``m`` that succeeds, the largest that fails below it."""
+    rows = []
+    for (dim, order), group in _group(runs, lambda r: (_t(r, "dim"), _t(r, "order"))).items():
+        threshold = lazy_threshold(dim, order)
+        m, below = smallest_successful(group, epsilon)
+        rows.append((dim, order, _fmt(threshold), m or "none", below or "-",
+                     _fmt(m / threshold) if m is not None else "-"))
+    return rows
+
+
+def _measured_plot(measured: list[tuple], epsilon: float) -> MplFigure:
+    fig, (ax,) = _new(width=5)
+    for order, group in _group(measured, lambda row: row[1]).items():
+        pts = [(d, m / float(thr), (m - (below if below != "-" else m)) / float(thr))
+               for d, _, thr, m, below, _ in group if m != "none"]
+        if pts:
+            d_, ratio, lo = zip(*pts)
+            ax.errorbar(d_, ratio, yerr=[lo, [0] * len(lo)], marker="o", capsize=3, label=f"l = {order}")
+    ax.axhline(1.0, color="grey", linestyle="--", linewidth=1, label="predicted")
+    ax.set(xscale="log", xlabel="dimension d", ylabel="measured m / (C(d+l-1, l) / d)",
+           title=f"E1: measured threshold (residual <= {epsilon:g})")
+    _ticks_at(ax, [row[0] for row in measured])
+    ax.legend(fontsize="small")
+    return fig
 
 
 # ----------------------------------------------------------------------------- E2
@@ -136,10 +172,14 @@ def e2(runs: Sequence[RunRecord], epsilon: float) -> list[Figure]:
     """Success rate against ``m``, one curve per ``(method, d)``; the smallest ``m`` that succeeds."""
     fig, (ax,) = _new()
     rows, summary = [], []
+    # colour: d; line style: method
+    dims = sorted({_t(r, "dim") for r in runs})
+    labels = sorted({r.label for r in runs})
     for (label, dim), group in _group(runs, lambda r: (r.label, _t(r, "dim"))).items():
         by_m = _group(group, lambda r: r.components)
         rates = [success_rate(rs, epsilon) for rs in by_m.values()]
         ax.errorbar(list(by_m), [p for p, _ in rates], yerr=[e for _, e in rates], marker="o", capsize=3,
+                    color=f"C{dims.index(dim) % 10}", linestyle=LINESTYLES[labels.index(label) % len(LINESTYLES)],
                     label=f"{label}, d = {dim}")
         rows += [(label, dim, m, _fmt(p), len(rs)) for (m, rs), (p, _) in zip(by_m.items(), rates)]
         summary.append((label, dim, smallest_successful(group, epsilon)[0] or "none"))
@@ -168,19 +208,26 @@ def e2(runs: Sequence[RunRecord], epsilon: float) -> list[Figure]:
 def e3(runs: Sequence[RunRecord], epsilon: float) -> list[Figure]:
     """Phase diagram over ``(d, m)`` per method: success rate as colour."""
     by_label = _group(runs, lambda r: r.label)
-    fig, axes = _new(len(by_label), width=4.5)
+    # shared axes: a panel with few cells (gd at m = r) sits on the same (m, d) grid as the others
+    fig, axes = _new(len(by_label), width=4.5, sharex=True, sharey=True)
     rows = []
     for ax, (label, group) in zip(axes, by_label.items()):
         cells = _group(group, lambda r: (_t(r, "dim"), r.components))
         rates = {key: success_rate(rs, epsilon)[0] for key, rs in cells.items()}
         d, m = zip(*rates)
         sc = ax.scatter(m, d, c=list(rates.values()), cmap="viridis", vmin=0, vmax=1, marker="s", s=120)
+        for order in sorted({_t(r, "order") for r in group}):  # the lazy threshold m = C(d+l-1, l)/d
+            dims = sorted(set(d))
+            ax.plot([lazy_threshold(dk, order) for dk in dims], dims, color="grey", linestyle="--", linewidth=1,
+                    label=f"C(d+{order - 1},{order})/d")
         ax.set(xscale="log", yscale="log", xlabel="components m", ylabel="dimension d", title=label)
-        _ticks_at(ax, m, d)
         rows += [(label, dk, mk, _fmt(p), len(cells[(dk, mk)])) for (dk, mk), p in rates.items()]
+    _ticks_at(axes[0], [r.components for r in runs], [_t(r, "dim") for r in runs])
+    axes[0].legend(fontsize="small", loc="lower right")
     fig.colorbar(sc, ax=list(axes), label=f"success rate (relative error <= {epsilon:g})")
     fig.suptitle("E3: phase diagram")
-    return [Figure("e3_phase", fig, "Success rate over (d, m) for each method.",
+    return [Figure("e3_phase", fig, "Success rate over (d, m) for each method; dashed: the lazy threshold "
+                   "m = C(d+l-1, l)/d.",
                    Table(("method", "d", "m", "success rate", "seeds"), rows))]
 
 
@@ -229,13 +276,14 @@ def e4(runs: Sequence[RunRecord], epsilon: float) -> list[Figure]:
 
 
 def _exponent_plot(fits: list[tuple]) -> MplFigure:
-    fig, (ax,) = _new(width=5)
-    names = [f"{label}, l={order}" for label, order, *_ in fits]
-    values = [float(e) if e != "-" else math.nan for _, _, e, _ in fits]
-    ax.bar(names, values, label="fitted")
-    ax.scatter(names, [b for *_, b in fits], color="black", marker="_", s=400, label="bound 2.5 l", zorder=3)
-    ax.set(ylabel="exponent of r", title="E4: fitted exponents")
-    ax.legend(fontsize="small")
+    fig, (ax,) = _new(width=6)
+    # horizontal bars: method names of any length stay readable
+    names = [f"{label}, l = {order}" for label, order, *_ in fits][::-1]
+    values = [float(e) if e != "-" else math.nan for _, _, e, _ in fits][::-1]
+    ax.barh(names, values, label="fitted")
+    ax.scatter([b for *_, b in fits][::-1], names, color="black", marker="|", s=400, label="bound 2.5 l", zorder=3)
+    ax.set(xlabel="exponent of r", title="E4: fitted exponents")
+    ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2)  # below: clear of the bars
     return fig
 
 
@@ -256,9 +304,11 @@ def e5(runs: Sequence[RunRecord], epsilon: float) -> list[Figure]:
     for (label, order), group in _group(_ok(runs), lambda r: (r.label, _t(r, "order"))).items():
         conv = [r for r in group if r.converged]
         by_d = _group(conv, lambda r: _t(r, "dim"))
-        if not by_d:
+        if len({_t(r, "dim") for r in group}) < 2:  # e.g. the traced run: one d, no curve
             continue
         stats = [(d, *_mean_std([r.steps for r in rs]), len(rs)) for d, rs in by_d.items()]
+        if not stats:
+            continue
         d_, mean, std, n = zip(*stats)
         slope = _fit_exponent(d_, mean)
         fit = f", slope {slope:.2f} (theory {(order - 2) / 2:g})" if slope is not None else ""
@@ -330,10 +380,14 @@ def e6(runs: Sequence[RunRecord], epsilon: float) -> list[Figure]:
                      _fmt(float(np.median(steps))) if steps else "-",
                      _fmt(float(np.median([r.metrics.get("polished_relative_error", r.relative_error)
                                            for r in group])))))
-    ax.set(yscale="log", xlabel="step", ylabel="relative error", title="E6: final convergence")
+    # the fits take tens of steps and the budget thousands: linear up to 10, logarithmic beyond
+    ax.set_xscale("symlog", linthresh=10)
+    ax.set(yscale="log", xlabel="step (linear up to 10, logarithmic beyond)", ylabel="relative error",
+           title="E6: final convergence")
     ax.legend(fontsize="small")
-    return [Figure("e6_error_vs_step", fig, "Relative error against the step, one line per seed (an exact 0 is "
-                   f"drawn at {ERROR_FLOOR:g}); with recover + polish, the polish phase follows the method's.",
+    return [Figure("e6_error_vs_step", fig, "Relative error against the step (symmetric log axis), one line "
+                   f"per seed (an exact 0 is drawn at {ERROR_FLOOR:g}); with recover + polish, the polish phase "
+                   "follows the method's.",
                    Table(("method", "m", "seeds", "converged", "median steps", "median final error"), rows))]
 
 

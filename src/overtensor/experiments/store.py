@@ -95,9 +95,18 @@ def _finite(x: Any) -> Any:
 
 
 def compact_history(history: History, max_rows: int) -> dict[str, list]:
-    """At most ``max_rows`` evenly spaced rows of ``history`` (first and last kept), as JSON-ready columns."""
+    """At most ``max_rows`` rows of ``history`` (first and last kept), as JSON-ready columns.
+
+    Half the rows are evenly spaced, half geometrically spaced in the row index: a fit that takes
+    tens of steps out of a budget of thousands keeps its first steps resolved.
+    """
     n = len(history)
-    keep = np.unique(np.linspace(0, n - 1, min(n, max_rows)).round().astype(int)) if n else np.array([], int)
+    if n <= max_rows:
+        keep = np.arange(n)
+    else:
+        even = np.linspace(0, n - 1, max_rows - max_rows // 2)
+        early = np.geomspace(1, n, max_rows // 2) - 1
+        keep = np.unique(np.concatenate([even, early]).round().astype(int))
     return {name: [_finite(v) for v in np.asarray(history[name])[keep].tolist()] for name in history.names}
 
 
