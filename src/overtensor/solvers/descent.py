@@ -107,7 +107,7 @@ class _Live(NamedTuple):
     W: Array  # (b, m, d)
     op: TargetOp
     target_sq: Array  # (b,)
-    eta: Array  # (b, 1, 1) step sizes
+    eta: Array | float  # (b, 1, 1) step sizes, or one for all (the fast, common case)
 
     def keep(self, rows: np.ndarray) -> "_Live":
         """The subset ``rows`` (indices into ``runs``); the arrays are taken only when it shrinks."""
@@ -119,8 +119,8 @@ class _Live(NamedTuple):
         def take(x: Array) -> Array:
             return xp.take(x, idx, axis=0)
 
-        return _Live(self.runs[rows], take(self.W), map_arrays(self.op, take), take(self.target_sq),
-                     take(self.eta))
+        eta = self.eta if isinstance(self.eta, float) else take(self.eta)
+        return _Live(self.runs[rows], take(self.W), map_arrays(self.op, take), take(self.target_sq), eta)
 
 
 def descend(
@@ -159,7 +159,8 @@ def descend(
     rel = np.full(B, np.nan)
     final = [W[b, ...] for b in range(B)]  # each run's parameters once it stops
     etas = np.broadcast_to(np.asarray(config.step_size, dtype=np.float64), (B,))
-    eta = xp.asarray(etas[:, None, None], dtype=W.dtype, device=array_device(W))
+    eta = float(etas[0]) if np.all(etas == etas[0]) else xp.asarray(
+        etas[:, None, None], dtype=W.dtype, device=array_device(W))
     everything = _Live(np.arange(B), W, target, target_sq, eta)
     if not running.all():  # runs that do not move report their current error
         still = everything.keep(np.flatnonzero(~running))
