@@ -13,21 +13,13 @@ gaussian target of rank 10, float64, CPU.
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 import torch
 
 import overtensor as ot
+from _timing import best_of
 
-
-def _best(fn, repeats: int) -> float:
-    best = np.inf
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def dense_autograd_steps(W0: np.ndarray, dense_target: np.ndarray, step_size: float, steps: int) -> float:
@@ -63,9 +55,9 @@ def main() -> None:
         # same trajectory: the dense autograd run sees the same error at the same step
         err = dense_autograd_steps(W0, dense, eta, steps)
         assert abs(err - ref.relative_error) <= 1e-6 * max(1.0, ref.relative_error), (err, ref.relative_error)
-        auto = _best(lambda: dense_autograd_steps(W0, dense, eta, steps), args.repeats) / steps
-        ours = _best(lambda: ot.decompose(target, m, seed=0, max_steps=steps, tol=0.0), args.repeats) / steps
-        ours_t = _best(lambda: ot.decompose(target, m, seed=0, max_steps=steps, tol=0.0, backend="torch"),
+        auto = best_of(lambda: dense_autograd_steps(W0, dense, eta, steps), args.repeats) / steps
+        ours = best_of(lambda: ot.decompose(target, m, seed=0, max_steps=steps, tol=0.0), args.repeats) / steps
+        ours_t = best_of(lambda: ot.decompose(target, m, seed=0, max_steps=steps, tol=0.0, backend="torch"),
                        args.repeats) / steps
         print(f"| {d} | {1e3 * auto:.2f} | {1e3 * ours:.3f} | {1e3 * ours_t:.3f} | {auto / ours:.0f} |",
               flush=True)

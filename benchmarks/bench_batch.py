@@ -11,20 +11,12 @@ its own step; the batch ends with its slowest run).
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 
 import overtensor as ot
+from _timing import best_of
 
-
-def _best(fn, repeats: int) -> float:
-    best = np.inf
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def main() -> None:
@@ -46,8 +38,8 @@ def main() -> None:
         assert [r.steps for r in singles] == [r.steps for r in batch]
         loop = batched = np.inf
         for _ in range(args.repeats):  # alternate, so that a noisy machine hits both alike
-            loop = min(loop, _best(lambda: [ot.decompose(target, 20, seed=s, **options) for s in seeds], 1))
-            batched = min(batched, _best(lambda: ot.decompose_batch(target, 20, seeds=seeds, **options), 1))
+            loop = min(loop, best_of(lambda: [ot.decompose(target, 20, seed=s, **options) for s in seeds], 1))
+            batched = min(batched, best_of(lambda: ot.decompose_batch(target, 20, seeds=seeds, **options), 1))
         steps = np.array([r.steps for r in batch])
         print(f"| {name} | {steps.mean():.0f} / {steps.max()} | {len(seeds) / loop:.1f} | "
               f"{len(seeds) / batched:.1f} | {loop / batched:.1f} |", flush=True)

@@ -15,23 +15,15 @@ inflates neither side alone.
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 
 import overtensor as ot
+from _timing import best_of
 from overtensor._array import get_backend
 
 SIZES = [(100, 50, 200), (500, 100, 50), (2000, 200, 10)]  # (m, d, steps per timing)
 
-
-def _best(fn, repeats: int) -> float:
-    best = np.inf
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def step_vs_matmuls(m: int, d: int, steps: int, repeats: int, dtype: str, backend: str = "numpy",
@@ -58,8 +50,8 @@ def step_vs_matmuls(m: int, d: int, steps: int, repeats: int, dtype: str, backen
     run()  # warm-up: imports, first allocations, GPU kernels
     step, mm = np.inf, np.inf
     for _ in range(repeats):  # windows of equal length, alternating
-        step = min(step, _best(run, 1) / steps)
-        mm = min(mm, _best(products, 1) / steps)
+        step = min(step, best_of(run, 1) / steps)
+        mm = min(mm, best_of(products, 1) / steps)
     return step, mm
 
 
