@@ -32,7 +32,7 @@ from ..objective import model_parts
 from ..recovery import cluster_directions, merge_clusters
 from ..result import DecompositionResult
 from ..symcp import SymCP
-from .descent import DescentConfig, Recorder, descend
+from .descent import ACTIVE_THRESHOLD, DescentConfig, Recorder, descend
 from .gd import build_result, check_common, default_init_scale, step_sizes
 from .problem import Problem, random_directions, run_rng
 
@@ -208,7 +208,7 @@ def solve_batch(
     rel = np.ones(B)
     converged = np.zeros(B, dtype=bool)
     epochs: list[list[dict[str, Any]]] = [[] for _ in range(B)]
-    threshold = DescentConfig(eta, 0.0, tol, 0, record_every).active_threshold * problem.target_norm
+    threshold = ACTIVE_THRESHOLD * problem.target_norm
     for k in range(max_epochs):
         running = ~converged
         if not running.any():

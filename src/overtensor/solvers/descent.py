@@ -25,10 +25,12 @@ from ..errors import OvertensorError
 from ..kernels import TargetOp, map_arrays
 from ..objective import Evaluation, evaluate, homogeneity
 
-__all__ = ["DescentConfig", "Outcome", "Recorder", "descend", "gd_step"]
+__all__ = ["ACTIVE_THRESHOLD", "DescentConfig", "Outcome", "Recorder", "descend", "gd_step"]
 
 # A run has diverged once its relative error exceeds this (or is not finite).
 DIVERGENCE_FACTOR = 1e3
+# A component is active when its mass is at least this fraction of ‖T*‖.
+ACTIVE_THRESHOLD = 1e-3
 
 
 class DescentConfig(NamedTuple):
@@ -40,7 +42,7 @@ class DescentConfig(NamedTuple):
     max_steps: int
     record_every: int
     parameterization: str = "balanced"
-    active_threshold: float = 1e-3  # mass, relative to ‖T*‖, that counts a component as active
+    active_threshold: float = ACTIVE_THRESHOLD
 
 
 def gd_step(W: Array, target: TargetOp, step_size: Array | float, reg: float, parameterization: str,

@@ -21,40 +21,12 @@ from collections.abc import Callable
 import numpy as np
 
 from ..errors import OvertensorError
-from ..kernels import FactoredOp, ShiftedOp, TargetOp
+from ..kernels import FactoredOp, ShiftedOp
 from ..result import DecompositionResult, History
 from ..symcp import SymCP
-from .problem import Problem, random_directions, run_rng
+from .problem import Problem, power_iterations, random_directions, run_rng
 
-__all__ = ["power_iterations", "solve_batch"]
-
-
-def power_iterations(op: TargetOp, X: np.ndarray, max_iter: int, tol: float) -> tuple[np.ndarray, np.ndarray]:
-    """Run ``x ← T(x^{⊗(l-1)}, ·)/‖·‖`` on every start; a start stops moving once it converges.
-
-    Parameters
-    ----------
-    op : target operator with batch axis ``B``
-    X : (B, S, d) array of unit starts
-
-    Returns
-    -------
-    X : (B, S, d) array; iterations : (B,) int, until every start of run ``b`` converged
-    """
-    active = np.ones(X.shape[:2], dtype=bool)
-    iterations = np.zeros(X.shape[0], dtype=np.int64)
-    for _ in range(max_iter):
-        if not active.any():
-            break
-        Y = np.asarray(op.contract(X))
-        norms = np.linalg.norm(Y, axis=-1, keepdims=True)
-        Y = np.where(norms > 0, Y / np.where(norms > 0, norms, 1.0), X)  # T(x^{l-1}) = 0: x is a fixed point
-        sign = np.where(np.sum(Y * X, axis=-1, keepdims=True) < 0, -1.0, 1.0)
-        change = np.linalg.norm(Y - sign * X, axis=-1)
-        iterations += active.any(axis=1)
-        X = np.where(active[..., None], Y, X)
-        active &= change > tol
-    return X, iterations
+__all__ = ["solve_batch"]
 
 
 def _deflated(problem: Problem, weights: np.ndarray, vectors: np.ndarray) -> ShiftedOp:

@@ -14,7 +14,7 @@ from ..errors import OvertensorError
 from ..kernels import DenseOp, FactoredOp, TargetOp, map_arrays
 from ..symcp import SymCP
 
-__all__ = ["Problem", "make_problem", "random_directions", "run_rng", "spectral_norm_estimate"]
+__all__ = ["Problem", "make_problem", "power_iterations", "random_directions", "run_rng", "spectral_norm_estimate"]
 
 # Solvers draw from a stream of their own, so that ``decompose(make_target(..., seed=s), m,
 # seed=s)`` does not start from the target's own directions (both would read default_rng(s)).
@@ -127,8 +127,34 @@ def spectral_norm_estimate(op: TargetOp, dim: int, *, starts: int = 8, iteration
     """
     X = random_directions(np.random.default_rng([_SOLVER_STREAM + 1]), starts, dim)
     X = np.broadcast_to(X, (*np.shape(op.norm_sq()), starts, dim))
-    for _ in range(iterations):
-        Y = op.contract(X)
-        X = Y / np.maximum(np.linalg.norm(Y, axis=-1, keepdims=True), np.finfo(float).tiny)
-    values = np.abs(np.sum(op.contract(X) * X, axis=-1))
+    X, _ = power_iterations(op, X, iterations, tol=0.0)
+    values = np.abs(np.sum(np.asarray(op.contract(X)) * X, axis=-1))
     return values.max(axis=-1)
+
+
+def power_iterations(op: TargetOp, X: np.ndarray, max_iter: int, tol: float) -> tuple[np.ndarray, np.ndarray]:
+    """Run ``x ← T(x^{⊗(l-1)}, ·)/‖·‖`` on every start; a start stops moving once it converges.
+
+    Parameters
+    ----------
+    op : target operator with batch axis ``B``
+    X : (B, S, d) array of unit starts
+
+    Returns
+    -------
+    X : (B, S, d) array; iterations : (B,) int, until every start of run ``b`` converged
+    """
+    active = np.ones(X.shape[:2], dtype=bool)
+    iterations = np.zeros(X.shape[0], dtype=np.int64)
+    for _ in range(max_iter):
+        if not active.any():
+            break
+        Y = np.asarray(op.contract(X))
+        norms = np.linalg.norm(Y, axis=-1, keepdims=True)
+        Y = np.where(norms > 0, Y / np.where(norms > 0, norms, 1.0), X)  # T(x^{l-1}) = 0: x is a fixed point
+        sign = np.where(np.sum(Y * X, axis=-1, keepdims=True) < 0, -1.0, 1.0)
+        change = np.linalg.norm(Y - sign * X, axis=-1)
+        iterations += active.any(axis=1)
+        X = np.where(active[..., None], Y, X)
+        active &= change > tol
+    return X, iterations
