@@ -29,8 +29,17 @@ def check_positive_int(name: str, value: object) -> int:
 
 
 def as_float_array(name: str, value: object, ndim: int) -> np.ndarray:
+    """A read-only, C-contiguous float64 copy of ``value``.
+
+    C order for every stored array: BLAS takes another code path (and rounds
+    differently) for a transposed layout, so a batch, whose stacked and
+    subset arrays are C-ordered, equals its single runs bit for bit only if
+    the single run's arrays are C-ordered too.
+    """
+    if np.iscomplexobj(value):
+        raise OvertensorError(f"{name} must be real, got a complex array")
     try:
-        arr = np.array(value, dtype=np.float64)
+        arr = np.array(value, dtype=np.float64, order="C")
     except (TypeError, ValueError) as exc:
         raise OvertensorError(f"{name} must be a real {ndim}-d array: {exc}") from None
     if arr.ndim != ndim:

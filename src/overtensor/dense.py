@@ -40,8 +40,10 @@ class DenseSymTensor:
     __slots__ = ("array",)
 
     def __init__(self, array: object, *, rtol: float = 1e-8) -> None:
-        try:
-            arr = np.array(array, dtype=np.float64)
+        if np.iscomplexobj(array):
+            raise OvertensorError("dense tensor must be real, got a complex array")
+        try:  # C order, for the reason in _validate.as_float_array
+            arr = np.array(array, dtype=np.float64, order="C")
         except (TypeError, ValueError) as exc:
             raise OvertensorError(f"dense tensor must be a real array: {exc}") from None
         if arr.ndim < 2:

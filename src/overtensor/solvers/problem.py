@@ -79,12 +79,13 @@ def _stack_op(targets: Sequence[Tensor]) -> TargetOp:
                 f"a batch needs targets of one type and shape; got {first!r} and {t!r}"
             )
     if isinstance(first, SymCP):
+        # C order, as every array a shrinking batch takes out (see _validate.as_float_array)
         return FactoredOp(
-            np.stack([t.weights for t in targets]),  # type: ignore[union-attr]
-            np.stack([t.vectors for t in targets]),  # type: ignore[union-attr]
+            np.ascontiguousarray(np.stack([t.weights for t in targets])),  # type: ignore[union-attr]
+            np.ascontiguousarray(np.stack([t.vectors for t in targets])),  # type: ignore[union-attr]
             first.order,
         )
-    return DenseOp(np.stack([t.array for t in targets]), first.order)  # type: ignore[union-attr]
+    return DenseOp(np.ascontiguousarray(np.stack([t.array for t in targets])), first.order)  # type: ignore[union-attr]
 
 
 def make_problem(targets: Sequence[Tensor], components: int, seeds: Sequence[int]) -> Problem:
