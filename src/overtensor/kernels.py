@@ -90,7 +90,8 @@ def factored_contract(weights: Array, vectors: Array, X: Array, order: int) -> A
     -------
     (..., m, d) array. Cost ``O(m n d)``: two matrix products.
     """
-    C = power(X @ vectors.mT, order - 1)  # (..., m, n)
+    xp = array_namespace(X, vectors)
+    C = power(X @ xp.matrix_transpose(vectors), order - 1)  # (..., m, n); `.mT` needs NumPy >= 2
     return C @ (weights[..., None] * vectors)  # scaling V is an (n, d) pass, not (m, n)
 
 
