@@ -92,7 +92,7 @@ def evaluate(W: Array, target: TargetOp, reg: float = 0.0, parameterization: str
     if parameterization == "balanced":
         masses = xp.vecdot(W, W)  # s_i = n_i²
         norms = xp.sqrt(masses)
-        Wbar = W / xp.where(norms > 0, norms, 1.0)[..., None]  # 0 for a zero row
+        Wbar = W / xp.where(norms > 0, norms, xp.ones_like(norms))[..., None]  # 0 for a zero row
         P = power(Wbar @ xp.matrix_transpose(Wbar), l - 1) @ (norms[..., None] * W)  # T(W)(w̄_i^{⊗(l-1)}, ·)
         Q = target.contract(Wbar)  # T*(w̄_i^{⊗(l-1)}, ·)
         Qv = xp.vecdot(Q, Wbar)  # T*(w̄_i^{⊗l})
@@ -112,7 +112,8 @@ def evaluate(W: Array, target: TargetOp, reg: float = 0.0, parameterization: str
         residual_sq = xp.sum(xp.vecdot(R, W) - Qv, axis=-1) + target_sq
         grad = R
         grad *= l
-    residual_sq = xp.maximum(residual_sq, 0.0)  # rounding can take it below 0
+    residual_sq = xp.maximum(residual_sq, xp.zeros_like(residual_sq))  # rounding can take it below 0
+    # (array arguments throughout: Python scalars in where/maximum need the 2024.12 array API)
     loss = 0.5 * residual_sq
     if reg:
         grad += reg * W
