@@ -34,11 +34,11 @@ ACTIVE_THRESHOLD = 1e-3
 
 
 class DescentConfig(NamedTuple):
-    """Settings of :func:`descend`; ``step_size`` is one ``η`` or one per run of the batch, ``(B,)``."""
+    """Settings of :func:`descend`; ``step_size`` and ``tol`` are one value or one per run, ``(B,)``."""
 
     step_size: float | np.ndarray
     reg: float
-    tol: float
+    tol: float | np.ndarray
     max_steps: int
     record_every: int
     parameterization: str = "balanced"
@@ -147,7 +147,7 @@ def descend(
     running : (B,) bool, runs to advance (default: all)
     progress : called with the number of steps done since the last call
 
-    A run stops once its relative error is ``<= config.tol`` (checked before
+    A run stops once its relative error is ``<= config.tol`` (its own, checked before
     each step) or after ``config.max_steps`` steps in this call. A stopped run
     leaves the working arrays, so a batch costs what its moving runs cost, and
     each run does exactly the arithmetic of its single run.
@@ -161,6 +161,7 @@ def descend(
     rel = np.full(B, np.nan)
     final = [W[b, ...] for b in range(B)]  # each run's parameters once it stops
     etas = np.broadcast_to(np.asarray(config.step_size, dtype=np.float64), (B,))
+    tols = np.broadcast_to(np.asarray(config.tol, dtype=np.float64), (B,))
     eta = float(etas[0]) if np.all(etas == etas[0]) else xp.asarray(
         etas[:, None, None], dtype=W.dtype, device=array_device(W))
     everything = _Live(np.arange(B), W, target, target_sq, eta)
@@ -175,7 +176,8 @@ def descend(
         r = rel[live.runs] = np.sqrt(to_numpy(ev.residual_sq)) / scale[live.runs]
         _check_divergence(r, steps, etas[live.runs])
         # tol = 0 runs the whole budget: an estimate of 0 is rounding, not an exact fit
-        done = r <= config.tol if config.tol > 0 else np.zeros(r.shape, dtype=bool)
+        tol = tols[live.runs]
+        done = (tol > 0) & (r <= tol)
         stopping = done.any()
         last = k == config.max_steps
         due = done | last | (steps[live.runs] % config.record_every == 0)

@@ -80,8 +80,8 @@ def solve_batch(
     alpha : float, the scale ``α > 0`` (default 100: lazy; ``α = 1`` is
         ordinary training of ``T(W) - T(W_0)``)
     step_size : float, default ``0.5 / (λ_max(J_0ᵀ J_0) + l² ‖T*‖ / α)``, the
-        Gauss-Newton curvature at ``W_0`` plus a bound on the residual's curvature;
-        a batch takes the smallest of its runs' defaults
+        Gauss-Newton curvature at ``W_0`` plus a bound on the residual's curvature,
+        each run its own (so a batched run equals its single run)
     init_scale : float, norm of the rows of ``W_0``, default ``‖T*‖^{1/2}``
         (every component starts with mass ``‖T*‖``)
     max_steps, tol, record_every : as for ``gd``; ``tol`` applies to the error below
@@ -106,8 +106,10 @@ def solve_batch(
     # relative errors in descend are ‖T(W) - T_shift‖ / ‖T_shift‖; ours are α ‖T(W) - T_shift‖ / ‖T*‖
     to_ours = alpha * np.sqrt(shifted_sq) / norm
     if step_size is None:
-        step_size = min(DEFAULT_STEP / (gauss_newton_norm(W0[b], l) + l**2 * norm[b] / alpha) for b in range(B))
-    config = DescentConfig(float(step_size), 0.0, float(np.min(tol / to_ours)), max_steps, record_every)
+        etas = np.array([DEFAULT_STEP / (gauss_newton_norm(W0[b], l) + l**2 * norm[b] / alpha) for b in range(B)])
+    else:
+        etas = np.full(B, float(step_size))
+    config = DescentConfig(etas, 0.0, tol / to_ours, max_steps, record_every)
     W0_norm = np.linalg.norm(W0, axis=(1, 2))
 
     def movement(b: int, W_b: np.ndarray) -> dict[str, float]:
@@ -127,7 +129,7 @@ def solve_batch(
             model=model.normalize(), relative_error=rel, converged=rel <= tol, steps=int(out.steps[b]),
             seconds=seconds, method="lazy_gd", components=problem.components, history=History.from_rows(rows),
             params=np.array(out.W[b]),
-            info={"alpha": float(alpha), "step_size": config.step_size, "init_scale": float(scales[b]),
+            info={"alpha": float(alpha), "step_size": float(etas[b]), "init_scale": float(scales[b]),
                   **movement(b, out.W[b])},
         ))
     return results
