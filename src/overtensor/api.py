@@ -73,7 +73,7 @@ def decompose_batch(targets: Sequence[Tensor], components: int, method: str = "g
 
     ``targets`` is one tensor (used for every seed) or ``B`` tensors of one
     type and shape. Result ``b`` equals ``decompose(targets[b], components,
-    method, seed=seeds[b], **options)`` up to floating-point rounding.
+    method, seed=seeds[b], **options)`` bit for bit (tests/test_batch.py).
     """
     seeds = list(seeds)
     if not isinstance(targets, Sequence):
