@@ -12,7 +12,9 @@ import pytest
 import overtensor as ot
 from overtensor._array import get_backend, to_numpy
 from overtensor.kernels import DenseOp, FactoredOp, ShiftedOp, map_arrays, power
-from overtensor.solvers.descent import DescentConfig, Recorder, descend
+from overtensor.solvers.descent import CHECK_EVERY, DescentConfig, Recorder, descend
+
+EPS = np.finfo(np.float64).eps
 from overtensor.solvers.problem import make_problem
 
 
@@ -58,7 +60,10 @@ def test_float32_reports_the_float64_error_of_its_parameters():
     run = ot.decompose(target, 8, seed=3, dtype="float32", tol=1e-3)
     assert run.params.dtype == np.float64 and run.info["dtype"] == "float32"
     exact = run.model.distance(target) / target.norm()
-    np.testing.assert_allclose(run.relative_error, exact, rtol=1e-6)
+    # two float64 difference-of-squares formulas for ‖R‖²: each is off by ~k eps ‖T*‖² (k terms of
+    # size ‖T*‖², k <= 100 here), so the relative error ‖R‖/‖T*‖ by ~k eps / (2 rel)
+    floor = 100 * EPS / (2 * exact)
+    assert abs(run.relative_error - exact) <= floor
     assert run.converged and exact <= 1e-3
     # the float32 iterates follow the float64 ones closely at this scale
     ref = ot.decompose(target, 8, seed=3, tol=1e-3)
@@ -66,18 +71,22 @@ def test_float32_reports_the_float64_error_of_its_parameters():
     # below its floor the float32 estimate reads 0 and stops the loop; the reported error stays honest
     deep = ot.decompose(target, 8, seed=3, dtype="float32", tol=1e-7)
     assert not deep.converged and deep.relative_error > 1e-7
-    np.testing.assert_allclose(deep.relative_error, deep.model.distance(target) / target.norm(), rtol=1e-6)
+    exact = deep.model.distance(target) / target.norm()
+    assert abs(deep.relative_error - exact) <= 100 * EPS / (2 * exact)
 
 
 def test_batch_with_runs_stopping_at_different_steps_equals_single_runs():
-    # measured: seeds 0, 5 and 9 stop after 26, 131 and 24 steps
+    # measured: seeds 0, 5 and 9 reach the tolerance after about 26, 131 and 24 steps and stop
+    # at the next check (a multiple of CHECK_EVERY or of record_every = 10)
     target = ot.make_target(50, 5, 3, seed=0)
     seeds = [0, 5, 9]
     ticks: list[int] = []
     batch = ot.decompose_batch(target, 20, seeds=seeds, max_steps=1000, progress=ticks.append)
     singles = [ot.decompose(target, 20, seed=s, max_steps=1000) for s in seeds]
-    assert [r.steps for r in batch] == [26, 131, 24]
-    assert sum(ticks) == 131
+    steps = [r.steps for r in batch]
+    assert len(set(steps)) == 3 and all(r.converged for r in batch)
+    assert all(k % CHECK_EVERY == 0 or k % 10 == 0 for k in steps)
+    assert sum(ticks) == max(steps)
     for b, s in zip(batch, singles):
         _assert_same_run(b, s, rtol=1e-10)
         np.testing.assert_array_equal(b.history.step, s.history.step)

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields, is_dataclass, replace
 from typing import Protocol, TypeVar
 
-from ._array import Array, array_namespace, is_array_api_obj, row_dot
+from ._array import Array, array_namespace, is_array_api_obj, matrix_transpose, row_dot
 
 __all__ = ["TargetOp", "FactoredOp", "DenseOp", "ShiftedOp", "factored_contract", "dense_contract", "power",
            "map_arrays"]
@@ -90,8 +90,7 @@ def factored_contract(weights: Array, vectors: Array, X: Array, order: int) -> A
     -------
     (..., m, d) array. Cost ``O(m n d)``: two matrix products.
     """
-    xp = array_namespace(X, vectors)
-    C = power(X @ xp.matrix_transpose(vectors), order - 1)  # (..., m, n); `.mT` needs NumPy >= 2
+    C = power(X @ matrix_transpose(vectors), order - 1)  # (..., m, n)
     return C @ (weights[..., None] * vectors)  # scaling V is an (n, d) pass, not (m, n)
 
 

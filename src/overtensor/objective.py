@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from typing import Literal, NamedTuple
 
-from ._array import Array, array_namespace
+from ._array import Array, array_namespace, matrix_transpose
 from .errors import OvertensorError
 from .kernels import TargetOp, power
 
@@ -93,7 +93,7 @@ def evaluate(W: Array, target: TargetOp, reg: float = 0.0, parameterization: str
         masses = xp.vecdot(W, W)  # s_i = n_i²
         norms = xp.sqrt(masses)
         Wbar = W / xp.where(norms > 0, norms, xp.ones_like(norms))[..., None]  # 0 for a zero row
-        P = power(Wbar @ xp.matrix_transpose(Wbar), l - 1) @ (norms[..., None] * W)  # T(W)(w̄_i^{⊗(l-1)}, ·)
+        P = power(Wbar @ matrix_transpose(Wbar), l - 1) @ (norms[..., None] * W)  # T(W)(w̄_i^{⊗(l-1)}, ·)
         Q = target.contract(Wbar)  # T*(w̄_i^{⊗(l-1)}, ·)
         Qv = xp.vecdot(Q, Wbar)  # T*(w̄_i^{⊗l})
         R = P  # R(w̄_i^{⊗(l-1)}, ·) = P - Q, in P's buffer
@@ -105,7 +105,7 @@ def evaluate(W: Array, target: TargetOp, reg: float = 0.0, parameterization: str
         grad *= (l * norms)[..., None]
         grad += ((2 - l) * Rv)[..., None] * W
     else:
-        R = power(W @ xp.matrix_transpose(W), l - 1) @ W  # T(W)(w_i^{⊗(l-1)}, ·), then R(w_i^{⊗(l-1)}, ·) in place
+        R = power(W @ matrix_transpose(W), l - 1) @ W  # T(W)(w_i^{⊗(l-1)}, ·), then R(w_i^{⊗(l-1)}, ·) in place
         Q = target.contract(W)
         Qv = xp.vecdot(Q, W)
         R -= Q

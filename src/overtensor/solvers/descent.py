@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 from array_api_compat import device as array_device
@@ -24,11 +24,15 @@ from .._array import Array, array_namespace, to_numpy
 from ..errors import OvertensorError
 from ..kernels import TargetOp, map_arrays
 from ..objective import Evaluation, evaluate, homogeneity
+from .step import Step, balanced_step
 
-__all__ = ["ACTIVE_THRESHOLD", "DescentConfig", "Outcome", "Recorder", "descend", "gd_step"]
+__all__ = ["ACTIVE_THRESHOLD", "CHECK_EVERY", "DescentConfig", "Outcome", "Recorder", "descend", "gd_step"]
 
 # A run has diverged once its relative error exceeds this (or is not finite).
 DIVERGENCE_FACTOR = 1e3
+#: The error is checked (convergence, divergence) every this many steps of a call, on the
+#: steps a history row is due and on the last: a check costs more than a small step.
+CHECK_EVERY = 8
 # A component is active when its mass is at least this fraction of ‖T*‖.
 ACTIVE_THRESHOLD = 1e-3
 
@@ -45,14 +49,32 @@ class DescentConfig(NamedTuple):
     active_threshold: float = ACTIVE_THRESHOLD
 
 
-def gd_step(W: Array, target: TargetOp, step_size: Array | float, reg: float, parameterization: str,
-            target_sq: Array) -> tuple[Array, Evaluation]:
-    """One gradient step ``W - η ∇L(W)``; returns it and the evaluation at ``W``.
+class _Evaluated(NamedTuple):
+    """A step of the plain model, whose loss :func:`~overtensor.objective.evaluate` gives at once."""
 
-    ``step_size`` is a scalar or a ``(B, 1, 1)`` array of per-run steps.
+    W: Array
+    evaluation: Evaluation
+
+    def residual_sq(self, xp: Any, target_sq: Array) -> Array:
+        return self.evaluation.residual_sq
+
+    def loss(self, xp: Any, reg: float, target_sq: Array) -> Array:
+        return self.evaluation.loss
+
+
+def gd_step(xp: Any, W: Array, target: TargetOp, step_size: Array | float, reg: float, parameterization: str,
+            target_sq: Array) -> Step | _Evaluated:
+    """One gradient step ``W - η ∇L(W)``; its ``residual_sq`` and ``loss`` give those at ``W``.
+
+    ``step_size`` is a scalar or a ``(B, 1)`` array of per-run steps. The
+    balanced model takes the fused step of :mod:`overtensor.solvers.step`;
+    the plain one forms its gradient (:func:`overtensor.objective.evaluate`).
     """
+    if parameterization == "balanced":
+        return balanced_step(xp, W, target, step_size, reg)
     ev = evaluate(W, target, reg, parameterization, target_sq)
-    return W - step_size * ev.grad, ev
+    eta = step_size if isinstance(step_size, float) else step_size[..., None]
+    return _Evaluated(W - eta * ev.grad, ev)
 
 
 @dataclass
@@ -109,7 +131,7 @@ class _Live(NamedTuple):
     W: Array  # (b, m, d)
     op: TargetOp
     target_sq: Array  # (b,)
-    eta: Array | float  # (b, 1, 1) step sizes, or one for all (the fast, common case)
+    eta: Array | float  # (b, 1) step sizes, or one for all (the fast, common case)
 
     def keep(self, rows: np.ndarray) -> "_Live":
         """The subset ``rows`` (indices into ``runs``); the arrays are taken only when it shrinks."""
@@ -147,10 +169,12 @@ def descend(
     running : (B,) bool, runs to advance (default: all)
     progress : called with the number of steps done since the last call
 
-    A run stops once its relative error is ``<= config.tol`` (its own, checked before
-    each step) or after ``config.max_steps`` steps in this call. A stopped run
-    leaves the working arrays, so a batch costs what its moving runs cost, and
-    each run does exactly the arithmetic of its single run.
+    A run stops at the first check at which its relative error is ``<= config.tol``
+    (its own), or after ``config.max_steps`` steps in this call. Checks come at the
+    call's first step, every :data:`CHECK_EVERY` steps after it, at every step a
+    history row is due, and at the last. A stopped run leaves the working arrays,
+    so a batch costs what its moving runs cost, and each run does exactly the
+    arithmetic of its single run.
     """
     xp = array_namespace(W)
     B = W.shape[0]
@@ -163,45 +187,69 @@ def descend(
     etas = np.broadcast_to(np.asarray(config.step_size, dtype=np.float64), (B,))
     tols = np.broadcast_to(np.asarray(config.tol, dtype=np.float64), (B,))
     eta = float(etas[0]) if np.all(etas == etas[0]) else xp.asarray(
-        etas[:, None, None], dtype=W.dtype, device=array_device(W))
+        etas[:, None], dtype=W.dtype, device=array_device(W))
     everything = _Live(np.arange(B), W, target, target_sq, eta)
     if not running.all():  # runs that do not move report their current error
         still = everything.keep(np.flatnonzero(~running))
         ev = evaluate(still.W, still.op, config.reg, config.parameterization, still.target_sq)
         rel[still.runs] = np.sqrt(to_numpy(ev.residual_sq)) / scale[still.runs]
     live = everything.keep(np.flatnonzero(running))
-    taken = reported = 0  # steps taken by the batch in this call, and passed to progress
+    # run b is due a history row at call step k iff (steps_b + k) % record_every == 0
+    phases = {int(p) for p in (-steps[running]) % config.record_every}
+    pending = reported = 0  # steps not yet added to `steps`, and steps not yet passed to progress
+    with np.errstate(over="ignore", invalid="ignore"):  # a diverging run overflows until its next check
+        live, pending, reported = _loop(xp, live, config, recorder, progress, phases, converged, final, rel,
+                                        steps, scale, etas, tols, target.order)
+    steps[live.runs] += pending
+    if progress is not None and reported:
+        progress(reported)
+    return Outcome(xp.stack(final), steps, converged, rel)
+
+
+def _loop(xp: Any, live: _Live, config: DescentConfig, recorder: Recorder, progress: Callable[[int], None] | None,
+          phases: set[int], converged: np.ndarray, final: list[Array], rel: np.ndarray, steps: np.ndarray,
+          scale: np.ndarray, etas: np.ndarray, tols: np.ndarray, order: int) -> tuple[_Live, int, int]:
+    """The steps of :func:`descend`; fills ``converged``, ``final``, ``rel`` and ``steps`` in place."""
+    pending = reported = 0
     for k in range(config.max_steps + 1 if live.runs.size else 0):
-        W_next, ev = gd_step(live.W, live.op, live.eta, config.reg, config.parameterization, live.target_sq)
-        r = rel[live.runs] = np.sqrt(to_numpy(ev.residual_sq)) / scale[live.runs]
-        _check_divergence(r, steps, etas[live.runs])
-        # tol = 0 runs the whole budget: an estimate of 0 is rounding, not an exact fit
-        tol = tols[live.runs]
-        done = (tol > 0) & (r <= tol)
-        stopping = done.any()
+        out = gd_step(xp, live.W, live.op, live.eta, config.reg, config.parameterization, live.target_sq)
         last = k == config.max_steps
-        due = done | last | (steps[live.runs] % config.record_every == 0)
-        if due.any():
-            _record(recorder, live, due, ev.loss, rel, steps, scale, target.order, config)
-        if stopping or last:
-            converged[live.runs[done]] = True
-            for j in np.flatnonzero(done | last):
-                final[live.runs[j]] = live.W[int(j), ...]
-        if last:
-            break
-        live = live._replace(W=W_next)
-        if stopping:
-            live = live.keep(np.flatnonzero(~done))
+        if last or k % CHECK_EVERY == 0 or k % config.record_every in phases:
+            steps[live.runs] += pending
+            pending = 0
+            done = _check(recorder, live, out, last, rel, steps, scale, etas, tols, order, config)
+            if done.any() or last:
+                converged[live.runs[done]] = True
+                for j in np.flatnonzero(done | last):
+                    final[live.runs[j]] = live.W[int(j), ...]
+            if last:
+                break
+            live = live._replace(W=out.W).keep(np.flatnonzero(~done))
             if live.runs.size == 0:
                 break
-        steps[live.runs] += 1
-        taken = k + 1
-        if progress is not None and taken - reported >= config.record_every:
-            progress(taken - reported)
-            reported = taken
-    if progress is not None and taken > reported:
-        progress(taken - reported)
-    return Outcome(xp.stack(final), steps, converged, rel)
+        else:
+            live = live._replace(W=out.W)
+        pending += 1
+        reported += 1
+        if progress is not None and reported >= config.record_every:
+            progress(reported)
+            reported = 0
+    return live, pending, reported
+
+
+def _check(recorder: Recorder, live: _Live, out: Step | _Evaluated, last: bool, rel: np.ndarray, steps: np.ndarray,
+           scale: np.ndarray, etas: np.ndarray, tols: np.ndarray, order: int, config: DescentConfig) -> np.ndarray:
+    """Errors at the live runs' current parameters: divergence, history rows; returns which converged."""
+    xp = array_namespace(live.W)
+    r = rel[live.runs] = np.sqrt(to_numpy(out.residual_sq(xp, live.target_sq))) / scale[live.runs]
+    _check_divergence(r, steps, etas[live.runs])
+    # tol = 0 runs the whole budget: an estimate of 0 is rounding, not an exact fit
+    tol = tols[live.runs]
+    done = (tol > 0) & (r <= tol)
+    due = done | last | (steps[live.runs] % config.record_every == 0)
+    if due.any():
+        _record(recorder, live, due, out.loss(xp, config.reg, live.target_sq), rel, steps, scale, order, config)
+    return done
 
 
 def _record(recorder: Recorder, live: _Live, rows: np.ndarray, loss: Array, rel: np.ndarray, steps: np.ndarray,

@@ -1,0 +1,168 @@
+r"""One gradient step of the balanced model, arranged for the shape ``(m, d)``.
+
+With ``n_i = ‖w_i‖``, ``s_i = n_i²``, ``w̄_i = w_i / n_i`` and the residual
+``R = T(W) - T*``, the step ``W ← W - η ∇L(W)`` of :mod:`overtensor.objective` is
+
+.. math::
+
+    w_i ← w_i \bigl(1 - η[(2 - l) R(w̄_i^{⊗l}) + λ]\bigr) - η\, l\, n_i\, R(w̄_i^{⊗(l-1)}, ·),
+
+    R(w̄_i^{⊗(l-1)}, ·) = Σ_k s_k G_{ik}^{l-1} w̄_k - T^*(w̄_i^{⊗(l-1)}, ·),   G = W̄ W̄ᵀ.
+
+The gradient itself is never formed. Two arrangements compute the same
+numbers (to rounding, ``tests/test_step.py``) at different costs:
+
+``stacked`` (a factored target ``Σ_j c_j a_j^{⊗l}`` with ``m < d``)
+    Every term above is a row combination of ``S = [W̄; A]``, so the whole step
+    is one product ``W ← M S`` with the ``(m, m + r)`` matrix
+    ``M_{ik} = -η l n_i K_{ik} + δ_{ik} n_i (1 - η[(2-l) R(w̄_i^{⊗l}) + λ])``,
+    ``K = [s ∘ G^{∘(l-1)} | -c ∘ C^{∘(l-1)}]``, ``C = W̄ Aᵀ``. The scalars
+    ``R(w̄_i^{⊗l}) = Σ_k K_{ik} [G | C]_{ik}`` come from the Gram matrices.
+    Beside the two products only three passes over ``(m, d)`` arrays remain,
+    which is what matters when ``d`` is large.
+``blocked`` (every other case: ``m >= d``, or a target seen only through ``contract``)
+    ``G`` is formed in blocks of rows, ``G_I = W̄_I W̄ᵀ``, so memory stays at
+    ``O(BLOCK_ENTRIES + m d)`` however large ``m`` is (one full ``(m, m)`` Gram
+    at ``m = 10^4`` is 800 MB), and the target enters through ``contract``.
+
+The arrangement depends on ``(m, d)`` and the target's type only, never on the
+batch size, so a batched run makes exactly the arithmetic of its single run.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any, NamedTuple
+
+from array_api_compat import device as array_device
+
+from .._array import Array, matrix_transpose
+from ..kernels import FactoredOp, TargetOp, power
+
+__all__ = ["BLOCK_ENTRIES", "Step", "arrangement", "balanced_step"]
+
+#: Largest ``(rows, m)`` block of the Gram matrix formed at once (32 MB in float64).
+BLOCK_ENTRIES = 2**22
+
+
+class Step(NamedTuple):
+    """The new parameters, and the Gram scalars at the old ones; leading batch shape ``...``.
+
+    W : (..., m, d) array, after the step
+    masses : (..., m) array, ``s_i`` before the step
+    model_minus_target : (..., m) array, ``R(w̄_i^{⊗l})``
+    target_values : (..., m) array, ``T*(w̄_i^{⊗l})``
+
+    The loss comes from these only when asked: the loop checks it every few
+    steps, not at each.
+    """
+
+    W: Array
+    masses: Array
+    model_minus_target: Array
+    target_values: Array
+
+    def residual_sq(self, xp: Any, target_sq: Array) -> Array:
+        """``‖T(W) - T*‖²`` before the step, ``(...)``, clipped at 0.
+
+        ``‖T(W)‖² - 2<T(W), T*> + ‖T*‖²`` with ``<T(W), S> = Σ_i s_i S(w̄_i^{⊗l})``:
+        a difference of terms of size ``‖T*‖²``, so it resolves relative errors
+        only down to about ``sqrt(eps)`` (1e-8 in float64).
+        """
+        r = xp.sum(self.masses * (self.model_minus_target - self.target_values), axis=-1) + target_sq
+        return xp.maximum(r, xp.zeros_like(r))
+
+    def loss(self, xp: Any, reg: float, target_sq: Array) -> Array:
+        """``½‖T(W) - T*‖² + (λ/2)‖W‖²`` before the step, ``(...)``."""
+        return 0.5 * self.residual_sq(xp, target_sq) + 0.5 * reg * xp.sum(self.masses, axis=-1)
+
+
+def arrangement(target: TargetOp, m: int, d: int) -> str:
+    """``"stacked"`` or ``"blocked"``: which arrangement :func:`balanced_step` uses."""
+    return "stacked" if isinstance(target, FactoredOp) and m < d else "blocked"
+
+
+def balanced_step(xp: Any, W: Array, target: TargetOp, step_size: Array | float, reg: float) -> Step:
+    """One step ``W - η ∇L(W)`` of the balanced model, without forming the gradient.
+
+    Parameters
+    ----------
+    xp : the array namespace of ``W`` (resolved once by the caller)
+    W : (..., m, d) array
+    target : operator with the batch shape of ``W``
+    step_size : ``η``, a float or a ``(..., 1)`` array (one per run)
+    reg : ``λ``
+    """
+    m, d = W.shape[-2], W.shape[-1]
+    if arrangement(target, m, d) == "stacked":
+        return _stacked(xp, W, target, step_size, reg)  # type: ignore[arg-type]
+    return _blocked(xp, W, target, step_size, reg)
+
+
+@lru_cache(maxsize=16)
+def _cached_eye(xp: Any, m: int, dtype: Any, device: Any) -> Array:
+    return xp.eye(m, dtype=dtype, device=device)
+
+
+def _eye(xp: Any, m: int, like: Array) -> Array:
+    """The ``(m, m)`` identity in ``like``'s library, dtype and device, made once per kind."""
+    return _cached_eye(xp, m, like.dtype, array_device(like))
+
+
+def _inverse(xp: Any, n: Array, s: Array) -> Array:
+    """``1 / n``, and 1 for a zero row (``n = s = 0``): every term such a row enters is
+    multiplied by the row or its mass, both 0, so its ``w̄`` stays 0."""
+    return 1.0 / xp.where(n > 0, n, s + 1.0)
+
+
+def _weighted_power(G: Array, k: int, weights: Array) -> Array:
+    """``weights_k G_ik^k`` as a new array; ``G (..., m, n)`` is left as it is, ``weights (..., n)``."""
+    P = G * weights[..., None, :]
+    for _ in range(k - 1):
+        P *= G
+    return P
+
+
+def _stacked(xp: Any, W: Array, target: FactoredOp, eta: Array | float, reg: float) -> Step:
+    # W̄ is never formed: G = D⁻¹ (W Wᵀ) D⁻¹ with D = diag(n), s = diag(W Wᵀ), and
+    # M [W̄; A] = (M D⁻¹ on the first m columns) [W; A]: besides the products, one copy of W
+    l, m = target.order, W.shape[-2]
+    A, c = target.vectors, target.weights
+    G = W @ matrix_transpose(W)  # (..., m, m); NumPy computes one triangle (syrk)
+    s = xp.linalg.diagonal(G) * 1.0  # a copy: NumPy's diagonal is a view, and G is scaled below
+    n = xp.sqrt(s)
+    inv = _inverse(xp, n, s)
+    G *= inv[..., :, None] * inv[..., None, :]  # W̄ W̄ᵀ
+    C = (W @ matrix_transpose(A)) * inv[..., None]  # W̄ Aᵀ, (..., m, r)
+    KG = _weighted_power(G, l - 1, s)  # s_k G_ik^{l-1}
+    KC = _weighted_power(C, l - 1, -c)  # -c_j C_ij^{l-1}
+    Qv = -xp.vecdot(KC, C)  # T*(w̄_i^{⊗l})
+    Rv = xp.vecdot(KG, G) - Qv  # R(w̄_i^{⊗l})
+    scale = (-eta * l) * n  # (..., m)
+    KG *= scale[..., :, None] * inv[..., None, :]
+    KG += _eye(xp, m, W) * (1.0 - eta * ((2 - l) * Rv + reg))[..., None]
+    KC *= scale[..., :, None]
+    M = xp.concat([KG, KC], axis=-1)
+    return Step(M @ xp.concat([W, A], axis=-2), s, Rv, Qv)
+
+
+def _blocked(xp: Any, W: Array, target: TargetOp, eta: Array | float, reg: float) -> Step:
+    # m >= d: the (m, m) passes dominate, so each block of G gets one (its power, in place), and
+    # the masses scale the (m, d) factor instead: s_k w̄_k = n_k w_k
+    l, m = target.order, W.shape[-2]
+    s = xp.vecdot(W, W)
+    n = xp.sqrt(s)
+    Wbar = W * _inverse(xp, n, s)[..., None]
+    Wbar_T, nW = matrix_transpose(Wbar), n[..., None] * W
+    rows = max(1, min(m, BLOCK_ENTRIES // m))
+    if rows == m:  # one block; NumPy computes one triangle (syrk)
+        P = power(Wbar @ Wbar_T, l - 1) @ nW
+    else:
+        P = xp.concat([power(Wbar[..., i:i + rows, :] @ Wbar_T, l - 1) @ nW for i in range(0, m, rows)], axis=-2)
+    Q = target.contract(Wbar)  # T*(w̄_i^{⊗(l-1)}, ·)
+    Qv = xp.vecdot(Q, Wbar)  # T*(w̄_i^{⊗l})
+    P -= Q  # R(w̄_i^{⊗(l-1)}, ·), in P's buffer
+    Rv = xp.vecdot(P, Wbar)  # R(w̄_i^{⊗l})
+    P *= ((-eta * l) * n)[..., None]
+    P += W * (1.0 - eta * ((2 - l) * Rv + reg))[..., None]
+    return Step(P, s, Rv, Qv)

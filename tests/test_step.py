@@ -1,0 +1,73 @@
+"""The fused step of solvers/step.py against W - η ∇L(W) from objective.evaluate.
+
+evaluate's gradient is tested against dense brute force and finite differences
+(test_objective.py). Both arrangements compute the same update in another
+order: each entry of the new W is a sum of at most m + r + 2 products, so the
+two agree to a few (m + r) eps relative to the largest term. The largest term is
+the row's own |w_i| (the update is small against it), so the bound 1e-12 of
+max|W_next| holds with a wide margin for these sizes (m + r <= 70: 70 eps = 1.6e-14).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import overtensor as ot
+from overtensor._array import array_namespace
+from overtensor.objective import evaluate
+from overtensor.solvers import step as step_module
+from overtensor.solvers.problem import make_problem
+from overtensor.solvers.step import arrangement, balanced_step
+
+SHAPES = [(6, 20), (40, 10), (12, 12)]  # m < d (stacked), m > d and m = d (blocked)
+
+
+def _reference(W, op, eta, reg, target_sq):
+    ev = evaluate(W, op, reg, "balanced", target_sq)
+    return W - np.asarray(eta)[..., None] * ev.grad, ev
+
+
+@pytest.mark.parametrize("order", [2, 3, 4])
+@pytest.mark.parametrize("m,d", SHAPES)
+@pytest.mark.parametrize("dense", [False, True])
+def test_step_equals_gradient_step(order, m, d, dense):
+    target = ot.make_target(d, 3, order, kind="gaussian", weights=[1.0, 0.6, 0.3], seed=order)
+    if dense and d ** order <= 20**3:
+        target = ot.DenseSymTensor(target.to_dense())
+    problem = make_problem([target, target], m, [0, 1])
+    rng = np.random.default_rng(m + d + order)
+    W = rng.standard_normal((2, m, d)) * 0.5
+    W[0, 1] = 0.0  # a zero row stays zero
+    eta = np.array([[0.05], [0.02]])  # one step size per run, (B, 1)
+    want, ev = _reference(W, problem.op, eta, 1e-2, problem.target_sq)
+    got = balanced_step(array_namespace(W), W, problem.op, eta, 1e-2)
+    scale = np.max(np.abs(want))
+    assert np.max(np.abs(got.W - want)) <= 1e-12 * scale
+    np.testing.assert_array_equal(got.W[0, 1], 0.0)
+    # loss and residual: the same Gram sums in another order, ~ (m + r) eps of ‖T(W)‖² + ‖T*‖²
+    bound = 1e-12 * (np.asarray(ev.loss) + problem.target_sq)
+    assert np.all(np.abs(got.loss(np, 1e-2, problem.target_sq) - ev.loss) <= bound)
+    assert np.all(np.abs(got.residual_sq(np, problem.target_sq) - ev.residual_sq) <= bound)
+
+
+def test_arrangement_follows_the_shape_and_target():
+    t = ot.make_target(20, 3, 3, seed=0)
+    factored = make_problem([t], 6, [0]).op
+    dense = make_problem([ot.DenseSymTensor(t.to_dense())], 6, [0]).op
+    assert arrangement(factored, 6, 20) == "stacked"
+    assert arrangement(factored, 20, 20) == "blocked"
+    assert arrangement(dense, 6, 20) == "blocked"
+
+
+def test_blocked_gram_in_several_blocks_equals_one_block(monkeypatch):
+    t = ot.make_target(5, 2, 3, kind="gaussian", seed=1)
+    problem = make_problem([t], 30, [0])
+    W = np.random.default_rng(0).standard_normal((1, 30, 5))
+    one = balanced_step(array_namespace(W), W, problem.op, 0.01, 0.0)
+    monkeypatch.setattr(step_module, "BLOCK_ENTRIES", 7 * 30)  # blocks of 7 rows: 5 blocks, the last short
+    many = balanced_step(array_namespace(W), W, problem.op, 0.01, 0.0)
+    # each row of G is the same dot products; only the product K @ W̄ may order its sums differently
+    assert np.max(np.abs(many.W - one.W)) <= 1e-13 * np.max(np.abs(one.W))
+    np.testing.assert_allclose(many.residual_sq(np, problem.target_sq), one.residual_sq(np, problem.target_sq),
+                               rtol=1e-13)
