@@ -124,7 +124,7 @@ def test_recover_then_polish_restores_fast_final_convergence():
     assert recovered.rank == 3
     assert ot.match(recovered, target).min_cosine > 0.999
     # 1e-7, not 1e-8: the squared residual is a difference of O(‖T*‖²) terms, so the estimate
-    # at m = 3 resolves errors only down to sqrt((2m + r)·eps) = 4.5e-8
+    # at m = 3 resolves errors only down to sqrt(eps) = 1.5e-8 (sqrt((2m + r + d)·eps) = 7e-8 at worst)
     go_on = ot.polish(fit.model, target, tol=1e-7, max_steps=1000)  # GD continued with all 12
     polished = ot.polish(recovered, target, tol=1e-7, max_steps=1000)
     # measured (SkylakeX, Haswell, Sandybridge, Prescott kernels, and with the initial point moved
@@ -141,9 +141,9 @@ def test_recover_then_polish_restores_fast_final_convergence():
     np.testing.assert_array_equal(again.weights, polished.model.weights)
     np.testing.assert_array_equal(again.vectors, polished.model.vectors)
     # its recomputed distance agrees with the stopping estimate (<= 1e-7) to the two floors: the
-    # estimate's (2m + r = 9 terms) and SymCP.distance's ((3 + 3)² Gram terms + d): at 1e-7 these
-    # are 2e-8 and 1.06e-7; measured 1.034e-7 under Sandybridge, so a bare <= 1e-7 was below them
-    floor = residual_floor(1e-7, 9) + residual_floor(1e-7, 36 + 15)
+    # estimate's (2m + r + d = 24 terms) and SymCP.distance's ((3 + 3)² + d = 51): at 1e-7 these
+    # are 5e-8 and 1.06e-7; measured 1.034e-7 under Sandybridge, so a bare <= 1e-7 was below them
+    floor = residual_floor(1e-7, 24) + residual_floor(1e-7, 51)
     assert again.distance(target) / target.norm() <= 1e-7 + floor
 
 
