@@ -101,8 +101,8 @@ def test_polarization_writes_the_symmetrized_cp_tensor(order):
         cp += weights[k] * outer
     model = polarize(weights, factors)
     assert model.rank == 2 * 2 ** (order - 1)
-    # floor: 2^(l-1) <= 8 polarization terms per CP component, of size up to ~(Σ|a_k|)^l ~ 1e2 here,
-    # that cancel to the symmetrized product: 16·eps·1e2 = 4e-13
+    # floor: 2^(l-1) <= 8 polarization terms per CP component, of size up to 7.4 here (|weight|
+    # times max|vector entry|^l), that cancel to the symmetrized product: 16·eps·7.4 = 2.6e-14
     np.testing.assert_allclose(model.to_dense(), sym(cp), atol=1e-12)
 
 
@@ -117,7 +117,7 @@ def test_als_error_against_tensorly_output():
     cp = parafac(dense.array, 2, n_iter_max=500, init="random", tol=1e-10, random_state=3, normalize_factors=True)
     w, (A, B, C) = np.asarray(cp.weights), cp.factors
     rec = np.einsum("r,ir,jr,kr->ijk", w, A, B, C)
-    # floor: a rank-2 sum of triple products in two orders, entries <= ~1: 8·eps = 2e-15
+    # floor: a rank-2 sum of triple products in two orders, factor entries <= 1.2: 8·eps·1.7 = 3e-15
     np.testing.assert_allclose(rec, cp_to_tensor(cp), atol=1e-12)
     norm = np.linalg.norm(dense.array)
     # floor: the same TensorLy run (deterministic in one process); the errors, > 0.05, are norms of
@@ -129,8 +129,8 @@ def test_als_error_against_tensorly_output():
     assert result.relative_error > 0.05  # rank 2 cannot fit rank 3
     # params (weights folded into the first factor) rebuild the CP tensor; the model is its symmetrization
     P = result.params
-    # floor: weights folded into a factor and unfolded, polarized into 8 terms each: entries ~1,
-    # ~16·eps·(weights ~ 1e1) = 4e-14; 1e-10 is loose, not needed tighter
+    # floor: weights folded into a factor and unfolded, polarized into 8 terms each; factor entries
+    # <= 1.2 here: ~16·eps·1.2^3 = 6e-15; 1e-10 is loose, kept
     np.testing.assert_allclose(np.einsum("ri,rj,rk->ijk", *P), rec, atol=1e-10)
     np.testing.assert_allclose(result.model.to_dense(), sym(rec), atol=1e-10)
     assert result.steps == len(result.history) - 1

@@ -127,6 +127,8 @@ def test_make_target_kinds_and_weights():
     np.testing.assert_allclose(t.weights[[0, -1]], [1.0, 1 / 30])
     c = make_target(10, 4, 3, kind="coherent", coherence=0.3, seed=2)
     G = c.vectors @ c.vectors.T
+    # floor: a_j = sqrt(1 - μ) q_j + sqrt(μ) u from QR columns (orthonormal to ~d·eps), then
+    # d = 10 dot products: ~(2d + 4)·eps = 5e-15
     np.testing.assert_allclose(G[~np.eye(4, dtype=bool)], 0.3, atol=1e-12)
     np.testing.assert_allclose(np.diag(G), 1.0, atol=1e-12)
     g = make_target(10, 12, 4, kind="gaussian", weights=list(range(1, 13)), seed=3)
