@@ -28,9 +28,10 @@ def residual_floor(rel_error: float, terms: int, eps: float = EPS, scale: float 
     ``‖R‖²/‖T*‖²`` is a sum of ``terms`` terms of size <= 1 (first-order count; for gd's estimate
     with m components, a rank-r target in dimension d, ``2m + r + d``: m masses times sums over m
     model and r target vectors of Gram entries, each a d-term dot product of unit vectors; for
-    ``SymCP.distance`` of ranks m and r, ``(m + r)² + d``), so it carries ``δ <= terms·eps``; then ``|sqrt(max(e² ± δ, 0)) - e| <= min(sqrt(δ), δ / e)``:
-    ``sqrt(eps)``-sized at a zero residual, ``δ / e`` above it. ``scale`` is the sum of the terms'
-    absolute values over ``‖T*‖²`` where that exceeds 1 (a model with large cancelling parts).
+    ``SymCP.distance`` of ranks m and r, ``(m + r)² + d``), so it carries ``δ <= terms·eps``;
+    then ``|sqrt(max(e² ± δ, 0)) - e| <= min(sqrt(δ), δ / e)``: ``sqrt(eps)``-sized at a zero
+    residual, ``δ / e`` above it. ``scale`` is the sum of the terms' absolute values over ``‖T*‖²``
+    where that exceeds 1 (a model with large cancelling parts).
     """
     delta = terms * eps * scale
     return min(math.sqrt(delta), delta / rel_error) if rel_error > 0 else math.sqrt(delta)

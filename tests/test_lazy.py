@@ -71,8 +71,9 @@ def test_cg_residual_equals_lstsq_on_explicit_jacobian(d, order, m):
         result = ot.decompose(target, m, method="lazy", seed=7)
         # Floors. cond: J's condition number on its range (J is rank-deficient in 4 of these cases,
         # redundant tangent directions; np.linalg.cond reads 1e16 there, which made the tolerance
-        # eps·cond² vacuous): 2 to 109 in 7 cases, 7.7e4 in (4, 4, 8). The normal equations square it: eps·cond² relative error in
-        # the fit; CG stopping at ‖b - KU‖ <= cg_tol‖b‖ leaves ‖J(U - U*)‖ <= cg_tol·cond·‖T‖.
+        # eps·cond² vacuous): 2 to 109 in 7 cases, 7.7e4 in (4, 4, 8). The normal equations square
+        # it: eps·cond² relative error in the fit; CG stopping at ‖b - KU‖ <= cg_tol‖b‖ leaves
+        # ‖J(U - U*)‖ <= cg_tol·cond·‖T‖.
         # The reported residual ‖T‖² - <b, U> cancels m·d terms of size ‖T‖²: δ = m·d·eps in e²,
         # so a zero residual reads as up to sqrt(δ) = 1e-7 (measured 1.8e-8).
         sv = np.linalg.svd(J, compute_uv=False)
