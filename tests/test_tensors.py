@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import contract_all_but_one, dense_from, random_symmetric
+from conftest import EPS, contract_all_but_one, dense_from, random_symmetric
 
 from overtensor import DenseSymTensor, OvertensorError, SymCP, add_noise, make_target, moment_tensor
 
@@ -15,20 +15,32 @@ def test_symcp_operations_match_dense(order):
     S = SymCP(rng.standard_normal(4), rng.standard_normal((4, 5)), order)
     S2 = SymCP(rng.standard_normal(3), rng.standard_normal((3, 5)), order)
     D, D2 = dense_from(S.weights, S.vectors, order), dense_from(S2.weights, S2.vectors, order)
-    np.testing.assert_allclose(S.to_dense(), D, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(S.norm(), np.linalg.norm(D.ravel()), rtol=1e-12)
-    np.testing.assert_allclose(S.inner(S2), np.sum(D * D2), rtol=1e-12)
-    np.testing.assert_allclose(S.distance(S2), np.linalg.norm((D - D2).ravel()), rtol=1e-10)
+    # Floors: the factored and the dense computation sum the same products in different orders,
+    # so each differs by <= k·eps·(sum of |products|), k the terms summed (first-order bound; here
+    # k <= r² + d^l + d = 646). B, built from |λ| and |V|, bounds every such sum entry by entry:
+    # ‖B‖² bounds Σ|λ_i λ_j| <v_i, v_j>^l, B(|x|^{⊗l}) the terms of an evaluation. A value that
+    # cancels (these draws cancel 2400x in one order-4 evaluation) keeps that absolute error.
+    B, B2 = dense_from(np.abs(S.weights), np.abs(S.vectors), order), dense_from(np.abs(S2.weights),
+                                                                              np.abs(S2.vectors), order)
+    k = 7**2 + 5**order + 5
+    np.testing.assert_allclose(S.to_dense(), D, rtol=1e-12, atol=k * EPS * B.max())
+    np.testing.assert_allclose(S.norm() ** 2, np.sum(D**2), rtol=1e-12, atol=k * EPS * np.sum(B**2))
+    np.testing.assert_allclose(S.inner(S2), np.sum(D * D2), rtol=1e-12, atol=k * EPS * np.sum(B * B2))
+    # a distance is the root of a difference of squares: |Δ‖·‖²| <= k·eps·‖B + B2‖², over 2‖D - D2‖
+    dist = np.linalg.norm((D - D2).ravel())
+    np.testing.assert_allclose(S.distance(S2), dist, rtol=1e-10, atol=k * EPS * np.sum((B + B2) ** 2) / dist)
     X = rng.standard_normal((6, 5))
     expect_c = np.array([contract_all_but_one(D, x) for x in X])
-    np.testing.assert_allclose(S.contract(X), expect_c, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(S.evaluate(X), np.einsum("md,md->m", expect_c, X),
-                               rtol=1e-12)
+    bound_c = np.array([contract_all_but_one(B, np.abs(x)) for x in np.abs(X)])
+    np.testing.assert_allclose(S.contract(X), expect_c, rtol=1e-12, atol=k * EPS * bound_c.max())
+    bound_e = np.einsum("md,md->m", bound_c, np.abs(X))
+    np.testing.assert_allclose(S.evaluate(X), np.einsum("md,md->m", expect_c, X), rtol=1e-12,
+                               atol=k * EPS * bound_e.max())
     assert isinstance(S.evaluate(X[0]), float)
-    np.testing.assert_allclose(S.contract(X[0]), expect_c[0], rtol=1e-12)
-    # residual algebra
-    np.testing.assert_allclose((S - S2).to_dense(), D - D2, atol=1e-12)
-    np.testing.assert_allclose((-S).to_dense(), -D, atol=1e-12)
+    np.testing.assert_allclose(S.contract(X[0]), expect_c[0], rtol=1e-12, atol=k * EPS * bound_c[0].max())
+    # residual algebra: concatenation and sign, r + r2 terms per entry
+    np.testing.assert_allclose((S - S2).to_dense(), D - D2, atol=k * EPS * (B + B2).max())
+    np.testing.assert_allclose((-S).to_dense(), -D, atol=k * EPS * B.max())
 
 
 @pytest.mark.parametrize("order", [2, 3, 4])
@@ -38,12 +50,21 @@ def test_dense_operations_match_brute_force(order):
     T = DenseSymTensor(A)
     X = rng.standard_normal((5, 4))
     expect = np.array([contract_all_but_one(A, x) for x in X])
-    np.testing.assert_allclose(T.contract(X), expect, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(T.evaluate(X), np.einsum("md,md->m", expect, X), rtol=1e-12)
+    # floors as above: k <= d^l + r·d^(l-1) + d = 324 terms, bounded through |A|, |λ| and |V|;
+    # these draws cancel 75x in one inner product, 26x in one evaluation
+    k = 4**order + 3 * 4 ** (order - 1) + 4
+    absA = np.abs(A)
+    bound_c = np.array([contract_all_but_one(absA, np.abs(x)) for x in X])
+    np.testing.assert_allclose(T.contract(X), expect, rtol=1e-12, atol=k * EPS * bound_c.max())
+    np.testing.assert_allclose(T.evaluate(X), np.einsum("md,md->m", expect, X), rtol=1e-12,
+                               atol=k * EPS * np.einsum("md,md->m", bound_c, np.abs(X)).max())
     S = SymCP(rng.standard_normal(3), rng.standard_normal((3, 4)), order)
-    np.testing.assert_allclose(T.inner(S), np.sum(A * S.to_dense()), rtol=1e-12)
-    np.testing.assert_allclose(S.inner(T), np.sum(A * S.to_dense()), rtol=1e-12)
-    np.testing.assert_allclose(T.distance(S), np.linalg.norm((A - S.to_dense()).ravel()), rtol=1e-12)
+    B = dense_from(np.abs(S.weights), np.abs(S.vectors), order)
+    inner = np.sum(A * S.to_dense())
+    np.testing.assert_allclose(T.inner(S), inner, rtol=1e-12, atol=k * EPS * np.sum(absA * B))
+    np.testing.assert_allclose(S.inner(T), inner, rtol=1e-12, atol=k * EPS * np.sum(absA * B))
+    dist = np.linalg.norm((A - S.to_dense()).ravel())
+    np.testing.assert_allclose(T.distance(S), dist, rtol=1e-12, atol=k * EPS * np.sum((absA + B) ** 2) / dist)
 
 
 def test_normalize_keeps_the_tensor_and_makes_unit_vectors():
@@ -51,7 +72,9 @@ def test_normalize_keeps_the_tensor_and_makes_unit_vectors():
     for order in (3, 4):
         S = SymCP(rng.standard_normal(5), rng.standard_normal((5, 3)) * 3, order)
         N = S.normalize()
+        # floor: a norm of d = 3 squares, divided and re-normed: (d + 3)·eps = 1.3e-15
         np.testing.assert_allclose(np.linalg.norm(N.vectors, axis=1), 1.0, rtol=1e-14)
+        # floor: 5 terms of l + 1 factors, entries up to |w|·|v|^l ~ 1e3 here: ~10·eps·1e3 = 2e-12
         np.testing.assert_allclose(N.to_dense(), S.to_dense(), atol=1e-10)
         if order == 3:
             assert np.all(N.weights > 0)
@@ -61,7 +84,10 @@ def test_moment_tensor_equals_dense_average():
     X = np.random.default_rng(0).standard_normal((50, 4))
     M = moment_tensor(X, 3)
     expect = np.einsum("ni,nj,nk->ijk", X, X, X) / 50
-    np.testing.assert_allclose(M.to_dense(), expect, rtol=1e-12, atol=1e-14)
+    # floor: each entry is a mean of n = 50 products that cancel; 2n·eps·mean|products| absolute
+    # (the old atol 1e-14 sat at 50·eps·1 = 1.1e-14, below it for entries that cancel to ~0)
+    bound = np.einsum("ni,nj,nk->ijk", *(3 * [np.abs(X)])) / 50
+    np.testing.assert_allclose(M.to_dense(), expect, rtol=1e-12, atol=2 * 50 * EPS * bound.max())
 
 
 def test_to_dense_refuses_huge():
@@ -96,10 +122,13 @@ def test_dense_symmetry_error_reports_largest_asymmetry():
 
 def test_make_target_kinds_and_weights():
     t = make_target(20, 5, 3, kind="orthonormal", weights="geometric", spread=30, seed=1)
+    # floor: Householder QR in d = 20 is orthonormal to ~d·eps = 4e-15
     np.testing.assert_allclose(t.vectors @ t.vectors.T, np.eye(5), atol=1e-12)
     np.testing.assert_allclose(t.weights[[0, -1]], [1.0, 1 / 30])
     c = make_target(10, 4, 3, kind="coherent", coherence=0.3, seed=2)
     G = c.vectors @ c.vectors.T
+    # floor: a_j = sqrt(1 - μ) q_j + sqrt(μ) u from QR columns (orthonormal to ~d·eps), then
+    # d = 10 dot products: ~(2d + 4)·eps = 5e-15
     np.testing.assert_allclose(G[~np.eye(4, dtype=bool)], 0.3, atol=1e-12)
     np.testing.assert_allclose(np.diag(G), 1.0, atol=1e-12)
     g = make_target(10, 12, 4, kind="gaussian", weights=list(range(1, 13)), seed=3)
@@ -114,4 +143,6 @@ def test_make_target_kinds_and_weights():
 def test_add_noise_has_the_requested_level_and_is_symmetric():
     t = make_target(5, 2, 3, seed=0)
     noisy = add_noise(t, 0.1, seed=1)
+    # floor: the distance is the root of ‖N‖² - 2<N, T> + ‖T‖², d^l = 125 terms of size ~‖T‖²:
+    # relative 125·eps·2‖T‖² / (2·(0.1‖T‖)²) = 2.8e-12
     np.testing.assert_allclose(noisy.distance(t) / t.norm(), 0.1, rtol=1e-10)
