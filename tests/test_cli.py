@@ -127,6 +127,27 @@ def test_results_file_equals_stdout(cli, store: Path, tmp_path: Path):
     assert sorted(files(tmp_path)) == ["r.json"]  # no temporary file left
 
 
+def test_parquet_is_written_atomically(cli, store: Path, tmp_path: Path, monkeypatch):
+    """pyarrow writes to a path: the command hands it a temporary one (pyarrow itself is optional)."""
+    from overtensor.experiments import table
+
+    seen = []
+
+    def fake(rows, fmt, out):
+        seen.append((len(rows), fmt, out.parent == tmp_path, out.name != "r.parquet"))
+        out.write_bytes(b"PAR1 partial")
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(table, "write_table", fake)
+    assert cli("results", str(store), "--format", "parquet", "-o", "r.parquet").exit_code == 0
+    assert files(tmp_path) == {"r.parquet": b"PAR1 partial"}
+    out = cli("results", str(store), "--format", "parquet", "-o", "r2.parquet")
+    assert (out.exit_code, out.stderr) == (130, "interrupted\n")
+    assert seen == [(24, "parquet", True, True)] * 2
+    assert files(tmp_path) == {"r.parquet": b"PAR1 partial"}  # no partial r2.parquet, no temporary file
+
+
 @pytest.mark.parametrize("mask", [0o022, 0o027, 0o077], ids=["022", "027", "077"])
 def test_output_mode_follows_umask(cli, store: Path, tmp_path: Path, mask: int):
     old = os.umask(mask)

@@ -21,10 +21,12 @@ from . import __version__
 from ._array import BACKENDS, DTYPES
 from .api import decompose as _decompose
 from .api import methods
+from .dense import Tensor
 from .errors import OvertensorError
 from .io import atomic_path, atomic_write, check_output, load, save
 from .recovery import match
 from .recovery import recover as _recover
+from .result import DecompositionResult
 from .symcp import SymCP
 from .targets import KINDS, make_target
 
@@ -43,7 +45,7 @@ class _Group(click.Group):
             where = f" (see '{exc.ctx.command_path} -h')" if exc.ctx is not None else ""
             raise click.UsageError(exc.format_message() + where) from None
         except KeyboardInterrupt:  # click would print "Aborted!" and exit 1
-            click.echo("interrupted; nothing written", err=True)
+            click.echo("interrupted", err=True)
             raise click.exceptions.Exit(130) from None
 
 
@@ -110,6 +112,21 @@ class _Bar:
         self.bar.close()
 
 
+def _solve(target: Tensor, components: int, method: str, seed: int, given: dict[str, Any]) -> DecompositionResult:
+    """Run the solver with a progress bar; Ctrl-C exits 130 with one line."""
+    # only gd and lazy-gd have a step budget known in advance; the others show a count
+    fixed_budget = method.replace("-", "_") in ("gd", "lazy_gd")
+    bar = _Bar(given.get("max_steps", 10_000) if fixed_budget else None)
+    try:
+        return _decompose(target, components, method, seed=seed, progress=bar, **given)
+    except KeyboardInterrupt:
+        bar.close()
+        click.echo(f"interrupted after {bar.steps} steps; nothing written", err=True)
+        raise click.exceptions.Exit(130) from None
+    finally:
+        bar.close()
+
+
 @main.command()
 @click.argument("target_file", metavar="FILE")
 @click.option("--components", "-m", type=int, required=True, help="Number of components m.")
@@ -168,18 +185,7 @@ def decompose(target_file: str, components: int, method: str, seed: int, output:
     if polish_steps and not recover:
         raise OvertensorError(f"--polish-steps {polish_steps} needs --recover")
     target = load(target_file)
-    given = {k: v for k, v in options.items() if v is not None}
-    # only gd and lazy-gd have a step budget known in advance; the others show a count
-    fixed_budget = method.replace("-", "_") in ("gd", "lazy_gd")
-    bar = _Bar(given.get("max_steps", 10_000) if fixed_budget else None)
-    try:
-        result = _decompose(target, components, method, seed=seed, progress=bar, **given)
-    except KeyboardInterrupt:
-        bar.close()
-        click.echo(f"interrupted after {bar.steps} steps; nothing written", err=True)
-        raise click.exceptions.Exit(130) from None
-    finally:
-        bar.close()
+    result = _solve(target, components, method, seed, {k: v for k, v in options.items() if v is not None})
     model = result.model
     summary = {"target": str(target_file), "order": target.order, "dim": target.dim, **result.summary()}
     if recover:
