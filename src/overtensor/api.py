@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from ._validate import as_number
 from .dense import Tensor
 from .errors import OvertensorError
 from .result import DecompositionResult
 from .solvers import METHODS
 from .solvers.problem import make_problem
 
-__all__ = ["decompose", "decompose_batch", "methods", "check_options"]
+__all__ = ["decompose", "decompose_batch", "methods", "check_options", "coerce_options"]
 
 
 def methods() -> tuple[str, ...]:
@@ -41,8 +42,27 @@ def check_options(method: str, options: Iterable[str]) -> str:
     return key
 
 
-def _solver(method: str, options: dict[str, Any]):
-    return METHODS[check_options(method, options)]
+def coerce_options(method: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """Check a method's option names (:func:`check_options`) and make its number options numbers.
+
+    An option annotated ``float`` may be given as a numeric string (``"1e-3"``, as
+    YAML 1.1 reads ``1e-3``); any other non-number is an error.
+
+    Raises
+    ------
+    OvertensorError
+        On an unknown method or option, or a number option that is not a number,
+        naming the option and the method.
+    """
+    key = check_options(method, options)
+    params = inspect.signature(METHODS[key]).parameters
+    # annotations are strings (``from __future__ import annotations``): "float", "float | None"
+    numeric = {n for n, p in params.items() if "float" in str(p.annotation).split(" | ")}
+    return {n: as_number(n, v, key) if n in numeric else v for n, v in options.items()}
+
+
+def _solver(method: str, options: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
+    return METHODS[check_options(method, options)], coerce_options(method, options)
 
 
 def decompose(target: Tensor, components: int, method: str = "gd", *, seed: int = 0,
@@ -63,7 +83,7 @@ def decompose(target: Tensor, components: int, method: str = "gd", *, seed: int 
     -------
     DecompositionResult
     """
-    solver = _solver(method, options)
+    solver, options = _solver(method, options)
     return solver(make_problem([target], components, [seed]), **options)[0]
 
 
@@ -78,5 +98,5 @@ def decompose_batch(targets: Sequence[Tensor], components: int, method: str = "g
     seeds = list(seeds)
     if not isinstance(targets, Sequence):
         targets = [targets] * len(seeds)
-    solver = _solver(method, options)
+    solver, options = _solver(method, options)
     return solver(make_problem(list(targets), components, seeds), **options)

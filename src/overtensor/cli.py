@@ -1,7 +1,9 @@
 """The ``overtensor`` command line.
 
 Every expected failure (bad input, a diverged run) is reported as one line
-on stderr with exit status 1 (2 for a usage error), and leaves no output file.
+on stderr with exit status 1 (2 for a usage error, 130 for Ctrl-C), and
+leaves no output file: every output path is checked (:func:`overtensor.io.check_output`)
+before any work, and files are written atomically.
 """
 
 from __future__ import annotations
@@ -19,10 +21,12 @@ from . import __version__
 from ._array import BACKENDS, DTYPES
 from .api import decompose as _decompose
 from .api import methods
+from .dense import Tensor
 from .errors import OvertensorError
-from .io import load, save
+from .io import atomic_path, atomic_write, check_output, load, save
 from .recovery import match
 from .recovery import recover as _recover
+from .result import DecompositionResult
 from .symcp import SymCP
 from .targets import KINDS, make_target
 
@@ -37,6 +41,12 @@ class _Group(click.Group):
             raise click.ClickException(str(exc)) from None
         except MemoryError:
             raise click.ClickException("out of memory; try fewer components or a smaller problem") from None
+        except click.UsageError as exc:  # click prints usage and a hint on three more lines; keep one
+            where = f" (see '{exc.ctx.command_path} -h')" if exc.ctx is not None else ""
+            raise click.UsageError(exc.format_message() + where) from None
+        except KeyboardInterrupt:  # click would print "Aborted!" and exit 1
+            click.echo("interrupted", err=True)
+            raise click.exceptions.Exit(130) from None
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -56,13 +66,9 @@ def _parse_weights(text: str) -> str | list[float]:
         ) from None
 
 
-def _output_path(path: str, suffix: str) -> Path:
-    out = Path(path)
-    if out.suffix != suffix:
-        raise OvertensorError(f"output file must end in {suffix}, got {out}")
-    if not out.parent.is_dir():
-        raise OvertensorError(f"cannot write {out}: folder {out.parent} does not exist")
-    return out
+def _output_path(path: str, suffix: str, *inputs: str) -> Path:
+    """The checked ``-o`` file: right suffix, writable folder, not a folder, not one of ``inputs``."""
+    return check_output(path, suffix=suffix, inputs=inputs)
 
 
 @main.command()
@@ -96,12 +102,29 @@ class _Bar:
         from tqdm.auto import tqdm
 
         self.bar = tqdm(total=total, unit="step", file=sys.stderr, disable=None, leave=False)
+        self.steps = 0
 
     def __call__(self, n: int) -> None:
+        self.steps += n
         self.bar.update(n)
 
     def close(self) -> None:
         self.bar.close()
+
+
+def _solve(target: Tensor, components: int, method: str, seed: int, given: dict[str, Any]) -> DecompositionResult:
+    """Run the solver with a progress bar; Ctrl-C exits 130 with one line."""
+    # only gd and lazy-gd have a step budget known in advance; the others show a count
+    fixed_budget = method.replace("-", "_") in ("gd", "lazy_gd")
+    bar = _Bar(given.get("max_steps", 10_000) if fixed_budget else None)
+    try:
+        return _decompose(target, components, method, seed=seed, progress=bar, **given)
+    except KeyboardInterrupt:
+        bar.close()
+        click.echo(f"interrupted after {bar.steps} steps; nothing written", err=True)
+        raise click.exceptions.Exit(130) from None
+    finally:
+        bar.close()
 
 
 @main.command()
@@ -153,20 +176,16 @@ def decompose(target_file: str, components: int, method: str, seed: int, output:
     Method options left unset take the method's defaults; setting one the
     method does not take is an error.
     """
-    out = _output_path(output, ".npz") if output else None
+    # checked before the solve, so that a finished run is never lost to an unwritable -o
+    out = _output_path(output, ".npz", target_file) if output else None
     if components < 1:
         raise OvertensorError(f"--components must be >= 1, got {components}")
-    if polish_steps < 0 or (polish_steps and not recover):
-        raise OvertensorError(f"--polish-steps needs --recover and must be >= 0, got {polish_steps}")
+    if polish_steps < 0:
+        raise OvertensorError(f"--polish-steps must be >= 0, got {polish_steps}")
+    if polish_steps and not recover:
+        raise OvertensorError(f"--polish-steps {polish_steps} needs --recover")
     target = load(target_file)
-    given = {k: v for k, v in options.items() if v is not None}
-    # only gd and lazy-gd have a step budget known in advance; the others show a count
-    fixed_budget = method.replace("-", "_") in ("gd", "lazy_gd")
-    bar = _Bar(given.get("max_steps", 10_000) if fixed_budget else None)
-    try:
-        result = _decompose(target, components, method, seed=seed, progress=bar, **given)
-    finally:
-        bar.close()
+    result = _solve(target, components, method, seed, {k: v for k, v in options.items() if v is not None})
     model = result.model
     summary = {"target": str(target_file), "order": target.order, "dim": target.dim, **result.summary()}
     if recover:
@@ -252,12 +271,17 @@ def results(store_file: str, fmt: str, output: str | None) -> None:
     from .experiments.store import Store
     from .experiments.table import tidy, write_table
 
-    out = _output_path(output, f".{fmt}") if output else None
+    out = _output_path(output, f".{fmt}", store_file) if output else None
     with Store(store_file) as store:
         rows = tidy(store.records(history=False))
-    text = write_table(rows, fmt, out)
-    if text is not None:
-        click.echo(text, nl=False)
+    if out is None:
+        click.echo(write_table(rows, fmt, None), nl=False)
+    elif fmt == "parquet":  # written by pyarrow to a path: give it the temporary one
+        with atomic_path(out) as tmp:
+            write_table(rows, fmt, tmp)
+    else:
+        text = write_table(rows, fmt, None) or ""
+        atomic_write(out, lambda fh: fh.write(text.encode()))
 
 
 @main.command()
@@ -270,8 +294,9 @@ def report(store_file: str, out_dir: str, epsilon: float | None) -> None:
     from .experiments.report import write_report
     from .experiments.store import Store
 
-    if epsilon is not None and not epsilon > 0:
-        raise OvertensorError(f"--epsilon must be > 0, got {epsilon}")
+    if epsilon is not None and not (np.isfinite(epsilon) and epsilon > 0):
+        raise OvertensorError(f"--epsilon must be a finite number > 0, got {epsilon}")
+    check_output(out_dir, folder=True, inputs=[store_file])
     with Store(store_file) as store:
         files = write_report(store, out_dir, epsilon=epsilon)
     click.echo(f"wrote {files.html} and {len(files.figures)} figure files", err=True)

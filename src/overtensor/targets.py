@@ -7,7 +7,7 @@ from typing import Literal, Union
 
 import numpy as np
 
-from ._validate import check_dense_size, check_order, check_positive_int
+from ._validate import check_dense_size, check_order, check_positive_int, check_seed
 from .dense import DenseSymTensor, Tensor, symmetrize
 from .errors import OvertensorError
 from .symcp import SymCP
@@ -96,7 +96,7 @@ def make_target(
     rank = check_positive_int("rank", rank)
     order = check_order(order)
     c = _weights(weights, rank, spread)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     A = _directions(kind, dim, rank, coherence, rng)
     return SymCP(c, A, order)
 

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from .._array import get_backend, to_numpy
+from .._validate import as_number
 from ..diagnostics import observer, truth_list
 from ..errors import OvertensorError
 from ..objective import check_parameterization, evaluate, homogeneity, model_parts
@@ -51,6 +52,7 @@ def default_init_scale(problem: Problem, b: int, parameterization: str) -> float
 def _positive(name: str, value: float | None, allow_zero: bool = False) -> None:
     if value is None:
         return
+    as_number(name, value)  # a string or other non-number: a one-line error, not numpy's TypeError
     ok = np.isfinite(value) and (value >= 0 if allow_zero else value > 0)
     if not ok:
         raise OvertensorError(f"{name} must be a finite number {'>= 0' if allow_zero else '> 0'}, got {value!r}")
