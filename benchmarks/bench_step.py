@@ -1,82 +1,131 @@
-"""Time per gradient step against the step's two dominant matrix products.
+"""Time per gradient step against the step's two dominant matrix products; small-problem steps/s.
 
-Usage: python benchmarks/bench_step.py [--repeats 7] [--dtype float64]
+Usage: python benchmarks/bench_step.py [--repeats 5] [--quick]
 
-Times ``overtensor.decompose(target, m, method="gd", max_steps=N, tol=0.0)``
-(the whole loop with its default history interval) divided by N, on a factored
-order-3 target of rank 10 (and, last, a dense ``50^3`` target with m = 100,
-whose step is dominated by the ``O(m d^l)`` contraction), and in the same process the two products that bound
-a step from below: ``W̄ W̄ᵀ`` and an ``(m × m)·(m × d)`` product, N times. The
-two are timed in alternation over windows of about equal length, and each
-reported time is the best of ``--repeats``, so that a shared, noisy machine
-inflates neither side alone.
+1. For each ``(m, d)``: ``overtensor.decompose(target, m, method="gd", max_steps=N, tol=0.0)``
+   (the whole loop, default history interval) divided by N, against the two products that
+   bound a step from below, ``W̄ W̄ᵀ`` and an ``(m × m)·(m × d)`` product, N times, in the same
+   process. Order 3, factored gaussian target of rank 10. Each side is the best of ``--repeats``
+   windows taken in alternation, timed in **CPU time** of this process (``time.process_time``),
+   so that other jobs on a shared machine inflate neither side.
+2. Peak memory of one step at ``m = 10^4, d = 100`` (``tracemalloc``, which NumPy reports to).
+3. Steps per second at ``m = 20, d = 50`` (orthonormal rank-5 target, a fixed budget) against a
+   minimal NumPy step on the same trajectory: the same update in 2-D arrays with nothing else.
+
+Run single-threaded (``OPENBLAS_NUM_THREADS=1``), from the repository root.
 """
 
 from __future__ import annotations
 
 import argparse
+import time
+import tracemalloc
+from collections.abc import Callable
 
 import numpy as np
 
 import overtensor as ot
-from _timing import best_of
-from overtensor._array import get_backend
+from overtensor._array import array_namespace
+from overtensor.solvers.problem import make_problem
+from overtensor.solvers.step import arrangement, balanced_step
 
-SIZES = [(100, 50, 200), (500, 100, 50), (2000, 200, 10)]  # (m, d, steps per timing)
+SIZES = [(20, 50, 2000), (100, 50, 500), (500, 100, 100), (2000, 200, 10), (200, 5000, 40), (3200, 100, 6)]
 
 
+def cpu_best(fn: Callable[[], object], repeats: int) -> float:
+    """CPU seconds of the fastest of ``repeats`` calls."""
+    best = np.inf
+    for _ in range(repeats):
+        t0 = time.process_time()
+        fn()
+        best = min(best, time.process_time() - t0)
+    return best
 
-def step_vs_matmuls(m: int, d: int, steps: int, repeats: int, dtype: str, backend: str = "numpy",
-                    device: str | None = None, dense: bool = False) -> tuple[float, float]:
-    """``(seconds per step, seconds of the two products)``, best of ``repeats`` each."""
+
+def step_vs_products(m: int, d: int, steps: int, repeats: int) -> tuple[float, float]:
+    """``(CPU seconds per step, CPU seconds of the two products)``, best of ``repeats`` each."""
     target = ot.make_target(d, 10, 3, kind="gaussian", seed=0)
-    if dense:
-        target = ot.DenseSymTensor(target.to_dense())
-    on = get_backend(backend, device, dtype)
     rng = np.random.default_rng(0)
-    Wbar = on.asarray(rng.standard_normal((1, m, d)))
-    G = on.asarray(rng.standard_normal((1, m, m)))
-    sync = _sync(backend, device)
+    W = rng.standard_normal((1, m, d))
+    G = rng.standard_normal((1, m, m))
 
     def run() -> None:
-        ot.decompose(target, m, seed=0, max_steps=steps, tol=0.0, backend=backend, device=device, dtype=dtype)
+        ot.decompose(target, m, seed=0, max_steps=steps, tol=0.0)
 
     def products() -> None:
         for _ in range(steps):
-            Wbar @ Wbar.mT
-            G @ Wbar
-        sync()
+            W @ np.swapaxes(W, -1, -2)
+            G @ W
 
-    run()  # warm-up: imports, first allocations, GPU kernels
-    step, mm = np.inf, np.inf
-    for _ in range(repeats):  # windows of equal length, alternating
-        step = min(step, best_of(run, 1) / steps)
-        mm = min(mm, best_of(products, 1) / steps)
+    run()  # warm-up
+    step = mm = np.inf
+    for _ in range(repeats):  # alternate, so that a noisy machine hits both alike
+        step = min(step, cpu_best(run, 1) / steps)
+        mm = min(mm, cpu_best(products, 1) / steps)
     return step, mm
 
 
-def _sync(backend: str, device: str | None):
-    if backend == "torch" and device and device.startswith("cuda"):
-        import torch
+def peak_step_memory(m: int, d: int) -> float:
+    """Peak bytes allocated during one step at ``(m, d)``, above its inputs."""
+    problem = make_problem([ot.make_target(d, 10, 3, kind="gaussian", seed=0)], m, [0])
+    W = np.random.default_rng(0).standard_normal((1, m, d))
+    xp = array_namespace(W)
+    tracemalloc.start()
+    balanced_step(xp, W, problem.op, 1e-3, 0.0)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak
 
-        return torch.cuda.synchronize
-    return lambda: None
+
+def minimal_numpy(target: ot.SymCP, W0: np.ndarray, eta: float, steps: int) -> np.ndarray:
+    """The balanced-model step with nothing else: no checks, no history, 2-D arrays."""
+    A, c, W = target.vectors, target.weights, W0.copy()
+    for _ in range(steps):
+        n = np.sqrt(np.einsum("ij,ij->i", W, W))
+        Wb = W / n[:, None]
+        G, C = Wb @ Wb.T, Wb @ A.T
+        R = (G * G) @ (n[:, None] * W) - (C * C * c) @ A
+        Rv = np.einsum("ij,ij->i", R, Wb)
+        W = W - eta * (3 * n[:, None] * R - Rv[:, None] * W)
+    return W
+
+
+def small_problem(repeats: int, steps: int = 4000) -> tuple[float, float, float]:
+    """``(overtensor steps/s, minimal NumPy steps/s, max relative difference of the end points)``."""
+    target = ot.make_target(50, 5, 3, seed=1000)
+
+    def ours() -> ot.DecompositionResult:
+        return ot.decompose(target, 20, seed=0, max_steps=steps, tol=0.0)
+
+    res = ours()
+    start = ot.decompose(target, 20, seed=0, max_steps=0, tol=0.0).params  # the same start and step
+    reference = minimal_numpy(target, start, res.info["step_size"], steps)
+    difference = float(np.max(np.abs(reference - res.params)) / np.max(np.abs(reference)))
+    a = b = np.inf
+    for _ in range(repeats):
+        a = min(a, cpu_best(ours, 1))
+        b = min(b, cpu_best(lambda: minimal_numpy(target, start, res.info["step_size"], steps), 1))
+    return steps / a, steps / b, difference
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--dtype", default="float64", choices=["float64", "float32"])
-    parser.add_argument("--backend", default="numpy")
-    parser.add_argument("--device", default=None)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="two sizes only")
     args = parser.parse_args()
-    print(f"# {args.backend} {args.device or ''} {args.dtype}, numpy {np.__version__}")
-    print("| target | m | d | ms / step | ms, W̄W̄ᵀ + (m×m)(m×d) | ratio |")
+    print(f"# numpy {np.__version__}, CPU time, float64")
+    print("| m | d | arrangement | ms / step | ms, W̄W̄ᵀ + (m×m)(m×d) | ratio |")
     print("|---|---|---|---|---|---|")
-    for m, d, steps, dense in [(*size, False) for size in SIZES] + [(100, 50, 100, True)]:
-        step, mm = step_vs_matmuls(m, d, steps, args.repeats, args.dtype, args.backend, args.device, dense)
-        kind = "dense" if dense else "factored"
-        print(f"| {kind} | {m} | {d} | {1e3 * step:.3f} | {1e3 * mm:.3f} | {step / mm:.2f} |", flush=True)
+    t = ot.make_target(10, 2, 3, seed=0)
+    for m, d, steps in SIZES[:2] if args.quick else SIZES:
+        step, mm = step_vs_products(m, d, steps, args.repeats)
+        kind = arrangement(make_problem([t], 1, [0]).op, m, d)
+        print(f"| {m} | {d} | {kind} | {1e3 * step:.3f} | {1e3 * mm:.3f} | {step / mm:.2f} |", flush=True)
+    if not args.quick:
+        print(f"\npeak memory of one step at m = 10^4, d = 100: {peak_step_memory(10_000, 100) / 1e6:.0f} MB")
+    ours, theirs, diff = small_problem(args.repeats)
+    print(f"\nm = 20, d = 50: overtensor {ours:.0f} steps/s, minimal NumPy step {theirs:.0f} steps/s "
+          f"(ratio {ours / theirs:.2f}); end points differ by {diff:.1e} relative after 4000 steps")
 
 
 if __name__ == "__main__":

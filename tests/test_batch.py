@@ -17,7 +17,7 @@ import overtensor as ot
 
 CASES = [
     ("gd", {"max_steps": 500, "reg": 1e-3}),
-    ("beyond_lazy", {"tol": 1e-3}),
+    ("beyond_lazy", {"tol": 1e-3, "max_epochs": 3, "epoch_steps": 60}),
     ("lazy_gd", {"max_steps": 300}),
     ("power", {}),
     ("lazy", {}),
