@@ -7,7 +7,10 @@ that the signal lands at different moments, then sends SIGINT to the group as
 a terminal does.  A trial is clean when the exit status is 130, stderr is one
 line starting "interrupted:", and no traceback is printed.
 
-    PYTHONPATH=src python benchmarks/ctrl_c_trials.py [N]
+    PYTHONPATH=src python benchmarks/ctrl_c_trials.py [N] [SPEC]
+
+With ``SPEC`` = ``tests/data/sweep_gd.yaml`` (24 quick runs) the signal may also
+land while the workers start or after the last run is stored.
 """
 
 from __future__ import annotations
@@ -34,9 +37,9 @@ def rows(db: Path) -> int:
         return 0
 
 
-def trial(folder: Path, delay: float) -> tuple[int, str]:
+def trial(folder: Path, delay: float, spec: Path) -> tuple[int, str]:
     db = folder / "runs.db"
-    proc = subprocess.Popen([sys.executable, "-m", "overtensor.cli", "sweep", str(SPEC), "--store", str(db),
+    proc = subprocess.Popen([sys.executable, "-m", "overtensor.cli", "sweep", str(spec), "--store", str(db),
                              "--workers", "2", "--max-batch", "1"], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.monotonic() + 120
@@ -48,12 +51,12 @@ def trial(folder: Path, delay: float) -> tuple[int, str]:
     return proc.returncode, err
 
 
-def main(n: int) -> None:
+def main(n: int, spec: Path) -> None:
     rng = random.Random(0)
     outcomes: collections.Counter = collections.Counter()
     for i in range(n):
         with tempfile.TemporaryDirectory() as tmp:
-            rc, err = trial(Path(tmp), rng.uniform(0.0, 0.5))
+            rc, err = trial(Path(tmp), rng.uniform(0.0, 0.5), spec)
         clean = rc == 130 and err.count("\n") == 1 and err.startswith("interrupted:") and "Traceback" not in err
         outcomes["clean" if clean else f"rc={rc}"] += 1
         print(f"trial {i + 1}: exit {rc}, {err.count(chr(10))} stderr lines: {err.strip().splitlines()[-1:] }",
@@ -64,4 +67,4 @@ def main(n: int) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 15)
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 15, Path(sys.argv[2]) if len(sys.argv) > 2 else SPEC)

@@ -221,17 +221,17 @@ def local_pool(workers: int) -> Iterator[tuple[Executor, int]]:
 
 
 @contextlib.contextmanager
-def dask_executor(address: str) -> Iterator[tuple[Executor, int]]:
+def dask_executor(address: str, *, quiet: bool = False) -> Iterator[tuple[Executor, int]]:
     """A ``concurrent.futures`` view of an existing Dask cluster at ``address``, and its worker count.
 
     Closing the client (at the end, or on an error) releases its pending tasks on the cluster.
+    ``quiet``: silence the loggers of ``distributed``, ``tornado`` and ``asyncio`` in this process
+    (a lost scheduler makes them print tracebacks; the CLI reports it in one line itself).
     """
-    import logging
-
     from distributed import Client
 
-    # the client logs its reconnection attempts to stderr; the sweep reports a lost scheduler itself
-    logging.getLogger("distributed").setLevel(logging.CRITICAL)
+    if quiet:
+        _silence("distributed", "tornado", "asyncio")
     try:
         client = Client(address, timeout="10s")
     except (OSError, TimeoutError, ValueError) as exc:  # ValueError: not an address
@@ -241,6 +241,15 @@ def dask_executor(address: str) -> Iterator[tuple[Executor, int]]:
     finally:
         with contextlib.suppress(Exception):  # a scheduler that is gone cannot be told goodbye
             client.close(timeout=5)
+
+
+def _silence(*packages: str) -> None:
+    """Set the loggers of ``packages`` and of their modules to CRITICAL (some have levels of their own)."""
+    import logging
+
+    for name in [*packages, *logging.root.manager.loggerDict]:
+        if name.split(".")[0] in packages:
+            logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 class WorkersLost(OvertensorError):
