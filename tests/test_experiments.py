@@ -452,8 +452,7 @@ def test_stores_are_marked_and_unmarked_old_stores_still_work(tmp_path: Path):
 
 
 def test_edited_spec_is_refused_naming_the_change_and_an_extended_one_runs(tmp_path: Path):
-    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(tiny_spec(max_steps=100)))
-    assert cli("sweep", "spec.yaml", "--store", "r.db", "--workers", "1", cwd=tmp_path).exit_code == 0
+    assert sweep_in_process(parse_spec(tiny_spec(max_steps=100)), tmp_path / "r.db")
     rows = stored(tmp_path / "r.db")
     (tmp_path / "spec.yaml").write_text(yaml.safe_dump(tiny_spec(max_steps=50)))
     out = cli("sweep", "spec.yaml", "--store", "r.db", "--workers", "1", cwd=tmp_path)

@@ -233,7 +233,12 @@ def sweep(spec_file: str, store_path: str, workers: int | None, scheduler: str |
     if scheduler is not None and workers is not None:
         raise OvertensorError("--workers is for the local pool; with --scheduler the cluster's workers run")
     runs = {(r.key, r.seed) for r in spec.expand()}
-    pool = runner.dask_executor(scheduler, quiet=True) if scheduler else runner.local_pool(workers or os.cpu_count() or 1)
+    # a foreign file or an edited spec is refused before any worker starts (an empty file is a new store)
+    if Path(store_path).is_file() and Path(store_path).stat().st_size:
+        with Store(store_path) as existing:
+            runner.check_unchanged(spec, existing)
+    pool = (runner.dask_executor(scheduler, quiet=True) if scheduler
+            else runner.local_pool(workers or os.cpu_count() or 1))
     def kept() -> str:
         return (f"{done} of {len(runs)} runs done ({done - before} in this sweep), kept in {store_path}; "
                 "run the same command to resume")

@@ -4,7 +4,10 @@ Pending runs that differ only in their seed are grouped into tasks of at most
 ``max_batch`` seeds, each one :func:`overtensor.decompose_batch` call
 (:func:`plan`). Tasks run in worker processes, a local
 ``ProcessPoolExecutor`` or a Dask cluster; the parent stores each task's
-records as soon as it finishes (:func:`sweep`).
+records as soon as it finishes (:func:`sweep`). A sweep stopped by Ctrl-C or a
+lost executor keeps every stored run; running it again does the rest, in the
+same batches. An edited spec that no longer contains the runs stored under its
+name is refused (:func:`check_unchanged`).
 """
 
 from __future__ import annotations
@@ -34,7 +37,8 @@ from ..symcp import SymCP
 from .spec import Record, RunConfig, Spec, build_target
 from .store import RunRecord, Store, compact_history
 
-__all__ = ["Task", "SweepOutcome", "WorkersLost", "plan", "check_unchanged", "execute", "sweep", "local_pool", "dask_executor"]
+__all__ = ["Task", "SweepOutcome", "WorkersLost", "plan", "check_unchanged", "execute", "sweep", "local_pool",
+           "dask_executor"]
 
 #: Most seeds solved in one batched call.
 MAX_BATCH = 32

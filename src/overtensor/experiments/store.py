@@ -5,6 +5,12 @@ A run's identity is ``(key, seed)``: ``key`` hashes its full config
 sweep's parent process writes; each finished task is committed in one
 transaction (WAL journal), so a sweep killed at any moment, SIGKILL included,
 keeps every committed run and a restart neither loses nor repeats one.
+
+The file is marked as a store by SQLite's header fields ``application_id``
+(:data:`APPLICATION_ID`) and ``user_version`` (:data:`FORMAT`); any other
+database is refused without being written to. A store written before the
+marker (the same tables, unmarked) is read as it is and marked when a sweep
+opens it.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import numpy as np
 from ..errors import OvertensorError
 from ..result import History
 
-__all__ = ["Store", "RunRecord", "compact_history"]
+__all__ = ["Store", "RunRecord", "compact_history", "APPLICATION_ID", "FORMAT"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
