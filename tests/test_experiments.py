@@ -200,6 +200,20 @@ def test_option_values_are_checked_at_load_by_the_solver_itself(method, options)
     assert str(loaded.value) == f"spec <spec>: runs[0].options (method {method!r}): {solved.value}"
 
 
+@pytest.mark.skipif(not hasattr(ot, "polish"), reason="this build has no overtensor.polish")
+def test_polish_values_are_checked_at_load_by_polish_itself():
+    t = ot.make_target(5, 1, 3, seed=0)
+    with pytest.raises(ot.OvertensorError) as polished:
+        ot.polish(t, t, max_steps=-1)
+    block = {"target": {"dim": 5, "rank": 1}, "method": "gd", "components": 2, "polish": {"max_steps": -1}}
+    with pytest.raises(ot.OvertensorError) as loaded:
+        parse_spec({"name": "t", "experiment": "x", "runs": [block]})
+    assert str(loaded.value) == f"spec <spec>: runs[0].polish (overtensor.polish): {polished.value}"
+    block["polish"] = {"max_steps": "abc"}
+    with pytest.raises(ot.OvertensorError, match=r"runs\[0\].polish.max_steps \(overtensor.polish\): 'abc' is not"):
+        parse_spec({"name": "t", "experiment": "x", "runs": [block]})
+
+
 def test_yaml_1_1_number_strings_are_the_numbers_meant():
     text = "{tol: 1e-3, max_steps: 2e2, step_size: 5E-1}"
     assert yaml.safe_load(text) == {"tol": "1e-3", "max_steps": "2e2", "step_size": "5E-1"}  # PyYAML: strings

@@ -279,6 +279,7 @@ def _block_configs(experiment: str, block: Block, where: str) -> Iterator[RunCon
     methods = block.method if isinstance(block.method, list) else [block.method]
     if not methods:
         raise _FieldError(f"{where}.method: got []; expected a method or a non-empty list (an empty grid)")
+    polish = _check_polish(block.polish, where)
     for target_fields in _sweep(block.target, f"{where}.target"):
         try:
             target = TargetConfig.model_validate(target_fields)
@@ -298,7 +299,7 @@ def _block_configs(experiment: str, block: Block, where: str) -> Iterator[RunCon
                 for m in _components(block.components, target, where):
                     yield RunConfig.model_validate(dict(
                         experiment=experiment, label=block.label or name, target=target, method=name,
-                        options=options, components=m, polish=block.polish))
+                        options=options, components=m, polish=polish))
 
 
 class _ChecksPassed(Exception):
@@ -317,21 +318,50 @@ class _NoProblem:
 
 
 def _check_options(method: str, options: dict[str, Any], where: str) -> dict[str, Scalar]:
-    """``options`` as the types of the solver's signature, then through the solver's own checks.
+    """A method's options as the types of its solver's signature, checked by the solver itself."""
+    return _checked(METHODS[method], options, where, f"method {method!r}")
 
-    Raises :class:`_FieldError` naming the option and the method; runs ``METHODS[method]``
-    with :class:`_NoProblem`, so the bounds are exactly those the solver enforces when it runs.
+
+def _check_polish(polish: dict[str, Any] | None, where: str) -> dict[str, Any] | None:
+    """``polish`` keywords typed and checked by ``overtensor.polish`` (its names: :func:`_check_extras`)."""
+    import overtensor
+
+    if polish is None or not hasattr(overtensor, "polish"):
+        return polish
+    accepted = set(inspect.signature(overtensor.polish).parameters) - {"model", "target"}
+    if not set(polish) <= accepted:
+        return polish  # an unknown name, reported by _check_extras
+    return _checked(overtensor.polish, polish, f"{where}.polish", "overtensor.polish")
+
+
+def _checked(func: Any, options: dict[str, Any], where: str, what: str) -> dict[str, Scalar]:
+    """``options`` as the types of ``func``'s signature, then through ``func``'s own checks.
+
+    Raises :class:`_FieldError` naming the option and ``what``. ``func`` is called with
+    a :class:`_NoProblem` for each positional argument (a solver's problem, polish's model
+    and target), so the bounds are exactly those ``func`` enforces when it runs.
     """
-    solver = METHODS[method]
-    hints = typing.get_type_hints(solver)
-    typed = {k: _as_hint(v, hints[k], f"{where}.{k} (method {method!r})") for k, v in options.items()}
+    params = inspect.signature(func).parameters
+    hints = {k: _hint(p.annotation, func) for k, p in params.items()}
+    typed = {k: _as_hint(v, hints[k], f"{where}.{k} ({what})") for k, v in options.items()}
+    positional = [p for p in params.values() if p.kind is p.POSITIONAL_OR_KEYWORD and p.default is p.empty]
     try:
-        solver(_NoProblem(), **typed)
+        func(*[_NoProblem() for _ in positional], **typed)
     except _ChecksPassed:
         return typed
     except OvertensorError as exc:
-        raise _FieldError(f"{where} (method {method!r}): {exc}") from None
-    raise AssertionError(f"solver {method!r} returned without reading its problem")  # pragma: no cover
+        raise _FieldError(f"{where} ({what}): {exc}") from None
+    raise AssertionError(f"{func.__name__} returned without reading its arguments")  # pragma: no cover
+
+
+def _hint(annotation: Any, func: Any) -> Any:
+    """An annotation evaluated in ``func``'s module (postponed: a string); None if it names an unseen type."""
+    if not isinstance(annotation, str):
+        return annotation
+    try:
+        return eval(annotation, func.__globals__)  # what typing.get_type_hints does, one name at a time
+    except NameError:  # a type imported for type checkers only: not a scalar a spec can give
+        return None
 
 
 def _as_hint(value: Any, hint: Any, where: str) -> Scalar:
@@ -340,7 +370,7 @@ def _as_hint(value: Any, hint: Any, where: str) -> Scalar:
     A string that reads as a number is that number where a number is expected:
     YAML 1.1 (PyYAML) reads ``1e-3`` (no dot) as a string.
     """
-    kinds = set(typing.get_args(hint)) or {hint}
+    kinds = set(typing.get_args(hint)) or {hint}  # float | None -> {float, NoneType}
     if value is None and type(None) in kinds:
         return None
     if not kinds & {bool, int, float, str}:
