@@ -376,6 +376,37 @@ def test_dask_cluster_gives_the_local_rows(tmp_path: Path, local_store: Path):
     assert stored(tmp_path / "runs.db") == stored(local_store)  # bit for bit
 
 
+class FailingExecutor:
+    """Runs the first task; every later one fails with ``error`` (a lost worker, or a bug in the task)."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error, self.calls = error, 0
+
+    def submit(self, fn, *args):
+        from concurrent.futures import Future
+
+        future: Future = Future()
+        self.calls += 1
+        if self.calls == 1:
+            future.set_result(fn(*args))
+        else:
+            future.set_exception(self.error)
+        return future
+
+
+def test_lost_workers_keep_the_finished_runs_and_a_bug_keeps_its_traceback(tmp_path: Path):
+    from concurrent.futures.process import BrokenProcessPool
+
+    spec = parse_spec(tiny_spec(seeds=2))
+    with Store(tmp_path / "r.db", create=True) as store:
+        with pytest.raises(runner.WorkersLost, match=r"^the workers stopped before a task finished "
+                                                      r"\(BrokenProcessPool: gone\)$"):
+            runner.sweep(spec, store, FailingExecutor(BrokenProcessPool("gone")), max_batch=1)
+        assert len(store) == 1
+    with Store(tmp_path / "s.db", create=True) as store, pytest.raises(TypeError, match="a bug"):
+        runner.sweep(spec, store, FailingExecutor(TypeError("a bug")), max_batch=1)  # not a lost worker
+
+
 def test_scheduler_that_is_not_an_address(tmp_path: Path):
     out = cli("sweep", str(SPEC), "--store", "runs.db", "--scheduler", "notanaddress", cwd=tmp_path)
     one_line_error(out, "cannot reach the Dask scheduler at notanaddress: missing port number")

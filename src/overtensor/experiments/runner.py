@@ -287,15 +287,26 @@ def sweep(spec: Spec, store: Store, executor: Executor, *, workers: int = 1, max
         pending.add(executor.submit(execute, task))
     added = 0
     while pending:
-        _check_stop(stop)
-        finished, pending = wait(pending, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
-        for future in finished:
-            n = store.add(_records(future, stop))
-            added += n
-            if progress is not None:
-                progress(n)
+        stopping = stop is not None and stop.is_set()
+        finished, pending = wait(pending, timeout=0 if stopping else POLL_SECONDS, return_when=FIRST_COMPLETED)
+        added += _store(finished, store, stop, progress)
+        if stopping:
+            raise KeyboardInterrupt  # after storing every task that had finished
     _check_stop(stop)  # a Ctrl-C as the last task came in still means: interrupted
     return SweepOutcome(total, before, added)
+
+
+def _store(finished: set[Future], store: Store, stop: threading.Event | None,
+           progress: Callable[[int], None] | None) -> int:
+    """Store the records of the finished tasks, those that succeeded first (none may be dropped
+    when a lost one raises). Returns the number of runs added."""
+    added = 0
+    for future in sorted(finished, key=lambda f: f.cancelled() or f.exception() is not None):
+        n = store.add(_records(future, stop))
+        added += n
+        if progress is not None:
+            progress(n)
+    return added
 
 
 def check_unchanged(spec: Spec, store: Store) -> None:
