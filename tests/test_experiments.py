@@ -1,11 +1,14 @@
 """Experiment machinery: specs, resumable sweeps (local pool and Dask), results export, report.
 
-Sweeps run the real CLI in subprocesses; every stored metric is checked
-against an independent in-process ``overtensor.decompose`` of the same run.
+The CLI runs in-process through click's ``CliRunner``; the Ctrl-C and SIGKILL
+tests start it as a real process. Every stored metric is checked against an
+independent in-process ``overtensor.decompose`` of the same run.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import inspect
 import json
 import math
@@ -14,6 +17,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,22 +25,39 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from click.testing import CliRunner, Result
 
 import overtensor as ot
 import overtensor.solvers
+from overtensor.cli import main
 from overtensor.experiments import figures, runner
 from overtensor.experiments.spec import build_target, lazy_threshold, load_spec, parse_spec, target_seed
-from overtensor.experiments.store import RunRecord, Store, compact_history
+from overtensor.experiments.store import APPLICATION_ID, RunRecord, Store, compact_history
 
 DATA = Path(__file__).parent / "data"
 SPEC = DATA / "sweep_gd.yaml"
+SLOW = DATA / "sweep_slow.yaml"  # 4 quick runs, then 4 that take minutes
 SHIPPED = Path(__file__).parent.parent / "experiments"
 TOTAL = 24  # 2 dims x 3 m x 4 seeds
 
 
-def cli(*args: str, cwd: Path, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "overtensor.cli", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=120, **kw)
+def cli(*args: str, cwd: Path) -> Result:
+    """The CLI in-process, in folder ``cwd``; an unexpected exception propagates with its traceback."""
+    handler = signal.getsignal(signal.SIGINT)  # sweep keeps its Ctrl-C handler until the process exits
+    old = os.getcwd()
+    os.chdir(cwd)
+    try:
+        return CliRunner().invoke(main, list(args), catch_exceptions=False)
+    finally:
+        os.chdir(old)
+        signal.signal(signal.SIGINT, handler)
+
+
+def one_line_error(out: Result, start: str) -> None:
+    """Exit status 1 and exactly one line on stderr, starting with ``Error: start``."""
+    assert out.exit_code == 1, out.stderr
+    assert out.stderr.startswith("Error: " + start), out.stderr
+    assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr, out.stderr
 
 
 def start(*args: str, cwd: Path) -> subprocess.Popen:
@@ -147,16 +168,60 @@ def test_target_and_init_streams_are_independent():
     (lambda s: s["runs"][0]["target"].update(dim=-3), "spec bad.yaml: runs[0].target.dim: -3 is not >= 1"),
     (lambda s: s["runs"][0].update(method="lazzy"), "spec bad.yaml: runs[0].method: unknown method 'lazzy'"),
     (lambda s: s["runs"][0]["options"].update(alpha=2), "spec bad.yaml: runs[0].method: unknown option 'alpha'"),
+    (lambda s: s["runs"][0]["options"].update(tol="abc"),
+     "spec bad.yaml: runs[0].options.tol (method 'gd'): 'abc' is not a number"),
+    (lambda s: s["runs"][0]["options"].update(step_size="big"),
+     "spec bad.yaml: runs[0].options.step_size (method 'gd'): 'big' is not a number"),
+    (lambda s: s["runs"][0]["options"].update(max_steps=-5),
+     "spec bad.yaml: runs[0].options (method 'gd'): max_steps must be an integer >= 0, got -5"),
+    (lambda s: s["runs"][0].update(components=[]), "spec bad.yaml: runs[0].components: got []"),
+    (lambda s: s["runs"][0]["target"].update(dim=[]), "spec bad.yaml: runs[0].target.dim: got []"),
 ])
 def test_bad_spec_is_one_line_error_and_no_store(tmp_path: Path, edit, message):
     spec = yaml.safe_load(SPEC.read_text())
     edit(spec)
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(spec))
-    out = cli("sweep", "bad.yaml", "--store", "runs.db", cwd=tmp_path)
-    assert out.returncode == 1
-    assert out.stderr.startswith("Error: " + message), out.stderr
-    assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
+    one_line_error(cli("sweep", "bad.yaml", "--store", "runs.db", cwd=tmp_path), message)
     assert not list(tmp_path.glob("runs.db*"))
+
+
+@pytest.mark.parametrize("method, options", [
+    ("gd", {"max_steps": -5}), ("gd", {"tol": -1.0}), ("gd", {"step_size": 0.0}), ("gd", {"record_every": 0}),
+    ("gd", {"parameterization": "odd"}), ("lazy", {"cg_tol": 2.0}), ("lazy_gd", {"alpha": -1.0}),
+    ("power", {"n_starts": 0}), ("als", {"als_init": "best"}), ("beyond_lazy", {"epoch_growth": 0.5}),
+])
+def test_option_values_are_checked_at_load_by_the_solver_itself(method, options):
+    """The load-time message is the one the solver raises when it runs (its own checks, called at load)."""
+    with pytest.raises(ot.OvertensorError) as solved:
+        ot.decompose(ot.make_target(5, 1, 3, seed=0), 2, method, **options)
+    with pytest.raises(ot.OvertensorError) as loaded:
+        parse_spec({"name": "t", "experiment": "x", "runs": [
+            {"target": {"dim": 5, "rank": 1}, "method": method, "options": options, "components": 2}]})
+    assert str(loaded.value) == f"spec <spec>: runs[0].options (method {method!r}): {solved.value}"
+
+
+@pytest.mark.skipif(not hasattr(ot, "polish"), reason="this build has no overtensor.polish")
+def test_polish_values_are_checked_at_load_by_polish_itself():
+    t = ot.make_target(5, 1, 3, seed=0)
+    with pytest.raises(ot.OvertensorError) as polished:
+        ot.polish(t, t, max_steps=-1)
+    block = {"target": {"dim": 5, "rank": 1}, "method": "gd", "components": 2, "polish": {"max_steps": -1}}
+    with pytest.raises(ot.OvertensorError) as loaded:
+        parse_spec({"name": "t", "experiment": "x", "runs": [block]})
+    assert str(loaded.value) == f"spec <spec>: runs[0].polish (overtensor.polish): {polished.value}"
+    block["polish"] = {"max_steps": "abc"}
+    with pytest.raises(ot.OvertensorError, match=r"runs\[0\].polish.max_steps \(overtensor.polish\): 'abc' is not"):
+        parse_spec({"name": "t", "experiment": "x", "runs": [block]})
+
+
+def test_yaml_1_1_number_strings_are_the_numbers_meant():
+    text = "{tol: 1e-3, max_steps: 2e2, step_size: 5E-1}"
+    assert yaml.safe_load(text) == {"tol": "1e-3", "max_steps": "2e2", "step_size": "5E-1"}  # PyYAML: strings
+    (run,) = parse_spec({"name": "t", "experiment": "x", "runs": [
+        {"target": {"dim": 5, "rank": 1}, "method": "gd", "options": yaml.safe_load(text),
+         "components": 2}]}).expand()
+    assert run.config.options == {"tol": 0.001, "max_steps": 200, "step_size": 0.5}
+    assert type(run.config.options["max_steps"]) is int and type(run.config.options["tol"]) is float
 
 
 def test_shipped_specs_validate():
@@ -195,25 +260,85 @@ def test_sigkill_then_resume_loses_and_repeats_nothing(tmp_path: Path, reference
     partial = stored(db)
     assert 3 <= len(partial) < TOTAL  # killed mid-way
     done = cli(*args, cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
+    assert done.exit_code == 0, done.stderr
     assert f"{TOTAL} of {TOTAL} runs" in done.stderr and f"({TOTAL - len(partial)} new" in done.stderr
     rows = stored(db)
     assert len(rows) == TOTAL
     assert {k: rows[k] for k in partial} == partial  # nothing rewritten
     assert_same(rows, reference)  # each run singly, as decompose: bitwise equal
     again = cli(*args, cwd=tmp_path)  # nothing left to do
-    assert again.returncode == 0 and "(0 new" in again.stderr and count(db) == TOTAL
+    assert again.exit_code == 0 and "(0 new" in again.stderr and count(db) == TOTAL
 
 
-def test_ctrl_c_keeps_finished_runs_and_exits_130(tmp_path: Path):
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_ctrl_c_keeps_finished_runs_stops_the_workers_and_exits_130(tmp_path: Path):
     db = tmp_path / "runs.db"
-    proc = start("sweep", str(SPEC), "--store", "runs.db", "--workers", "2", "--max-batch", "1", cwd=tmp_path)
-    wait_for_rows(db, 2, proc)
-    os.killpg(proc.pid, signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
-    n = count(db)
-    assert n < TOTAL and f"interrupted: {n} of {TOTAL} runs done" in err
+    proc = start("sweep", str(SLOW), "--store", "runs.db", "--workers", "2", "--max-batch", "1", cwd=tmp_path)
+    try:
+        wait_for_rows(db, 1, proc)  # started; the 4 slow runs take minutes, so it cannot have finished
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
+        n = count(db)
+        assert 1 <= n <= 4 and err == f"interrupted: {n} of 8 runs done ({n} in this sweep), kept in runs.db; " \
+            "run the same command to resume\n"
+        deadline = time.monotonic() + 30  # the workers are stopped, not left running the slow runs
+        while group_alive(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not group_alive(proc.pid)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def sweep_in_process(spec, db: Path, *, workers: int = 1, max_batch: int = 32, stop_after: int | None = None):
+    """``runner.sweep`` on one thread; with ``stop_after``, stopped (as by Ctrl-C) once that many tasks are in."""
+    stop, tasks = threading.Event(), []
+
+    def progress(n: int) -> None:
+        tasks.append(n)
+        if stop_after is not None and len(tasks) >= stop_after:
+            stop.set()
+
+    with Store(db, create=True) as store, ThreadPoolExecutor(1) as pool:
+        try:
+            runner.sweep(spec, store, pool, workers=workers, max_batch=max_batch, progress=progress, stop=stop)
+        except KeyboardInterrupt:
+            pool.shutdown(cancel_futures=True)
+            return False
+    return True
+
+
+def numbers(db: Path) -> dict[tuple[str, int], tuple]:
+    """Everything a row holds that does not depend on the clock."""
+    with Store(db) as store:
+        return {(r.key, r.seed): (r.relative_error, r.converged, r.steps, r.batch,
+                                  {k: v for k, v in r.metrics.items() if k != "seconds"},
+                                  {k: v for k, v in r.history.items() if k != "seconds"})
+                for r in store.records()}
+
+
+def test_interrupted_and_resumed_sweep_stores_what_an_uninterrupted_one_does(tmp_path: Path):
+    # one config, 8 seeds, 2 workers: chunks of ceil(8 / 2) = 4 seeds, whatever is already stored
+    spec = parse_spec({"name": "r", "experiment": "x", "seeds": 8, "record": {"history_rows": 10}, "runs": [
+        {"target": {"dim": 6, "rank": 2}, "method": "gd", "options": {"max_steps": 200, "tol": 1e-3},
+         "components": 4}]})
+    assert sweep_in_process(spec, tmp_path / "whole.db", workers=2)
+    assert not sweep_in_process(spec, tmp_path / "cut.db", workers=2, stop_after=1)
+    assert count(tmp_path / "cut.db") == 4
+    with Store(tmp_path / "cut.db") as store:  # the rest is still the second chunk
+        assert [t.seeds for t in runner.plan(spec, store.done(), workers=2)] == [(4, 5, 6, 7)]
+    assert sweep_in_process(spec, tmp_path / "cut.db", workers=2)
+    whole = numbers(tmp_path / "whole.db")
+    assert numbers(tmp_path / "cut.db") == whole  # exactly, batch sizes included
+    assert {row[3] for row in whole.values()} == {4}
 
 
 @pytest.fixture(scope="module")
@@ -221,7 +346,7 @@ def local_store(tmp_path_factory) -> Path:
     """The test spec swept on the local pool with the default batching (seeds grouped)."""
     tmp = tmp_path_factory.mktemp("local")
     out = cli("sweep", str(SPEC), "--store", "runs.db", "--workers", "2", cwd=tmp)
-    assert out.returncode == 0, out.stderr
+    assert out.exit_code == 0, out.stderr
     return tmp / "runs.db"
 
 
@@ -229,17 +354,85 @@ def test_batched_sweep_matches_single_runs(local_store: Path, reference):
     with Store(local_store) as store:
         batches = {r.batch for r in store.records()}
     assert batches == {4}  # the 4 seeds of each config solved by one decompose_batch call
-    # batched and single runs differ by rounding, amplified along 300 steps
-    assert_same(stored(local_store), reference, rtol=1e-6)
+    # a batched run equals its single run bit for bit (tests/test_gd.py)
+    assert_same(stored(local_store), reference)
+
+
+@contextlib.contextmanager
+def loopback_cluster():
+    """A one-worker Dask cluster in this process, listening on 127.0.0.1 only, no dashboard."""
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, protocol="tcp://", host="127.0.0.1",
+                      dashboard_address=None) as cluster:
+        assert cluster.scheduler_address.startswith("tcp://127.0.0.1:")
+        yield cluster
 
 
 def test_dask_cluster_gives_the_local_rows(tmp_path: Path, local_store: Path):
-    from distributed import LocalCluster
-
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+    with loopback_cluster() as cluster:
         out = cli("sweep", str(SPEC), "--store", "runs.db", "--scheduler", cluster.scheduler_address, cwd=tmp_path)
-    assert out.returncode == 0, out.stderr
-    assert_same(stored(tmp_path / "runs.db"), stored(local_store), rtol=1e-12)
+    assert out.exit_code == 0, out.stderr
+    assert stored(tmp_path / "runs.db") == stored(local_store)  # bit for bit
+
+
+class FailingExecutor:
+    """Runs the first task; every later one fails with ``error`` (a lost worker, or a bug in the task)."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error, self.calls = error, 0
+
+    def submit(self, fn, *args):
+        from concurrent.futures import Future
+
+        future: Future = Future()
+        self.calls += 1
+        if self.calls == 1:
+            future.set_result(fn(*args))
+        else:
+            future.set_exception(self.error)
+        return future
+
+
+def test_lost_workers_keep_the_finished_runs_and_a_bug_keeps_its_traceback(tmp_path: Path):
+    from concurrent.futures.process import BrokenProcessPool
+
+    spec = parse_spec(tiny_spec(seeds=2))
+    with Store(tmp_path / "r.db", create=True) as store:
+        with pytest.raises(runner.WorkersLost, match=r"^the workers stopped before a task finished "
+                                                      r"\(BrokenProcessPool: gone\)$"):
+            runner.sweep(spec, store, FailingExecutor(BrokenProcessPool("gone")), max_batch=1)
+        assert len(store) == 1
+    with Store(tmp_path / "s.db", create=True) as store, pytest.raises(TypeError, match="a bug"):
+        runner.sweep(spec, store, FailingExecutor(TypeError("a bug")), max_batch=1)  # not a lost worker
+
+
+def test_scheduler_that_is_not_an_address(tmp_path: Path):
+    out = cli("sweep", str(SPEC), "--store", "runs.db", "--scheduler", "notanaddress", cwd=tmp_path)
+    one_line_error(out, "cannot reach the Dask scheduler at notanaddress: missing port number")
+    assert not list(tmp_path.glob("runs.db*"))
+
+
+def test_scheduler_dying_mid_sweep_keeps_the_finished_runs_and_resumes(tmp_path: Path, monkeypatch, reference):
+    args = ("sweep", str(SPEC), "--store", "runs.db", "--max-batch", "1")
+    add = Store.add
+    with loopback_cluster() as cluster:
+        def add_then_close(self, records):  # the scheduler goes away once the first run is stored
+            n = add(self, records)
+            cluster.close()
+            return n
+
+        monkeypatch.setattr(Store, "add", add_then_close)
+        out = cli(*args, "--scheduler", cluster.scheduler_address, cwd=tmp_path)
+    n = count(tmp_path / "runs.db")
+    one_line_error(out, "the workers stopped before a task finished (CancelledError); ")
+    assert 1 <= n < TOTAL and f"; {n} of {TOTAL} runs done ({n} in this sweep), kept in runs.db; run the same " \
+        "command to resume" in out.stderr
+    monkeypatch.setattr(Store, "add", add)
+    with loopback_cluster() as cluster:
+        again = cli(*args, "--scheduler", cluster.scheduler_address, cwd=tmp_path)
+    assert again.exit_code == 0 and f"{TOTAL} of {TOTAL} runs in runs.db ({TOTAL - n} new)" in again.stderr
+    assert_same(stored(tmp_path / "runs.db"), reference)
 
 
 def test_error_rows_are_stored_not_retried(tmp_path: Path):
@@ -254,6 +447,75 @@ def test_error_rows_are_stored_not_retried(tmp_path: Path):
         assert runner.plan(spec, store.done()) == []
 
 
+def tiny_spec(max_steps: int = 100, seeds: int = 2) -> dict:
+    return {"name": "tiny", "experiment": "x", "seeds": seeds, "record": {"history": False}, "runs": [
+        {"target": {"dim": 5, "rank": 1}, "method": "gd", "options": {"max_steps": max_steps}, "components": 2}]}
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_sqlite_file_that_is_not_a_store_is_refused_and_left_alone(tmp_path: Path):
+    with sqlite3.connect(tmp_path / "notes.db") as con:
+        con.execute("CREATE TABLE notes (text TEXT)")
+        con.execute("INSERT INTO notes VALUES ('mine')")
+    con.close()
+    (tmp_path / "text.db").write_text("not a database\n")
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(tiny_spec()))
+    for name, why in (("notes.db", "an SQLite database with tables notes"), ("text.db", "file is not a database")):
+        before = digest(tmp_path / name)
+        for args in (("sweep", "spec.yaml", "--store", name), ("results", name)):
+            one_line_error(cli(*args, cwd=tmp_path), f"{name} is not an overtensor result store: {why}")
+        assert digest(tmp_path / name) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.db", "spec.yaml", "text.db"]  # no -wal, -shm
+
+
+def test_stores_are_marked_and_unmarked_old_stores_still_work(tmp_path: Path):
+    db = tmp_path / "r.db"
+    assert sweep_in_process(parse_spec(tiny_spec()), db)
+    with sqlite3.connect(db) as con:  # the marker, read back by SQLite itself
+        assert con.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID == 0x4F765453
+        assert con.execute("PRAGMA user_version").fetchone()[0] == 1
+        con.execute("PRAGMA application_id = 0")  # as written before the marker existed
+        con.execute("PRAGMA user_version = 0")
+    con.close()
+    rows = stored(db)
+    with Store(db) as store:  # read as it is
+        assert len(store) == 2
+    with sqlite3.connect(db) as con:
+        assert con.execute("PRAGMA application_id").fetchone()[0] == 0
+    con.close()
+    assert sweep_in_process(parse_spec(tiny_spec(seeds=3)), db)  # a sweep marks it and adds to it
+    assert stored(db).items() >= rows.items() and count(db) == 3
+    with sqlite3.connect(db) as con:
+        assert con.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+        con.execute("PRAGMA user_version = 2")
+    con.close()
+    with pytest.raises(ot.OvertensorError, match="store format 2 was written by a newer overtensor"):
+        Store(db)
+
+
+def test_edited_spec_is_refused_naming_the_change_and_an_extended_one_runs(tmp_path: Path):
+    assert sweep_in_process(parse_spec(tiny_spec(max_steps=100)), tmp_path / "r.db")
+    rows = stored(tmp_path / "r.db")
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(tiny_spec(max_steps=50)))
+    out = cli("sweep", "spec.yaml", "--store", "r.db", "--workers", "1", cwd=tmp_path)
+    one_line_error(out, "spec 'tiny' changed since it was swept into r.db (runs[0].options.max_steps): 2 of its 2 "
+                        "stored runs are not in the edited spec; sweep into another store or give the edited spec "
+                        "another name")
+    assert stored(tmp_path / "r.db") == rows
+    spec = tiny_spec(max_steps=100)
+    spec["record"]["history"] = True
+    with Store(tmp_path / "r.db", create=True) as store, pytest.raises(ot.OvertensorError, match=(
+            r"\(record.history\): its 2 stored runs were recorded differently")):
+        runner.check_unchanged(parse_spec(spec), store)
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(tiny_spec(max_steps=100, seeds=3)))  # one more seed
+    out = cli("sweep", "spec.yaml", "--store", "r.db", "--workers", "1", cwd=tmp_path)
+    assert out.exit_code == 0 and out.stderr == "tiny: 3 of 3 runs in r.db (1 new)\n"
+    assert stored(tmp_path / "r.db").items() >= rows.items()
+
+
 # ----------------------------------------------------------------------------- results and report
 
 
@@ -261,13 +523,13 @@ def test_results_csv_json_and_parquet(tmp_path: Path, local_store: Path, referen
     import csv
 
     out = cli("results", str(local_store), cwd=tmp_path)
-    assert out.returncode == 0, out.stderr
+    assert out.exit_code == 0, out.stderr
     table = list(csv.DictReader(out.stdout.splitlines()))
     assert len(table) == TOTAL
     assert {"dim", "rank", "order", "components", "seed", "opt_max_steps", "relative_error", "steps",
             "version_numpy"} <= set(table[0])
     out = cli("results", str(local_store), "--format", "json", "-o", "runs.json", cwd=tmp_path)
-    assert out.returncode == 0, out.stderr
+    assert out.exit_code == 0, out.stderr
     rows = json.loads((tmp_path / "runs.json").read_text())
     assert len(rows) == TOTAL
     by_key = {(r["key"], r["seed"]): r for r in rows}
@@ -278,18 +540,18 @@ def test_results_csv_json_and_parquet(tmp_path: Path, local_store: Path, referen
     try:
         import pyarrow.parquet as pq
     except ImportError:
-        assert out.returncode == 1 and "pip install 'overtensor[parquet]'" in out.stderr
+        assert out.exit_code == 1 and "pip install 'overtensor[parquet]'" in out.stderr
         assert out.stderr.count("\n") == 1 and not (tmp_path / "runs.parquet").exists()
     else:
-        assert out.returncode == 0 and pq.read_table(tmp_path / "runs.parquet").num_rows == TOTAL
+        assert out.exit_code == 0 and pq.read_table(tmp_path / "runs.parquet").num_rows == TOTAL
     missing = cli("results", "nope.db", cwd=tmp_path)
-    assert missing.returncode == 1 and "no result store at nope.db" in missing.stderr
+    assert missing.exit_code == 1 and "no result store at nope.db" in missing.stderr
     assert not (tmp_path / "nope.db").exists()
 
 
 def test_report_writes_figures_and_html(tmp_path: Path, local_store: Path):
     out = cli("report", str(local_store), "-o", "rep", cwd=tmp_path)
-    assert out.returncode == 0, out.stderr
+    assert out.exit_code == 0, out.stderr
     for stem in ("e2_success", "e2_needed_m"):
         assert (tmp_path / "rep" / f"{stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert (tmp_path / "rep" / f"{stem}.svg").read_text().lstrip().startswith("<?xml")
@@ -319,7 +581,7 @@ def test_every_experiment_figure_draws(tmp_path: Path):
                 {**block, "method": "gd", "options": {"max_steps": 200, "tol": 1e-3, "step_size": 0.3}}]})
             runner.sweep(spec, store, pool)
     out = cli("report", "r.db", "-o", "rep", cwd=tmp_path)
-    assert out.returncode == 0, out.stderr
+    assert out.exit_code == 0, out.stderr
     names = {p.name for p in (tmp_path / "rep").glob("*.png")}
     assert names == {"e1_lazy_threshold.png", "e1_measured_threshold.png", "e3_phase.png", "e4_scaling.png", "e4_exponents.png",
                      "e5_trajectory.png", "e5_steps_vs_d.png", "e6_error_vs_step.png",
@@ -355,7 +617,7 @@ def test_unreadable_spec_is_one_line_error(tmp_path: Path):
     for spec, message in (("broken.yaml", "spec broken.yaml: not valid YAML at line 3"),
                           ("absent.yaml", "spec absent.yaml: cannot read")):
         out = cli("sweep", spec, "--store", "runs.db", cwd=tmp_path)
-        assert out.returncode == 1 and out.stderr.startswith("Error: " + message), out.stderr
+        assert out.exit_code == 1 and out.stderr.startswith("Error: " + message), out.stderr
         assert out.stderr.count("\n") == 1
     assert not list(tmp_path.glob("runs.db*"))
 

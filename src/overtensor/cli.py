@@ -228,14 +228,23 @@ def sweep(spec_file: str, store_path: str, workers: int | None, scheduler: str |
     """Run every (config, seed) of the experiment SPEC (YAML) not yet in the store.
 
     Each finished run is committed at once: an interrupted sweep (Ctrl-C,
-    kill) resumes where it stopped when run again.
+    kill, a lost scheduler) resumes where it stopped when run again.
     """
+    import signal
+    import threading
+
     from tqdm.auto import tqdm
 
     from .experiments import runner
     from .experiments.spec import load_spec
     from .experiments.store import Store
 
+    # Ctrl-C only sets `stop`; the sweep stops at its next check, never inside a commit or the pool.
+    # The handler stays until the process exits: a Ctrl-C after the last check changes nothing
+    # (restored, Python's handler would raise KeyboardInterrupt during exit: status -2, no message).
+    stop = threading.Event()
+    if threading.current_thread() is threading.main_thread():  # signals can be caught only there
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
     spec = load_spec(spec_file)  # before the store is touched: a bad spec creates nothing
     for name, value in (("--workers", workers), ("--max-batch", max_batch)):
         if value is not None and value < 1:
@@ -243,21 +252,35 @@ def sweep(spec_file: str, store_path: str, workers: int | None, scheduler: str |
     if scheduler is not None and workers is not None:
         raise OvertensorError("--workers is for the local pool; with --scheduler the cluster's workers run")
     runs = {(r.key, r.seed) for r in spec.expand()}
-    pool = runner.dask_executor(scheduler) if scheduler else runner.local_pool(workers or os.cpu_count() or 1)
+    # a foreign file or an edited spec is refused before any worker starts (an empty file is a new store)
+    if Path(store_path).is_file() and Path(store_path).stat().st_size:
+        with Store(store_path) as existing:
+            runner.check_unchanged(spec, existing)
+    pool = (runner.dask_executor(scheduler, quiet=True) if scheduler
+            else runner.local_pool(workers or os.cpu_count() or 1))
+    def kept() -> str:
+        return (f"{done} of {len(runs)} runs done ({done - before} in this sweep), kept in {store_path}; "
+                "run the same command to resume")
+
     with pool as (executor, n_workers), Store(store_path, create=True) as store:
         before = len(runs & store.done())
         bar = tqdm(total=len(runs), initial=before, unit="run", file=sys.stderr, disable=None, leave=False)
         try:
-            runner.sweep(spec, store, executor, workers=n_workers, max_batch=max_batch, progress=bar.update)
-        except KeyboardInterrupt:
+            runner.sweep(spec, store, executor, workers=n_workers, max_batch=max_batch,
+                         progress=bar.update, stop=stop)
+        except (KeyboardInterrupt, runner.WorkersLost) as exc:
             bar.close()
             done = len(runs & store.done())
-            click.echo(f"interrupted: {done} of {len(runs)} runs done ({done - before} in this sweep), kept in "
-                       f"{store_path}; run the same command to resume", err=True)
-            raise click.exceptions.Exit(130) from None
+            if isinstance(exc, KeyboardInterrupt):
+                click.echo(f"interrupted: {kept()}", err=True)
+                raise click.exceptions.Exit(130) from None
+            raise OvertensorError(f"{exc}; {kept()}") from None
         bar.close()
         done = len(runs & store.done())
         errors = sum(1 for r in store.records(history=False) if r.status == "error" and (r.key, r.seed) in runs)
+    if stop.is_set():  # Ctrl-C while the pool shut down after the last run: still an interrupted sweep
+        click.echo(f"interrupted: {kept()}", err=True)
+        raise click.exceptions.Exit(130)
     click.echo(f"{spec.name}: {done} of {len(runs)} runs in {store_path} ({done - before} new"
                f"{f', {errors} failed' if errors else ''})", err=True)
 

@@ -4,7 +4,10 @@ Pending runs that differ only in their seed are grouped into tasks of at most
 ``max_batch`` seeds, each one :func:`overtensor.decompose_batch` call
 (:func:`plan`). Tasks run in worker processes, a local
 ``ProcessPoolExecutor`` or a Dask cluster; the parent stores each task's
-records as soon as it finishes (:func:`sweep`).
+records as soon as it finishes (:func:`sweep`). A sweep stopped by Ctrl-C or a
+lost executor keeps every stored run; running it again does the rest, in the
+same batches. An edited spec that no longer contains the runs stored under its
+name is refused (:func:`check_unchanged`).
 """
 
 from __future__ import annotations
@@ -15,9 +18,11 @@ import math
 import multiprocessing
 import platform
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
+from concurrent.futures import (FIRST_COMPLETED, BrokenExecutor, CancelledError, Executor, Future,
+                                ProcessPoolExecutor, wait)
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
@@ -32,7 +37,8 @@ from ..symcp import SymCP
 from .spec import Record, RunConfig, Spec, build_target
 from .store import RunRecord, Store, compact_history
 
-__all__ = ["Task", "SweepOutcome", "plan", "execute", "sweep", "local_pool", "dask_executor"]
+__all__ = ["Task", "SweepOutcome", "WorkersLost", "plan", "check_unchanged", "execute", "sweep", "local_pool",
+           "dask_executor"]
 
 #: Most seeds solved in one batched call.
 MAX_BATCH = 32
@@ -56,19 +62,26 @@ class SweepOutcome(NamedTuple):
 def plan(spec: Spec, done: set[tuple[str, int]], workers: int = 1, max_batch: int = MAX_BATCH) -> list[Task]:
     """Tasks for the runs of ``spec`` not in ``done``, in spec order.
 
-    A config's pending seeds are cut into chunks of
-    ``min(max_batch, ceil(pending / workers))`` so that every worker gets work.
+    Each config's seeds, stored or not, are cut into chunks of
+    ``min(max_batch, ceil(runs / workers))`` (``runs``: all the spec's runs), so that
+    every worker gets work; a task is the pending seeds of one chunk. The chunks
+    depend on the spec alone and each task is stored in one transaction, so a
+    resumed sweep solves the same batches as an uninterrupted one.
     """
-    pending: dict[str, tuple[RunConfig, list[int]]] = {}
+    configs: dict[str, tuple[RunConfig, list[int]]] = {}
     for run in spec.expand():
-        if (run.key, run.seed) not in done:
-            seeds = pending.setdefault(run.key, (run.config, []))[1]
-            if run.seed not in seeds:  # two blocks may spell the same config
-                seeds.append(run.seed)
-    n = sum(len(seeds) for _, seeds in pending.values())
+        seeds = configs.setdefault(run.key, (run.config, []))[1]
+        if run.seed not in seeds:  # two blocks may spell the same config
+            seeds.append(run.seed)
+    n = sum(len(seeds) for _, seeds in configs.values())
     size = max(1, min(max_batch, math.ceil(n / max(workers, 1))))
-    return [Task(spec.name, config, tuple(seeds[i:i + size]), spec.record)
-            for config, seeds in pending.values() for i in range(0, len(seeds), size)]
+    tasks = []
+    for config, seeds in configs.values():
+        for i in range(0, len(seeds), size):
+            todo = tuple(s for s in seeds[i:i + size] if (config.key, s) not in done)
+            if todo:
+                tasks.append(Task(spec.name, config, todo, spec.record))
+    return tasks
 
 
 # ----------------------------------------------------------------------------- in the worker
@@ -173,61 +186,187 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def _start_workers(pool: ProcessPoolExecutor, workers: int) -> None:
+    """Start every worker now (a submit starts one while none is idle), with SIGINT blocked.
+
+    The workers inherit the blocked mask, so Ctrl-C never reaches them, not even
+    while they import, before their initializer ignores it (without this, a worker
+    hit during its start prints a traceback); a Ctrl-C meanwhile reaches the parent
+    when the mask is restored.
+    """
+    block = getattr(signal, "pthread_sigmask", None)  # POSIX only; elsewhere the initializer does it
+    old = block(signal.SIG_BLOCK, {signal.SIGINT}) if block else None
+    try:
+        for _ in range(workers):
+            pool.submit(int)
+    finally:
+        if block:
+            block(signal.SIG_SETMASK, old)
+
+
 @contextlib.contextmanager
 def local_pool(workers: int) -> Iterator[tuple[Executor, int]]:
-    """A process pool (and its size) whose workers ignore Ctrl-C and are stopped if the sweep is interrupted."""
+    """A process pool (and its size) whose workers ignore Ctrl-C and are stopped if the sweep fails."""
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                initializer=_ignore_sigint)
     try:
+        _start_workers(pool, workers)
         yield pool, workers
     except BaseException:
-        # Python < 3.14 has no public way to stop running tasks (3.14: terminate_workers);
-        # their results would be dropped anyway
-        processes = list((getattr(pool, "_processes", None) or {}).values())
-        pool.shutdown(wait=False, cancel_futures=True)
-        for process in processes:
+        # Python < 3.14 has no public way to stop running tasks (3.14: terminate_workers). Once the
+        # workers are gone the pool's manager thread fails every pending future and exits; a future
+        # cancelled meanwhile would make it raise InvalidStateError, so none is cancelled here.
+        for process in list((getattr(pool, "_processes", None) or {}).values()):
             process.terminate()
+        pool.shutdown(wait=True)
         raise
     else:
         pool.shutdown()
 
 
 @contextlib.contextmanager
-def dask_executor(address: str) -> Iterator[tuple[Executor, int]]:
-    """A ``concurrent.futures`` view of an existing Dask cluster at ``address``, and its worker count."""
+def dask_executor(address: str, *, quiet: bool = False) -> Iterator[tuple[Executor, int]]:
+    """A ``concurrent.futures`` view of an existing Dask cluster at ``address``, and its worker count.
+
+    Closing the client (at the end, or on an error) releases its pending tasks on the cluster.
+    ``quiet``: silence the loggers of ``distributed``, ``tornado`` and ``asyncio`` in this process
+    (a lost scheduler makes them print tracebacks; the CLI reports it in one line itself).
+    """
     from distributed import Client
 
+    if quiet:
+        _silence("distributed", "tornado", "asyncio")
     try:
         client = Client(address, timeout="10s")
-    except (OSError, TimeoutError) as exc:
+    except (OSError, TimeoutError, ValueError) as exc:  # ValueError: not an address
         raise OvertensorError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
     try:
         yield client.get_executor(pure=False), max(1, len(client.scheduler_info()["workers"]))
     finally:
-        client.close()
+        with contextlib.suppress(Exception):  # a scheduler that is gone cannot be told goodbye
+            client.close(timeout=5)
+
+
+def _silence(*packages: str) -> None:
+    """Set the loggers of ``packages`` and of their modules to CRITICAL (some have levels of their own)."""
+    import logging
+
+    for name in [*packages, *logging.root.manager.loggerDict]:
+        if name.split(".")[0] in packages:
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+class WorkersLost(OvertensorError):
+    """The executor lost a task (the Dask scheduler or a worker process stopped); stored runs are kept."""
+
+
+#: How often a sweep waiting for its tasks looks at its ``stop`` event (seconds).
+POLL_SECONDS = 0.1
 
 
 def sweep(spec: Spec, store: Store, executor: Executor, *, workers: int = 1, max_batch: int = MAX_BATCH,
-          progress: Callable[[int], None] | None = None) -> SweepOutcome:
+          progress: Callable[[int], None] | None = None, stop: threading.Event | None = None) -> SweepOutcome:
     """Run the spec's missing runs on ``executor`` and store each task's records as it finishes.
 
     ``progress`` is called with the number of runs each finished task stored.
-    On an exception (``KeyboardInterrupt`` included) pending tasks are
-    cancelled and the exception propagates; everything stored stays.
+    Once ``stop`` is set the sweep stores what has finished and raises
+    ``KeyboardInterrupt``; the CLI sets it on Ctrl-C, so that the signal never
+    interrupts a commit or the executor's own threads. If the executor loses a
+    task, :class:`WorkersLost` is raised. On any exception the tasks still
+    pending are left to the executor's owner to stop (:func:`local_pool` and
+    :func:`dask_executor` do); everything stored stays.
     """
+    check_unchanged(spec, store)
     store.save_spec(spec.name, spec.experiment, spec.model_dump(mode="json"))
     done = store.done()
     total = len(spec.expand())
     before = sum(1 for r in spec.expand() if (r.key, r.seed) in done)
-    futures: list[Future] = [executor.submit(execute, task) for task in plan(spec, done, workers, max_batch)]
+    pending: set[Future] = set()
+    for task in plan(spec, done, workers, max_batch):
+        _check_stop(stop)
+        pending.add(executor.submit(execute, task))
     added = 0
-    try:
-        for future in as_completed(futures):
-            n = store.add(future.result())
-            added += n
-            if progress is not None:
-                progress(n)
-    finally:
-        for future in futures:
-            future.cancel()
+    while pending:
+        stopping = stop is not None and stop.is_set()
+        finished, pending = wait(pending, timeout=0 if stopping else POLL_SECONDS, return_when=FIRST_COMPLETED)
+        added += _store(finished, store, stop, progress)
+        if stopping:
+            raise KeyboardInterrupt  # after storing every task that had finished
+    _check_stop(stop)  # a Ctrl-C as the last task came in still means: interrupted
     return SweepOutcome(total, before, added)
+
+
+def _store(finished: set[Future], store: Store, stop: threading.Event | None,
+           progress: Callable[[int], None] | None) -> int:
+    """Store the records of the finished tasks, those that succeeded first (none may be dropped
+    when a lost one raises). Returns the number of runs added."""
+    added = 0
+    for future in sorted(finished, key=lambda f: f.cancelled() or f.exception() is not None):
+        n = store.add(_records(future, stop))
+        added += n
+        if progress is not None:
+            progress(n)
+    return added
+
+
+def check_unchanged(spec: Spec, store: Store) -> None:
+    """Refuse to sweep an edited spec into a store that holds runs of its earlier version.
+
+    Extending a spec (more seeds, configs or blocks) is fine: every stored run is
+    still one of its runs. An edit that leaves stored runs of the same spec name
+    outside the new grid (another option value, target or method), or that changes
+    what is recorded, would mix two configurations in one experiment's table and
+    figures: :class:`OvertensorError` naming the changed fields.
+    """
+    stored = store.spec_runs(spec.name)
+    old = store.specs().get(spec.name)
+    if not stored or old is None:
+        return
+    new = spec.model_dump(mode="json")
+    stale = stored - {(r.key, r.seed) for r in spec.expand()}
+    if not stale and old.get("record") == new["record"]:
+        return
+    changed = _changes(old, new) or ["the runs' configs (a new overtensor version?)"]
+    shown = ", ".join(changed[:4]) + (f" and {len(changed) - 4} more" if len(changed) > 4 else "")
+    what = f"{len(stale)} of its {len(stored)} stored runs are not in the edited spec" if stale else \
+        f"its {len(stored)} stored runs were recorded differently"
+    raise OvertensorError(f"spec {spec.name!r} changed since it was swept into {store.path} ({shown}): {what}; "
+                          "sweep into another store or give the edited spec another name")
+
+
+def _changes(old: Any, new: Any, path: str = "") -> list[str]:
+    """Paths (``runs[0].options.tol``) where two JSON values differ."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [c for k in sorted(set(old) | set(new), key=str)
+                for c in _changes(old.get(k), new.get(k), f"{path}.{k}" if path else str(k))]
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new) and \
+            any(isinstance(v, dict) for v in old):
+        return [c for i, (a, b) in enumerate(zip(old, new)) for c in _changes(a, b, f"{path}[{i}]")]
+    return [] if old == new else [path]
+
+
+def _check_stop(stop: threading.Event | None) -> None:
+    if stop is not None and stop.is_set():
+        raise KeyboardInterrupt
+
+
+def _records(future: Future, stop: threading.Event | None) -> list[RunRecord]:
+    """The task's records; :class:`WorkersLost` if the executor lost the task."""
+    try:
+        return future.result()
+    except Exception as exc:
+        if not isinstance(exc, _lost_types()):
+            raise  # a bug in the worker code: keep its traceback
+        _check_stop(stop)  # a worker that Ctrl-C reached before it could ignore it
+        why = f"{type(exc).__name__}{': ' + str(exc) if str(exc) else ''}".splitlines()[0]
+        raise WorkersLost(f"the workers stopped before a task finished ({why})") from None
+
+
+def _lost_types() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean the executor lost a task, not that the task's code failed."""
+    lost: list[type[BaseException]] = [CancelledError, BrokenExecutor, OSError, TimeoutError]
+    with contextlib.suppress(ImportError):
+        from distributed.scheduler import KilledWorker  # a task whose workers kept dying
+
+        lost.append(KilledWorker)
+    return tuple(lost)

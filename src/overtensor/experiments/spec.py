@@ -45,6 +45,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from ..api import check_options
 from ..errors import OvertensorError
+from ..solvers import METHODS
 from ..symcp import SymCP
 from ..targets import KINDS, make_target
 
@@ -263,17 +264,23 @@ def _seed_list(seeds: int | list[int], where: str) -> list[int]:
     return list(seeds)
 
 
-def _sweep(values: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
-    """Cartesian product over the list-valued entries, in the order written."""
+def _sweep(values: Mapping[str, Any], where: str) -> Iterator[dict[str, Any]]:
+    """Cartesian product over the list-valued entries, in the order written; an empty list is an error."""
     names = list(values)
     axes = [v if isinstance(v, list) else [v] for v in values.values()]
+    for name, axis in zip(names, axes):
+        if not axis:
+            raise _FieldError(f"{where}.{name}: got []; expected a value or a non-empty list (an empty grid)")
     for combo in itertools.product(*axes):
         yield dict(zip(names, combo))
 
 
 def _block_configs(experiment: str, block: Block, where: str) -> Iterator[RunConfig]:
     methods = block.method if isinstance(block.method, list) else [block.method]
-    for target_fields in _sweep(block.target):
+    if not methods:
+        raise _FieldError(f"{where}.method: got []; expected a method or a non-empty list (an empty grid)")
+    polish = _check_polish(block.polish, where)
+    for target_fields in _sweep(block.target, f"{where}.target"):
         try:
             target = TargetConfig.model_validate(target_fields)
             make_target(target.dim, target.rank, target.order, kind=target.kind, weights=target.weights,
@@ -287,31 +294,120 @@ def _block_configs(experiment: str, block: Block, where: str) -> Iterator[RunCon
                 name = check_options(method, block.options)
             except OvertensorError as exc:
                 raise _FieldError(f"{where}.method: {exc}") from None
-            for options in _sweep(block.options):
+            for options in _sweep(block.options, f"{where}.options"):
+                options = _check_options(name, options, f"{where}.options")
                 for m in _components(block.components, target, where):
                     yield RunConfig.model_validate(dict(
                         experiment=experiment, label=block.label or name, target=target, method=name,
-                        options=_check_scalars(options, where), components=m, polish=block.polish))
+                        options=options, components=m, polish=polish))
 
 
-def _check_scalars(options: dict[str, Any], where: str) -> dict[str, Scalar]:
-    for k, v in options.items():
-        if not isinstance(v, (bool, int, float, str, type(None))):
-            raise _FieldError(f"{where}.options.{k}: {v!r} is not a number, string or boolean")
-        if k == "progress":
-            raise _FieldError(f"{where}.options.progress: not an option a spec can set")
-    return options
+class _ChecksPassed(Exception):
+    """Raised by :class:`_NoProblem` when a solver first touches its problem: its option checks all passed."""
+
+
+class _NoProblem:
+    """Stands in for a solver's problem so that calling the solver runs only its option checks.
+
+    Every solver validates its options before it touches the problem; the first
+    attribute it reads raises :class:`_ChecksPassed`.
+    """
+
+    def __getattr__(self, name: str) -> Any:
+        raise _ChecksPassed
+
+
+def _check_options(method: str, options: dict[str, Any], where: str) -> dict[str, Scalar]:
+    """A method's options as the types of its solver's signature, checked by the solver itself."""
+    return _checked(METHODS[method], options, where, f"method {method!r}")
+
+
+def _check_polish(polish: dict[str, Any] | None, where: str) -> dict[str, Any] | None:
+    """``polish`` keywords typed and checked by ``overtensor.polish`` (its names: :func:`_check_extras`)."""
+    import overtensor
+
+    if polish is None or not hasattr(overtensor, "polish"):
+        return polish
+    accepted = set(inspect.signature(overtensor.polish).parameters) - {"model", "target"}
+    if not set(polish) <= accepted:
+        return polish  # an unknown name, reported by _check_extras
+    return _checked(overtensor.polish, polish, f"{where}.polish", "overtensor.polish")
+
+
+def _checked(func: Any, options: dict[str, Any], where: str, what: str) -> dict[str, Scalar]:
+    """``options`` as the types of ``func``'s signature, then through ``func``'s own checks.
+
+    Raises :class:`_FieldError` naming the option and ``what``. ``func`` is called with
+    a :class:`_NoProblem` for each positional argument (a solver's problem, polish's model
+    and target), so the bounds are exactly those ``func`` enforces when it runs.
+    """
+    params = inspect.signature(func).parameters
+    hints = {k: _hint(p.annotation, func) for k, p in params.items()}
+    typed = {k: _as_hint(v, hints[k], f"{where}.{k} ({what})") for k, v in options.items()}
+    positional = [p for p in params.values() if p.kind is p.POSITIONAL_OR_KEYWORD and p.default is p.empty]
+    try:
+        func(*[_NoProblem() for _ in positional], **typed)
+    except _ChecksPassed:
+        return typed
+    except OvertensorError as exc:
+        raise _FieldError(f"{where} ({what}): {exc}") from None
+    raise AssertionError(f"{func.__name__} returned without reading its arguments")  # pragma: no cover
+
+
+def _hint(annotation: Any, func: Any) -> Any:
+    """An annotation evaluated in ``func``'s module (postponed: a string); None if it names an unseen type."""
+    if not isinstance(annotation, str):
+        return annotation
+    try:
+        return eval(annotation, func.__globals__)  # what typing.get_type_hints does, one name at a time
+    except NameError:  # a type imported for type checkers only: not a scalar a spec can give
+        return None
+
+
+def _as_hint(value: Any, hint: Any, where: str) -> Scalar:
+    """``value`` as the scalar type ``hint`` names (``float``, ``int | None``...), or :class:`_FieldError`.
+
+    A string that reads as a number is that number where a number is expected:
+    YAML 1.1 (PyYAML) reads ``1e-3`` (no dot) as a string.
+    """
+    kinds = set(typing.get_args(hint)) or {hint}  # float | None -> {float, NoneType}
+    if value is None and type(None) in kinds:
+        return None
+    if not kinds & {bool, int, float, str}:
+        raise _FieldError(f"{where}: not an option a spec can set")
+    if bool in kinds or str in kinds:
+        kind = bool if bool in kinds else str
+        if not isinstance(value, kind):
+            raise _FieldError(f"{where}: {value!r} is not {'true or false' if kind is bool else 'a string'}")
+        return value
+    number = value
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            raise _FieldError(f"{where}: {value!r} is not a number") from None
+    if isinstance(number, bool) or not isinstance(number, (int, float)):
+        raise _FieldError(f"{where}: {value!r} is not a number")
+    if float not in kinds and isinstance(number, float) and number.is_integer():
+        return int(number)  # max_steps: 1e4 (a string in YAML 1.1) or 1.0e4; any other float: the solver says
+    return number
 
 
 def _components(rule: int | list[int] | ComponentRule, target: TargetConfig, where: str) -> list[int]:
     if isinstance(rule, int):
         return [rule]
     if isinstance(rule, list):
+        if not rule:
+            raise _FieldError(f"{where}.components: got []; expected a count >= 1 or a non-empty list "
+                              "(an empty grid)")
         return rule
     if rule.times_rank is not None:
         name, factors, base = "times_rank", rule.times_rank, float(target.rank)
     else:
         name, factors, base = "times_threshold", rule.times_threshold, lazy_threshold(target.dim, target.order)
+    if factors == []:
+        raise _FieldError(f"{where}.components.{name}: got []; expected a factor > 0 or a non-empty list "
+                          "(an empty grid)")
     out = []
     for x in factors if isinstance(factors, list) else [factors]:
         if not (math.isfinite(x) and x > 0):

@@ -5,6 +5,12 @@ A run's identity is ``(key, seed)``: ``key`` hashes its full config
 sweep's parent process writes; each finished task is committed in one
 transaction (WAL journal), so a sweep killed at any moment, SIGKILL included,
 keeps every committed run and a restart neither loses nor repeats one.
+
+The file is marked as a store by SQLite's header fields ``application_id``
+(:data:`APPLICATION_ID`) and ``user_version`` (:data:`FORMAT`); any other
+database is refused without being written to. A store written before the
+marker (the same tables, unmarked) is read as it is and marked when a sweep
+opens it.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import numpy as np
 from ..errors import OvertensorError
 from ..result import History
 
-__all__ = ["Store", "RunRecord", "compact_history"]
+__all__ = ["Store", "RunRecord", "compact_history", "APPLICATION_ID", "FORMAT"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -53,6 +59,11 @@ CREATE TABLE IF NOT EXISTS specs (
     body       TEXT NOT NULL          -- JSON of the validated spec, defaults filled in
 );
 """
+
+#: ``PRAGMA application_id`` of an overtensor store (the bytes "OvTS"): what marks a SQLite file as one.
+APPLICATION_ID = 0x4F765453
+#: ``PRAGMA user_version``: the store's layout; a store with a larger one was written by a newer overtensor.
+FORMAT = 1
 
 _COLUMNS = ("key", "seed", "spec", "experiment", "label", "method", "components", "config", "status", "error",
             "relative_error", "converged", "steps", "seconds", "metrics", "history", "versions", "batch",
@@ -142,14 +153,31 @@ class Store:
             raise OvertensorError(f"no result store at {self.path}")
         if create and not self.path.parent.is_dir():
             raise OvertensorError(f"cannot create {self.path}: folder {self.path.parent} does not exist")
+        if self.path.exists() and not self.path.is_file():
+            raise OvertensorError(f"{self.path} is not an overtensor result store: not a file")
+        new = not self.path.exists()
         try:
             self._db = sqlite3.connect(self.path, timeout=30.0)
+        except sqlite3.Error as exc:
+            raise OvertensorError(f"cannot {'create' if new else 'open'} {self.path}: {exc}") from None
+        try:
+            kind = _identify(self._db)
+            if kind == "empty" and not create:
+                raise sqlite3.DatabaseError("an empty database")
+            if create and kind != "store":  # a new file, or a store written before the marker existed
+                self._db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                self._db.execute(f"PRAGMA user_version = {FORMAT}")
             if create:
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.executescript(_SCHEMA)
-            self._db.execute("SELECT 1 FROM runs LIMIT 1")
         except sqlite3.DatabaseError as exc:
+            self._db.close()
+            if new:  # e.g. a read-only folder
+                raise OvertensorError(f"cannot create {self.path}: {exc}") from None
             raise OvertensorError(f"{self.path} is not an overtensor result store: {exc}") from None
+        except OvertensorError as exc:
+            self._db.close()
+            raise OvertensorError(f"{self.path}: {exc}") from None
 
     def __enter__(self) -> "Store":
         return self
@@ -166,6 +194,10 @@ class Store:
     def done(self) -> set[tuple[str, int]]:
         """The ``(key, seed)`` pairs already stored."""
         return set(self._db.execute("SELECT key, seed FROM runs"))
+
+    def spec_runs(self, name: str) -> set[tuple[str, int]]:
+        """The ``(key, seed)`` pairs stored by sweeps of the spec called ``name``."""
+        return set(self._db.execute("SELECT key, seed FROM runs WHERE spec = ?", (name,)))
 
     def add(self, records: Iterable[RunRecord]) -> int:
         """Store records in one transaction; a ``(key, seed)`` already present is kept. Returns rows added."""
@@ -190,6 +222,30 @@ class Store:
         cur = self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM runs ORDER BY rowid")
         for row in cur:
             yield _decode(row, history)
+
+
+def _identify(db: sqlite3.Connection) -> str:
+    """``'store'`` (marked), ``'unmarked'`` (an overtensor store written before the marker), or ``'empty'``.
+
+    Raises ``sqlite3.DatabaseError`` for any other database (so that nothing is added to it)
+    and :class:`OvertensorError` for a store of a newer format.
+    """
+    app = db.execute("PRAGMA application_id").fetchone()[0]
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    tables = sorted(name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'"))
+    if app == APPLICATION_ID:
+        if version > FORMAT:
+            raise OvertensorError(f"store format {version} was written by a newer overtensor; this version "
+                                  f"reads formats up to {FORMAT}")
+        return "store"
+    if app != 0:
+        raise sqlite3.DatabaseError(f"SQLite application id {app:#x}")
+    if not tables:
+        return "empty"
+    columns = [row[1] for row in db.execute("PRAGMA table_info(runs)")]
+    if tables == ["runs", "specs"] and tuple(columns) == _COLUMNS:
+        return "unmarked"
+    raise sqlite3.DatabaseError(f"an SQLite database with tables {', '.join(tables)}")
 
 
 def _encode(r: RunRecord) -> tuple:
