@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from click.testing import CliRunner
 
 EPS = float(np.finfo(np.float64).eps)  # 2.2e-16: relative rounding of one float64 operation
 EPS32 = float(np.finfo(np.float32).eps)  # 1.2e-7
@@ -62,3 +63,11 @@ def random_symmetric(d: int, order: int, rng: np.random.Generator) -> np.ndarray
     A = rng.standard_normal((d,) * order)
     perms = list(itertools.permutations(range(order)))
     return sum(np.transpose(A, p) for p in perms) / len(perms)
+
+
+def cli_runner() -> CliRunner:
+    """A ``CliRunner`` whose results keep stderr apart from stdout, on click 8.1 and later."""
+    try:
+        return CliRunner(mix_stderr=False)  # click 8.1: stderr apart only when asked
+    except TypeError:
+        return CliRunner()  # click >= 8.2: result.stderr is always apart

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
+from conftest import cli_runner
 
 import overtensor as ot
 from overtensor import cli as cli_module
@@ -30,18 +31,11 @@ DATA = Path(__file__).parent / "data"
 SPEC = DATA / "sweep_gd.yaml"
 
 
-def _runner() -> CliRunner:
-    try:
-        return CliRunner(mix_stderr=False)  # click 8.1: stderr apart only when asked
-    except TypeError:
-        return CliRunner()  # click >= 8.2: result.stderr is always apart
-
-
 @pytest.fixture()
 def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """``cli(*args)`` runs ``overtensor *args`` in-process with ``tmp_path`` as the working folder."""
     monkeypatch.chdir(tmp_path)
-    runner = _runner()
+    runner = cli_runner()
     return lambda *args: runner.invoke(main, list(args), prog_name="overtensor")
 
 
@@ -56,7 +50,7 @@ def target_file(cli, tmp_path: Path) -> Path:
 def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A result store with the 24 runs of the test spec (one local worker)."""
     db = tmp_path_factory.mktemp("store") / "runs.db"
-    out = _runner().invoke(main, ["sweep", str(SPEC), "--store", str(db), "--workers", "1"])
+    out = cli_runner().invoke(main, ["sweep", str(SPEC), "--store", str(db), "--workers", "1"])
     assert out.exit_code == 0, out.stderr
     return db
 

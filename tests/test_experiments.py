@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from click.testing import CliRunner, Result
+from click.testing import Result
+from conftest import cli_runner
 
 import overtensor as ot
 import overtensor.solvers
@@ -47,7 +48,7 @@ def cli(*args: str, cwd: Path) -> Result:
     old = os.getcwd()
     os.chdir(cwd)
     try:
-        return CliRunner().invoke(main, list(args), catch_exceptions=False)
+        return cli_runner().invoke(main, list(args), catch_exceptions=False)
     finally:
         os.chdir(old)
         signal.signal(signal.SIGINT, handler)
