@@ -35,7 +35,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.sparse.linalg import LinearOperator, cg
 
 from ..errors import OvertensorError
 from ..result import DecompositionResult, History
@@ -115,6 +114,8 @@ def _project(tangent: Tangent, b: np.ndarray, target_sq: float, *, cg_tol: float
              progress: Callable[[int], None] | None) -> tuple[np.ndarray, int, bool, list[dict[str, float]]]:
     """Solve ``K U = b`` by CG from ``U = 0``; return ``U``, iterations, CG convergence, history rows."""
     m, d = b.shape
+    from scipy.sparse.linalg import LinearOperator, cg  # here: importing it takes 0.2 s
+
     K = LinearOperator((m * d, m * d), matvec=lambda x: tangent.gram(x.reshape(m, d)).ravel(), dtype=np.float64)
     scale = math.sqrt(target_sq)
     rows: list[dict[str, float]] = []

@@ -21,7 +21,6 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-from scipy.sparse.linalg import LinearOperator, eigsh
 
 from ..errors import OvertensorError
 from ..kernels import FactoredOp, ShiftedOp
@@ -52,6 +51,8 @@ def gauss_newton_norm(W0: np.ndarray, order: int) -> float:
     m, d = W0.shape
     masses, directions, norms = model_parts(W0, order)
     tangent = Tangent.at(directions, order)
+
+    from scipy.sparse.linalg import LinearOperator, eigsh  # here: importing it takes 0.2 s
 
     def D(U: np.ndarray) -> np.ndarray:
         along = np.sum(U * directions, axis=1, keepdims=True) * directions
