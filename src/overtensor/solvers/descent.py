@@ -43,15 +43,18 @@ class DescentConfig(NamedTuple):
     record_every: int
     parameterization: str = "balanced"
     active_threshold: float = ACTIVE_THRESHOLD
+    #: ``(m,)`` fixed signs of a signed balanced model (shared by the batch), or None
+    signs: np.ndarray | None = None
 
 
 def gd_step(W: Array, target: TargetOp, step_size: Array | float, reg: float, parameterization: str,
-            target_sq: Array) -> tuple[Array, Evaluation]:
+            target_sq: Array, signs: Array | None = None) -> tuple[Array, Evaluation]:
     """One gradient step ``W - η ∇L(W)``; returns it and the evaluation at ``W``.
 
-    ``step_size`` is a scalar or a ``(B, 1, 1)`` array of per-run steps.
+    ``step_size`` is a scalar or a ``(B, 1, 1)`` array of per-run steps; ``signs (m,)`` as in
+    :func:`~overtensor.objective.evaluate`.
     """
-    ev = evaluate(W, target, reg, parameterization, target_sq)
+    ev = evaluate(W, target, reg, parameterization, target_sq, signs)
     return W - step_size * ev.grad, ev
 
 
@@ -163,15 +166,17 @@ def descend(
     etas = np.broadcast_to(np.asarray(config.step_size, dtype=np.float64), (B,))
     eta = float(etas[0]) if np.all(etas == etas[0]) else xp.asarray(
         etas[:, None, None], dtype=W.dtype, device=array_device(W))
+    signs = None if config.signs is None else xp.asarray(config.signs, dtype=W.dtype, device=array_device(W))
     everything = _Live(np.arange(B), W, target, target_sq, eta)
     if not running.all():  # runs that do not move report their current error
         still = everything.keep(np.flatnonzero(~running))
-        ev = evaluate(still.W, still.op, config.reg, config.parameterization, still.target_sq)
+        ev = evaluate(still.W, still.op, config.reg, config.parameterization, still.target_sq, signs)
         rel[still.runs] = np.sqrt(to_numpy(ev.residual_sq)) / scale[still.runs]
     live = everything.keep(np.flatnonzero(running))
     taken = reported = 0  # steps taken by the batch in this call, and passed to progress
     for k in range(config.max_steps + 1 if live.runs.size else 0):
-        W_next, ev = gd_step(live.W, live.op, live.eta, config.reg, config.parameterization, live.target_sq)
+        W_next, ev = gd_step(live.W, live.op, live.eta, config.reg, config.parameterization, live.target_sq,
+                             signs)
         r = rel[live.runs] = np.sqrt(to_numpy(ev.residual_sq)) / scale[live.runs]
         _check_divergence(r, steps, etas[live.runs])
         # tol = 0 runs the whole budget: an estimate of 0 is rounding, not an exact fit
