@@ -12,6 +12,7 @@ from .errors import OvertensorError
 from .io import load, save
 from .recovery import Match, match, polish, recover
 from .result import DecompositionResult, History
+from .corrections import CorrectionG, CorrectionS, TensorSum, transform
 from .moments import MomentTensor, moment_tensor
 from .symcp import SymCP
 from .targets import add_noise, make_target
@@ -24,6 +25,10 @@ __all__ = [
     "Tensor",
     "MomentTensor",
     "moment_tensor",
+    "TensorSum",
+    "CorrectionS",
+    "CorrectionG",
+    "transform",
     "make_target",
     "add_noise",
     "decompose",

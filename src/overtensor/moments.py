@@ -33,10 +33,11 @@ from typing import Any
 import numpy as np
 from array_api_compat import device as array_device
 
+from ._algebra import TermAlgebra
 from ._array import Array, array_namespace, row_dot, to_numpy
 from ._validate import MAX_DENSE_ENTRIES, as_points, check_dense_size, check_order
 from .errors import OvertensorError
-from .kernels import dense_contract, power
+from .kernels import power
 
 __all__ = ["MomentTensor", "MomentOp", "Samples", "moment_tensor", "DEFAULT_CHUNK", "GRAM_BLOCK"]
 
@@ -200,9 +201,9 @@ def _stats_chunk(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return bad, X.sum(axis=0), X.T @ X
 
 
-def _dense_eval_chunk(X: np.ndarray, D: np.ndarray, order: int) -> np.ndarray:
-    """``Σ_rows D(x^{⊗l})`` for a dense symmetric ``D``."""
-    return np.sum(row_dot(dense_contract(D, X, order), X))
+def _op_eval_chunk(X: np.ndarray, op: Any) -> np.ndarray:
+    """``Σ_rows S(x^{⊗l})`` for an operator ``S`` with ``evaluate`` (dense, ``S_a``, ``G``)."""
+    return np.sum(op.evaluate(X))
 
 
 # -- the target operator ----------------------------------------------------
@@ -234,7 +235,7 @@ class MomentOp:
 
 
 # -- the user's tensor --------------------------------------------------------
-class MomentTensor:
+class MomentTensor(TermAlgebra):
     """The empirical moment ``(1/n) Σ_k y_k^{⊗l}`` of rows ``y_k = x_k A + c`` (``A = I, c = 0`` by default).
 
     Build it with :func:`moment_tensor`; :meth:`transformed` whitens it.
@@ -344,22 +345,24 @@ class MomentTensor:
         out = row_dot(self.contract(arr), arr)
         return float(out[0]) if single else out
 
-    def inner(self, other: object) -> float:
-        """``<T, other>`` for a SymCP, a dense tensor or another moment tensor (one pass)."""
-        from .dense import DenseSymTensor
+    def inner(self, other: Any) -> float:
+        """``<T, other>`` with any target of the same shape: one pass over the samples.
+
+        A SymCP: ``Σ λ_k T(v_k^{⊗l})``; another moment: the cross Gram (``‖T‖²``
+        for the same samples); a dense tensor, ``S_a`` or ``G``: ``(1/n) Σ_k S(y_k^{⊗l})``.
+        """
+        from .corrections import TensorSum, inner
         from .symcp import SymCP
 
         if getattr(other, "order", None) != self.order or getattr(other, "dim", None) != self.dim:
             raise OvertensorError(f"tensors differ in shape: {self!r} vs {other!r}")
-        if isinstance(other, SymCP):
-            return float(other.weights @ self.evaluate(other.vectors))
-        if isinstance(other, DenseSymTensor):
-            return float(self.samples.map_reduce(_dense_eval_chunk, other.array, self.order)) / self.n_samples
+        if isinstance(other, (SymCP, TensorSum)):
+            return inner(other, self)
         if isinstance(other, MomentTensor):
             if other.samples is self.samples:
                 return self.norm_sq()
             return _cross_gram(self.samples, other.samples, self.order) / (self.n_samples * other.n_samples)
-        raise OvertensorError(f"no inner product of a MomentTensor with {type(other).__name__}")
+        return float(self.samples.map_reduce(_op_eval_chunk, other.op)) / self.n_samples
 
     def transformed(self, W: object, center: object = None) -> "MomentTensor":
         """``T(W ·, …, W ·)`` for ``W (k, k')``: the moment of ``(y - center) W``, same pass per step.
