@@ -13,7 +13,7 @@ from conftest import contract_all_but_one
 
 import overtensor as ot
 from overtensor import OvertensorError, moment_tensor
-from overtensor.moments import MomentOp
+from overtensor.moments import ELEMENTWISE_FLOPS, MomentOp
 
 RTOL = 1e-12  # n·eps with n <= 400 is < 1e-13; see the module docstring
 
@@ -48,12 +48,13 @@ def test_contraction_norm_and_dense_match_einsum(order, chunk):
 
 def test_route_choice_is_the_cheaper_one():
     rng = np.random.default_rng(0)
-    small_n = moment_tensor(rng.standard_normal((20, 6)), 3)  # 2 n² k = 4800 < 2 n k³ = 8640
-    large_n = moment_tensor(rng.standard_normal((400, 3)), 3)  # 2 n k³ = 21600 < 2 n² k = 960000
+    c = ELEMENTWISE_FLOPS
+    small_n = moment_tensor(rng.standard_normal((10, 8)), 3)  # n² (2k + 3c) = 5200 < n (2k³ + c k²) = 17920
+    large_n = moment_tensor(rng.standard_normal((400, 3)), 3)  # n (2k³ + c k²) = 64800 < n² (2k + 3c)
     small_n.norm_sq()
     large_n.norm_sq()
     assert (small_n.norm_route, large_n.norm_route) == ("gram", "dense")
-    assert small_n.route_costs() == {"gram": 2 * 20**2 * 6, "dense": 2 * 20 * 6**3}
+    assert small_n.route_costs() == {"gram": 10**2 * (2 * 8 + 3 * c), "dense": 10 * (2 * 8**3 + c * 8**2)}
 
 
 def test_inner_products_match_dense():
@@ -218,9 +219,11 @@ def test_bad_npy_files(tmp_path):
 @pytest.fixture(scope="module")
 def dask_client():
     distributed = pytest.importorskip("distributed")
-    # processes=False: in-process workers over the inproc transport, no network port is opened
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
-                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+    # in-process workers over the inproc transport; their HTTP servers would bind every interface
+    # with dashboard_address=None, so bind them to loopback explicitly
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address="127.0.0.1:0",
+                                  worker_dashboard_address="127.0.0.1:0") as cluster, \
+            distributed.Client(cluster) as client:
         yield client
 
 
@@ -237,6 +240,9 @@ def test_dask_array_on_a_local_cluster_equals_numpy(dask_client):
     for route in ("gram", "dense"):
         assert abs(Md.norm_sq(route) / ref.norm_sq(route) - 1) <= RTOL
     assert relerr(Md.second_moment, ref.second_moment) <= RTOL
+    W, c = rng.standard_normal((4, 2)), ref.mean  # the affine map travels with each block's task
+    Yk = Y[:, :, :2]
+    assert relerr(Md.transformed(W, c).op.contract(Yk), ref.transformed(W, c).op.contract(Yk)) <= RTOL
     a = ot.decompose(Md, 3, "gd", max_steps=5, tol=0, step_size=0.3)
     b = ot.decompose(ref, 3, "gd", max_steps=5, tol=0, step_size=0.3)
     # 5 steps amplify the per-step n·eps differences little; 1e-10 is the bound
