@@ -49,12 +49,13 @@ def test_contraction_norm_and_dense_match_einsum(order, chunk):
 def test_route_choice_is_the_cheaper_one():
     rng = np.random.default_rng(0)
     c = ELEMENTWISE_FLOPS
-    small_n = moment_tensor(rng.standard_normal((10, 8)), 3)  # n² (2k + 3c) = 5200 < n (2k³ + c k²) = 17920
-    large_n = moment_tensor(rng.standard_normal((400, 3)), 3)  # n (2k³ + c k²) = 64800 < n² (2k + 3c)
+    # p = C(k + 1, 2) distinct pairs: k = 8 -> 36, k = 3 -> 6
+    small_n = moment_tensor(rng.standard_normal((10, 8)), 3)  # n² (2k + 3c) = 5200 < n p (2k + 2c) = 14400
+    large_n = moment_tensor(rng.standard_normal((400, 3)), 3)  # n p (2k + 2c) = 72000 < n² (2k + 3c)
     small_n.norm_sq()
     large_n.norm_sq()
     assert (small_n.norm_route, large_n.norm_route) == ("gram", "dense")
-    assert small_n.route_costs() == {"gram": 10**2 * (2 * 8 + 3 * c), "dense": 10 * (2 * 8**3 + c * 8**2)}
+    assert small_n.route_costs() == {"gram": 10**2 * (2 * 8 + 3 * c), "dense": 10 * 36 * (2 * 8 + 2 * c)}
 
 
 def test_inner_products_match_dense():

@@ -24,6 +24,8 @@ changes the target.
 
 from __future__ import annotations
 
+import itertools
+import math
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -199,6 +201,34 @@ def _dense_chunk(X: np.ndarray, order: int) -> np.ndarray:
     return out
 
 
+def _unique_rows(k: int, order: int) -> tuple[np.ndarray, np.ndarray]:
+    """Index tuples ``j_1 <= … <= j_{l-1}`` of ``x^{⊗(l-1)}``'s distinct entries, and how often each occurs.
+
+    Returns ``(p, l-1)`` int indices and ``(p,)`` multiplicities ``(l-1)! / Π_v c_v!``
+    (``c_v``: how often index ``v`` repeats), ``p = C(k + l - 2, l - 1)``.
+    """
+    idx = np.array(list(itertools.combinations_with_replacement(range(k), order - 1)), dtype=np.intp)
+    idx = idx.reshape(-1, order - 1)
+    mult = np.full(idx.shape[0], float(math.factorial(order - 1)))
+    for v in range(k):
+        counts = np.sum(idx == v, axis=1)
+        mult /= np.array([math.factorial(int(c)) for c in range(order)])[counts]
+    return idx, mult
+
+
+def _unique_dense_chunk(X: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """``Σ_rows x ⊗ (x_{j_1} ⋯ x_{j_{l-1}})`` over the distinct index tuples ``idx (p, l-1)``: ``(k, p)``."""
+    rows = max(1, KR_ENTRIES // idx.shape[0])
+    out = np.zeros((X.shape[1], idx.shape[0]))
+    for i in range(0, X.shape[0], rows):
+        Xi = X[i:i + rows]
+        K = Xi[:, idx[:, 0]]
+        for j in range(1, idx.shape[1]):
+            K *= Xi[:, idx[:, j]]
+        out += Xi.T @ K
+    return out
+
+
 def _stats_chunk(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(non-finite entries, ``Σ x``, ``Σ x xᵀ``) of a chunk."""
     bad = np.asarray(float(X.size - np.count_nonzero(np.isfinite(X))))
@@ -299,18 +329,21 @@ class MomentTensor(TermAlgebra):
         """Flop-equivalents of the two exact routes to ``‖T‖²`` (``c`` = ``ELEMENTWISE_FLOPS``).
 
         ``gram``: ``n² (2k + c l)`` (products, then ``l`` passes per pair);
-        ``dense``: ``n (2 k^l + c k^{l-1})`` (products, then the Kronecker rows), inf past the dense limit.
+        ``dense``: ``n p (2k + c (l - 1))`` for the ``p = C(k + l - 2, l - 1)`` distinct entries of
+        ``x^{⊗(l-1)}`` (products, then the gathered rows), inf past the dense limit on ``k p``.
         """
-        n, k, l = self.n_samples, float(self.dim), self.order
-        dense = n * (2 * k**l + ELEMENTWISE_FLOPS * k ** (l - 1)) if k**l <= MAX_DENSE_ENTRIES else float("inf")
+        n, k, l = self.n_samples, self.dim, self.order
+        p = math.comb(k + l - 2, l - 1)
+        dense = float(n) * p * (2 * k + ELEMENTWISE_FLOPS * (l - 1)) if k * p <= MAX_DENSE_ENTRIES else float("inf")
         return {"gram": float(n) * n * (2 * k + ELEMENTWISE_FLOPS * l), "dense": dense}
 
     def norm_sq(self, route: str | None = None) -> float:
         """``‖T‖²_F`` exactly, by the cheaper route (or the one named); sets :attr:`norm_route`.
 
         ``gram``: ``(1/n²) Σ_{k,k'} <y_k, y_k'>^l`` in blocks, ``O(n² k)`` flops, 512 KB at a time.
-        ``dense``: the dense moment ``(1/n) Σ_k y_k ⊗ y_k^{⊗(l-1)}`` as one product per chunk,
-        ``O(n k^l)`` flops and ``k^l`` memory.
+        ``dense``: the dense moment's distinct columns ``(1/n) Σ_k y_k ⊗ y_k^{⊗(l-1)}`` (index
+        tuples ``j_1 <= … <= j_{l-1}``, each squared entry counted with its multiplicity) as one
+        product per chunk, ``O(n k^l / (l-1)!)`` flops and ``k^l / (l-1)!`` memory.
         """
         costs = self.route_costs()
         route = min(costs, key=costs.__getitem__) if route is None else route
@@ -319,7 +352,9 @@ class MomentTensor(TermAlgebra):
         cached = self.__dict__.setdefault("_norms", {})
         if route not in cached:
             if route == "dense":
-                cached[route] = float(np.sum(self._dense_flat() ** 2))
+                idx, mult = _unique_rows(self.dim, self.order)
+                M = self.samples.map_reduce(_unique_dense_chunk, idx) / self.n_samples
+                cached[route] = float(np.sum(M**2, axis=0) @ mult)
             else:
                 cached[route] = _cross_gram(self.samples, self.samples, self.order) / self.n_samples**2
         self.norm_route = route
