@@ -13,8 +13,10 @@ For each ``(n, d)`` (``m = 20``, order 3) it reports
   above the samples themselves;
 - the largest ``n`` is read from a memory-mapped ``.npy`` in /tmp (written chunk by chunk).
 
-Then the exact ``‖T‖²`` by each route where it takes under ~30 s, and a step on a
-``dask.array`` over a loopback ``LocalCluster`` (2 in-process workers) against in-memory.
+Then the exact ``‖T‖²`` by each route under a flop cap, a contraction on a ``dask.array``
+over a loopback ``LocalCluster`` (2 in-process workers) against in-memory, and a whole
+``decompose`` at ``n = 1e6, d = 100`` with its peak memory (tracemalloc, and the growth of
+the process's maximum RSS after the samples exist).
 CPU time, not wall time: the machine is shared.
 """
 
@@ -146,6 +148,24 @@ def _wall(fn: Callable[[], object]) -> tuple[float, float]:
     return time.perf_counter() - t0, time.process_time() - c0
 
 
+def decompose_row(n: int, d: int, steps: int) -> list[dict[str, object]]:
+    """A whole ``decompose(..., "gd")``: build, ‖T‖², the step-size estimate and ``steps`` steps; peak memory."""
+    import resource
+
+    X = np.random.default_rng(5).standard_normal((n, d))
+    base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10  # KB -> MB, after the data exist
+    tracemalloc.start()
+    t0 = time.process_time()
+    T = ot.moment_tensor(X, ORDER)
+    result = ot.decompose(T, M, "gd", max_steps=steps, tol=0)
+    cpu = time.process_time() - t0
+    peak = tracemalloc.get_traced_memory()[1] / 2**20
+    tracemalloc.stop()
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
+    return [{"n": n, "d": d, "steps": result.steps, "norm_route": T.norm_route, "cpu_s": cpu,
+             "traced_peak_mb": peak, "max_rss_growth_mb": rss - base_rss, "data_mb": n * d * 8 / 2**20}]
+
+
 def cpu_model() -> str:
     try:
         out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
@@ -167,7 +187,8 @@ def main() -> None:
     parser.add_argument("--max-n", type=float, default=1e6, help="largest n (read from a memmapped .npy)")
     parser.add_argument("--max-norm-gflop", type=float, default=300.0, help="skip ‖T‖² routes costing more")
     parser.add_argument("--dask-n", type=int, nargs="+", default=[10**5, 10**6])
-    parser.add_argument("--parts", nargs="+", choices=["steps", "norms", "dask"], default=["steps", "norms", "dask"])
+    parser.add_argument("--parts", nargs="+", choices=["steps", "norms", "dask", "decompose"],
+                        default=["steps", "norms", "dask", "decompose"])
     args = parser.parse_args()
     print(f"CPU: {cpu_model()}; OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}\n", flush=True)
     if "steps" in args.parts:
@@ -179,6 +200,9 @@ def main() -> None:
     if "dask" in args.parts:
         print("\nOne contraction (m = 20, order 3): Dask LocalCluster (2 in-process workers) vs in-memory\n")
         print(table([row for n in args.dask_n for row in dask_rows(n, 100)]), flush=True)
+    if "decompose" in args.parts:
+        print("\nA whole gd run (build, ‖T‖², step-size estimate, 20 steps), CPU seconds and peak memory\n")
+        print(table(decompose_row(10**6, 100, 20)), flush=True)
 
 
 def step_rows(max_n: int) -> list[dict[str, object]]:

@@ -142,3 +142,13 @@ def test_transform_of_each_kind_matches_the_dense_transform():
 def test_bad_terms(build, match):
     with pytest.raises(OvertensorError, match=match):
         build()
+
+
+def test_a_sum_runs_on_another_array_library():
+    pytest.importorskip("array_api_strict")
+    X = np.random.default_rng(9).standard_normal((40, 3))
+    T = moment_tensor(X, 4) - 0.5 * CorrectionG(3) + ot.make_target(3, 1, 4, seed=0)
+    a = ot.decompose(T, 2, "gd", max_steps=5, tol=0, step_size=0.1, backend="array_api_strict")
+    b = ot.decompose(T, 2, "gd", max_steps=5, tol=0, step_size=0.1)
+    # the same float64 arithmetic in another library: equal to rounding
+    np.testing.assert_allclose(a.params, b.params, rtol=0, atol=RTOL * np.abs(b.params).max())

@@ -315,7 +315,7 @@ class MomentTensor(TermAlgebra):
 
     @property
     def second_moment(self) -> np.ndarray:
-        """``E[y yᵀ]``, ``(k, k)``, from the construction pass: ``Aᵀ E[x xᵀ] A + Aᵀμ cᵀ + c μᵀA + c cᵀ``."""
+        """``E[y yᵀ]``, ``(k, k)``, from the construction pass: ``Aᵀ M2 A + Aᵀμ cᵀ + c μᵀA + c cᵀ``."""
         mu, M2 = self._raw_stats
         A, c = self.samples.A, self.samples.c
         out = M2 if A is None else A.T @ M2 @ A

@@ -84,7 +84,8 @@ def _stack_op(targets: Sequence[Tensor]) -> TargetOp:
         if any(t.samples is not first.samples for t in targets):  # type: ignore[union-attr]
             raise OvertensorError("a batch of moment targets must share one data set (pass one MomentTensor)")
         # one pass over the shared samples contracts every run's rows
-        return MomentOp(first.samples, np.array([t.norm_sq() for t in targets]), first.order)  # type: ignore[union-attr]
+        norms = np.array([t.norm_sq() for t in targets])  # type: ignore[union-attr]
+        return MomentOp(first.samples, norms, first.order)  # type: ignore[union-attr]
     if isinstance(first, (TensorSum, CorrectionS, CorrectionG)):
         if any(t is not first for t in targets):
             raise OvertensorError(f"a batch of {type(first).__name__} targets must repeat one target")
