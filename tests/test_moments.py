@@ -50,12 +50,12 @@ def test_route_choice_is_the_cheaper_one():
     rng = np.random.default_rng(0)
     c = ELEMENTWISE_FLOPS
     # p = C(k + 1, 2) distinct pairs: k = 8 -> 36, k = 3 -> 6
-    small_n = moment_tensor(rng.standard_normal((10, 8)), 3)  # n² (2k + 3c) = 5200 < n p (2k + 2c) = 14400
-    large_n = moment_tensor(rng.standard_normal((400, 3)), 3)  # n p (2k + 2c) = 72000 < n² (2k + 3c)
+    small_n = moment_tensor(rng.standard_normal((10, 8)), 3)  # n² (2k + 3c) = 5200 < n p (2k + c) = 10080
+    large_n = moment_tensor(rng.standard_normal((400, 3)), 3)  # n p (2k + c) = 43200 < n² (2k + 3c)
     small_n.norm_sq()
     large_n.norm_sq()
     assert (small_n.norm_route, large_n.norm_route) == ("gram", "dense")
-    assert small_n.route_costs() == {"gram": 10**2 * (2 * 8 + 3 * c), "dense": 10 * 36 * (2 * 8 + 2 * c)}
+    assert small_n.route_costs() == {"gram": 10**2 * (2 * 8 + 3 * c), "dense": 10 * 36 * (2 * 8 + c)}
 
 
 def test_inner_products_match_dense():
@@ -252,3 +252,14 @@ def test_dask_array_on_a_local_cluster_equals_numpy(dask_client):
     bad[399, 0] = np.nan
     with pytest.raises(OvertensorError, match="1 non-finite"):
         moment_tensor(da.from_array(bad, chunks=(100, 4)), 3)
+
+
+@pytest.mark.parametrize("order", [2, 3, 4, 5])
+def test_distinct_products_match_their_index_tuples(order):
+    from overtensor.moments import _unique_products, _unique_rows
+
+    X = np.random.default_rng(order).standard_normal((6, 4))
+    idx, mult = _unique_rows(4, order)
+    expect = np.prod(X[:, idx], axis=2)  # x_{j_1} ⋯ x_{j_{l-1}} by gathering, column by column
+    np.testing.assert_allclose(_unique_products(X, order), expect, rtol=1e-14)
+    assert mult.sum() == 4 ** (order - 1)  # every ordered tuple counted once

@@ -216,16 +216,34 @@ def _unique_rows(k: int, order: int) -> tuple[np.ndarray, np.ndarray]:
     return idx, mult
 
 
-def _unique_dense_chunk(X: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """``Σ_rows x ⊗ (x_{j_1} ⋯ x_{j_{l-1}})`` over the distinct index tuples ``idx (p, l-1)``: ``(k, p)``."""
-    rows = max(1, KR_ENTRIES // idx.shape[0])
-    out = np.zeros((X.shape[1], idx.shape[0]))
+def _unique_products(X: np.ndarray, order: int) -> np.ndarray:
+    """Columns ``x_{j_1} ⋯ x_{j_{l-1}}``, ``j_1 <= … <= j_{l-1}``, in :func:`_unique_rows` order: ``(b, p)``.
+
+    Built level by level from contiguous slices (no gather): the tuples of one more
+    index that start with ``j`` are ``x_j`` times the previous level's columns whose
+    first index is ``>= j``, a suffix of them in lexicographic order.
+    """
+    U, first = X, np.arange(X.shape[1])
+    for _ in range(order - 2):
+        starts = np.searchsorted(first, np.arange(X.shape[1]))
+        widths = U.shape[1] - starts
+        out = np.empty((X.shape[0], int(widths.sum())))
+        pos = 0
+        for j, (start, width) in enumerate(zip(starts, widths)):
+            np.multiply(X[:, j, None], U[:, start:], out=out[:, pos:pos + width])
+            pos += width
+        U, first = out, np.repeat(np.arange(X.shape[1]), widths)
+    return U
+
+
+def _unique_dense_chunk(X: np.ndarray, order: int) -> np.ndarray:
+    """``Σ_rows x ⊗ (x_{j_1} ⋯ x_{j_{l-1}})`` over the distinct index tuples: ``(k, p)``."""
+    p = math.comb(X.shape[1] + order - 2, order - 1)
+    rows = max(1, KR_ENTRIES // p)
+    out = np.zeros((X.shape[1], p))
     for i in range(0, X.shape[0], rows):
         Xi = X[i:i + rows]
-        K = Xi[:, idx[:, 0]]
-        for j in range(1, idx.shape[1]):
-            K *= Xi[:, idx[:, j]]
-        out += Xi.T @ K
+        out += Xi.T @ _unique_products(Xi, order)
     return out
 
 
@@ -329,12 +347,12 @@ class MomentTensor(TermAlgebra):
         """Flop-equivalents of the two exact routes to ``‖T‖²`` (``c`` = ``ELEMENTWISE_FLOPS``).
 
         ``gram``: ``n² (2k + c l)`` (products, then ``l`` passes per pair);
-        ``dense``: ``n p (2k + c (l - 1))`` for the ``p = C(k + l - 2, l - 1)`` distinct entries of
-        ``x^{⊗(l-1)}`` (products, then the gathered rows), inf past the dense limit on ``k p``.
+        ``dense``: ``n p (2k + c (l - 2))`` for the ``p = C(k + l - 2, l - 1)`` distinct entries of
+        ``x^{⊗(l-1)}`` (products, then building those rows), inf past the dense limit on ``k p``.
         """
         n, k, l = self.n_samples, self.dim, self.order
         p = math.comb(k + l - 2, l - 1)
-        dense = float(n) * p * (2 * k + ELEMENTWISE_FLOPS * (l - 1)) if k * p <= MAX_DENSE_ENTRIES else float("inf")
+        dense = float(n) * p * (2 * k + ELEMENTWISE_FLOPS * (l - 2)) if k * p <= MAX_DENSE_ENTRIES else float("inf")
         return {"gram": float(n) * n * (2 * k + ELEMENTWISE_FLOPS * l), "dense": dense}
 
     def norm_sq(self, route: str | None = None) -> float:
@@ -352,8 +370,8 @@ class MomentTensor(TermAlgebra):
         cached = self.__dict__.setdefault("_norms", {})
         if route not in cached:
             if route == "dense":
-                idx, mult = _unique_rows(self.dim, self.order)
-                M = self.samples.map_reduce(_unique_dense_chunk, idx) / self.n_samples
+                mult = _unique_rows(self.dim, self.order)[1]
+                M = self.samples.map_reduce(_unique_dense_chunk, self.order) / self.n_samples
                 cached[route] = float(np.sum(M**2, axis=0) @ mult)
             else:
                 cached[route] = _cross_gram(self.samples, self.samples, self.order) / self.n_samples**2
