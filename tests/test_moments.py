@@ -263,3 +263,23 @@ def test_distinct_products_match_their_index_tuples(order):
     expect = np.prod(X[:, idx], axis=2)  # x_{j_1} ⋯ x_{j_{l-1}} by gathering, column by column
     np.testing.assert_allclose(_unique_products(X, order), expect, rtol=1e-14)
     assert mult.sum() == 4 ** (order - 1)  # every ordered tuple counted once
+
+
+def test_passes_allocate_chunks_not_n_by_n():
+    """Peak allocations (tracemalloc, which NumPy reports to) stay at the chunk sizes of the docstrings."""
+    import tracemalloc
+
+    from overtensor.moments import DEFAULT_CHUNK, GRAM_BLOCK
+
+    n, d, N = 6000, 5, 20
+    M = moment_tensor(np.random.default_rng(15).standard_normal((n, d)), 3)
+    Y = np.random.default_rng(16).standard_normal((N, d))
+    for run, budget in (
+        (lambda: M.contract(Y), 2 * DEFAULT_CHUNK * (N + d) * 8),  # P (b, N) and its power, O(b (N + d))
+        (lambda: M.norm_sq("gram"), 4 * GRAM_BLOCK**2 * 8),  # a few Gram blocks; n × n would be 288 MB
+    ):
+        tracemalloc.start()
+        run()
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert peak <= budget, (peak, budget)
