@@ -94,6 +94,17 @@ def test_mean_and_second_moment_from_the_construction_pass():
     assert relerr(M.second_moment, X.T @ X / 80) <= RTOL
 
 
+def test_second_moment_past_the_accumulated_dimension(monkeypatch):
+    import overtensor.moments as moments
+
+    monkeypatch.setattr(moments, "STATS_MAX_DIM", 2)  # d = 3 is then too wide for the construction pass
+    X = np.random.default_rng(6).standard_normal((40, 3))
+    M = moment_tensor(X, 3, chunk_size=9)
+    W, c = np.random.default_rng(7).standard_normal((3, 2)), np.ones(3)
+    assert relerr(M.second_moment, X.T @ X / 40) <= RTOL
+    assert relerr(M.transformed(W, c).second_moment, ((X - c) @ W).T @ ((X - c) @ W) / 40) <= RTOL
+
+
 def test_transformed_is_the_moment_of_the_mapped_samples():
     rng = np.random.default_rng(7)
     X = rng.standard_normal((120, 4)) + 2.0

@@ -54,6 +54,8 @@ GRAM_BLOCK = 256
 ELEMENTWISE_FLOPS = 12
 #: Entries of one chunk of ``x^{⊗(l-1)}`` rows in the dense-moment route (32 MB).
 KR_ENTRIES = 2**22
+#: Largest ``d`` whose ``E[x xᵀ]`` the construction pass accumulates (32 MB); above, on demand.
+STATS_MAX_DIM = 2048
 _ACCEPTED_KINDS = "iuf"
 
 
@@ -247,11 +249,15 @@ def _unique_dense_chunk(X: np.ndarray, order: int) -> np.ndarray:
     return out
 
 
-def _stats_chunk(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(non-finite entries, ``Σ x``, ``Σ x xᵀ``) of a chunk."""
+def _stats_chunk(X: np.ndarray, with_gram: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(non-finite entries, ``Σ x``, ``Σ x xᵀ`` or an empty array) of a chunk."""
     bad = np.asarray(float(X.size - np.count_nonzero(np.isfinite(X))))
     with np.errstate(invalid="ignore", over="ignore"):  # a bad chunk is refused by the caller
-        return bad, X.sum(axis=0), X.T @ X
+        return bad, X.sum(axis=0), X.T @ X if with_gram else np.zeros(0)
+
+
+def _gram_rows_chunk(X: np.ndarray) -> np.ndarray:
+    return X.T @ X
 
 
 def _op_eval_chunk(X: np.ndarray, op: Any) -> np.ndarray:
@@ -300,10 +306,10 @@ class MomentTensor(TermAlgebra):
     norm_route : ``"gram"`` or ``"dense"`` once ``‖T‖²`` has been computed, else None
     """
 
-    def __init__(self, samples: Samples, order: int, raw_stats: tuple[np.ndarray, np.ndarray]) -> None:
+    def __init__(self, samples: Samples, order: int, raw_stats: tuple[np.ndarray, np.ndarray | None]) -> None:
         self.samples = samples
         self.order = check_order(order)
-        self._raw_stats = raw_stats  # (E[x], E[x xᵀ]) of the unmapped rows
+        self._raw_stats = raw_stats  # (E[x], E[x xᵀ] or None) of the unmapped rows
         self.norm_route: str | None = None
 
     @property
@@ -333,8 +339,13 @@ class MomentTensor(TermAlgebra):
 
     @property
     def second_moment(self) -> np.ndarray:
-        """``E[y yᵀ]``, ``(k, k)``, from the construction pass: ``Aᵀ M2 A + Aᵀμ cᵀ + c μᵀA + c cᵀ``."""
+        """``E[y yᵀ]``, ``(k, k)``, from the construction pass: ``Aᵀ M2 A + Aᵀμ cᵀ + c μᵀA + c cᵀ``.
+
+        Past ``d = STATS_MAX_DIM`` (a ``d × d`` accumulator over 32 MB) it takes a pass of its own.
+        """
         mu, M2 = self._raw_stats
+        if M2 is None:  # d above STATS_MAX_DIM: not accumulated at construction; one pass of the mapped rows
+            return self.samples.map_reduce(_gram_rows_chunk) / self.n_samples
         A, c = self.samples.A, self.samples.c
         out = M2 if A is None else A.T @ M2 @ A
         if c is not None:
@@ -508,7 +519,7 @@ def moment_tensor(samples: object, order: int, *, chunk_size: int | None = None)
     if n < 2 or d < 1:
         raise OvertensorError(f"samples must hold at least 2 rows of dimension >= 1, got shape {(n, d)}")
     source = Samples(_check_dtype(data), None if chunk_size is None else int(chunk_size))
-    bad, total, gram = source.map_reduce(_stats_chunk)
+    bad, total, gram = source.map_reduce(_stats_chunk, d <= STATS_MAX_DIM)
     if bad:
         raise OvertensorError(f"samples have {int(bad)} non-finite (NaN or Inf) entries")
-    return MomentTensor(source, order, (total / n, gram / n))
+    return MomentTensor(source, order, (total / n, gram / n if d <= STATS_MAX_DIM else None))
