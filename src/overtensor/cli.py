@@ -21,6 +21,7 @@ from .api import decompose as _decompose
 from .api import methods
 from .errors import OvertensorError
 from .io import load, save
+from .moments import moment_tensor
 from .recovery import match
 from .recovery import recover as _recover
 from .symcp import SymCP
@@ -43,6 +44,13 @@ class _Group(click.Group):
 @click.version_option(__version__, prog_name="overtensor")
 def main() -> None:
     """Over-parameterized symmetric tensor decomposition by gradient descent."""
+
+
+def _parse_signs(text: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",")]
+    except ValueError:
+        raise OvertensorError(f"--signs must be 'half' or comma-separated +1/-1 values, got {text!r}") from None
 
 
 def _parse_weights(text: str) -> str | list[float]:
@@ -116,6 +124,11 @@ class _Bar:
 @click.option("--init-scale", type=float, help="Norm of the initial components [default: 1e-3 ||T*||^(1/p)].")
 @click.option("--parameterization", type=click.Choice(["balanced", "plain"]),
               help="Model T(W) [default: balanced].")
+@click.option("--signs", help="gd, beyond-lazy, lazy-gd: a signed model, 'half' or m comma-separated +1/-1 "
+                              "(even-order targets with weights of both signs) [default: unsigned].")
+@click.option("--moment-order", type=int, default=None,
+              help="FILE is a 2-D .npy of samples (n, d): decompose their order-L empirical moment, "
+                   "read in chunks from a memory map.")
 @click.option("--alpha", type=float, help="lazy-gd: scale alpha of the model alpha (T(W) - T(W0)) [default: 100].")
 @click.option("--cg-tol", type=float, help="lazy: relative residual at which CG stops [default: 1e-10].")
 @click.option("--max-iter", type=int,
@@ -147,8 +160,8 @@ class _Bar:
 @click.option("--output", "-o", default=None, help="Write the learned components to this .npz file.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 def decompose(target_file: str, components: int, method: str, seed: int, output: str | None, as_json: bool,
-              recover: bool, polish_steps: int, **options: Any) -> None:
-    """Decompose the tensor in FILE (.npz factored or .npy dense) with m components.
+              recover: bool, polish_steps: int, moment_order: int | None, **options: Any) -> None:
+    """Decompose the tensor in FILE (.npz factored or .npy dense; samples with --moment-order) with m components.
 
     Method options left unset take the method's defaults; setting one the
     method does not take is an error.
@@ -158,8 +171,10 @@ def decompose(target_file: str, components: int, method: str, seed: int, output:
         raise OvertensorError(f"--components must be >= 1, got {components}")
     if polish_steps < 0 or (polish_steps and not recover):
         raise OvertensorError(f"--polish-steps needs --recover and must be >= 0, got {polish_steps}")
-    target = load(target_file)
+    target = load(target_file) if moment_order is None else moment_tensor(target_file, moment_order)
     given = {k: v for k, v in options.items() if v is not None}
+    if given.get("signs", "half") != "half":
+        given["signs"] = _parse_signs(given["signs"])
     # only gd and lazy-gd have a step budget known in advance; the others show a count
     fixed_budget = method.replace("-", "_") in ("gd", "lazy_gd")
     bar = _Bar(given.get("max_steps", 10_000) if fixed_budget else None)
