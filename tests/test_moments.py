@@ -249,6 +249,8 @@ def test_dask_array_on_a_local_cluster_equals_numpy(dask_client):
     Md = moment_tensor(da.from_array(X, chunks=(130, 2)), 3)  # uneven row blocks, split columns
     Y = rng.standard_normal((2, 3, 4))
     assert relerr(Md.op.contract(Y), ref.op.contract(Y)) <= RTOL
+    rechunked = moment_tensor(da.from_array(X, chunks=(130, 2)), 3, chunk_size=64)  # rows re-blocked by 64
+    assert relerr(rechunked.contract(Y[0]), ref.contract(Y[0])) <= RTOL
     for route in ("gram", "dense"):
         assert abs(Md.norm_sq(route) / ref.norm_sq(route) - 1) <= RTOL
     assert relerr(Md.second_moment, ref.second_moment) <= RTOL
