@@ -189,6 +189,11 @@ def _write_bad_inputs(tmp: Path) -> None:
     (tmp / "afile").write_text("")
     (tmp / "report.txt").write_text("")
     Store(tmp / "empty.db", create=True).close()  # a store with no runs
+    samples = rng.standard_normal((20, 3))
+    samples[17, 2] = np.nan
+    np.save(tmp / "nan_samples.npy", samples)
+    np.save(tmp / "one_sample.npy", np.ones((1, 3)))
+    np.save(tmp / "ints.npy", np.array([["a", "b"], ["c", "d"]]))
 
 
 BAD = [
@@ -225,6 +230,13 @@ BAD = [
     (["decompose", "t.npz", "-m", "3", "--step-size", "100", "--json"], "diverged at step"),
     (["decompose", "t.npz", "-m", "3", "--device", "cuda"], "runs on the CPU only, got device 'cuda'"),
     (["decomp", "t.npz"], r"No such command 'decomp'"),
+    (["decompose", "nan_samples.npy", "-m", "3", "--moment-order", "3"], "samples have 1 non-finite"),
+    (["decompose", "rect.npy", "-m", "3", "--moment-order", "3"], r"2-d \(n, d\) array, got shape \(3, 4, 3\)"),
+    (["decompose", "one_sample.npy", "-m", "3", "--moment-order", "3"], "at least 2 rows"),
+    (["decompose", "ints.npy", "-m", "3", "--moment-order", "3"], "float or integer numbers, got dtype <U1"),
+    (["decompose", "missing.npy", "-m", "3", "--moment-order", "3"], "cannot read samples from 'missing.npy'"),
+    (["decompose", "t.npz", "-m", "3", "--signs", "1,x"], "--signs must be 'half' or comma-separated"),
+    (["decompose", "t.npz", "-m", "3", "--signs", "1,1"], "signs must be 'half' or 3 values"),
     (["generate", "--dim", "3", "--rank", "5", "-o", "g.npz"], "rank <= dim, got rank 5 > dim 3"),
     (["generate", "--dim", "-3", "--rank", "2", "-o", "g.npz"], "dim must be >= 1, got -3"),
     (["generate", "--dim", "5", "--rank", "2", "--order", "1", "-o", "g.npz"], "order must be >= 2, got 1"),
@@ -357,6 +369,24 @@ def test_save_load_roundtrip(tmp_path: Path):
     d = ot.DenseSymTensor(t.to_dense())
     ot.save(tmp_path / "d.npy", d)
     np.testing.assert_array_equal(ot.load(tmp_path / "d.npy").array, d.array)
+
+
+def test_decompose_samples_as_a_moment_target(cli, tmp_path: Path):
+    """A .npy of samples on three orthonormal points: the order-3 moment is Σ_j (n_j/n) a_j^{⊗3}."""
+    rng = np.random.default_rng(3)
+    A = np.linalg.qr(rng.standard_normal((5, 3)))[0].T
+    labels = rng.choice(3, size=300, p=[0.5, 0.3, 0.2])
+    np.save(tmp_path / "x.npy", A[labels])
+    out = cli("decompose", "x.npy", "--moment-order", "3", "-m", "3", "--method", "power", "-o", "m.npz", "--json")
+    assert out.exit_code == 0, out.stderr
+    truth = ot.SymCP(np.bincount(labels) / 300, A, 3)
+    assert ot.load(tmp_path / "m.npz").distance(truth) <= 1e-6 * truth.norm()
+    # a signed model with spare negative components still fits a positive target (they stay near 0)
+    signed = cli("decompose", "x.npy", "--moment-order", "4", "-m", "6", "--method", "beyond-lazy",
+                 "--signs", "1,1,1,1,-1,-1", "-o", "s.npz")
+    assert signed.exit_code == 0, signed.stderr
+    truth4 = ot.SymCP(truth.weights, A, 4)
+    assert ot.load(tmp_path / "s.npz").distance(truth4) <= 2e-4 * truth4.norm()
 
 
 # ----------------------------------------------------------------------------- real processes

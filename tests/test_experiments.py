@@ -299,9 +299,31 @@ def test_ctrl_c_keeps_finished_runs_stops_the_workers_and_exits_130(tmp_path: Pa
             os.killpg(proc.pid, signal.SIGKILL)
 
 
+class _Gated:
+    """An executor whose tasks after the first ``n`` wait until ``release`` is set.
+
+    So that a stop requested after ``n`` tasks lands before any later task can
+    finish, however fast the tasks are (the sweep rightly stores every task that
+    finished before it noticed the stop).
+    """
+
+    def __init__(self, pool: ThreadPoolExecutor, n: int, release: threading.Event) -> None:
+        self.pool, self.n, self.release, self.submitted = pool, n, release, 0
+
+    def submit(self, fn, *args, **kwargs):
+        self.submitted += 1
+        if self.submitted <= self.n:
+            return self.pool.submit(fn, *args, **kwargs)
+        return self.pool.submit(self._later, fn, *args, **kwargs)
+
+    def _later(self, fn, *args, **kwargs):
+        self.release.wait()
+        return fn(*args, **kwargs)
+
+
 def sweep_in_process(spec, db: Path, *, workers: int = 1, max_batch: int = 32, stop_after: int | None = None):
     """``runner.sweep`` on one thread; with ``stop_after``, stopped (as by Ctrl-C) once that many tasks are in."""
-    stop, tasks = threading.Event(), []
+    stop, release, tasks = threading.Event(), threading.Event(), []
 
     def progress(n: int) -> None:
         tasks.append(n)
@@ -309,9 +331,11 @@ def sweep_in_process(spec, db: Path, *, workers: int = 1, max_batch: int = 32, s
             stop.set()
 
     with Store(db, create=True) as store, ThreadPoolExecutor(1) as pool:
+        executor = pool if stop_after is None else _Gated(pool, stop_after, release)
         try:
-            runner.sweep(spec, store, pool, workers=workers, max_batch=max_batch, progress=progress, stop=stop)
+            runner.sweep(spec, store, executor, workers=workers, max_batch=max_batch, progress=progress, stop=stop)
         except KeyboardInterrupt:
+            release.set()
             pool.shutdown(cancel_futures=True)
             return False
     return True
@@ -364,8 +388,9 @@ def loopback_cluster():
     """A one-worker Dask cluster in this process, listening on 127.0.0.1 only, no dashboard."""
     from distributed import LocalCluster
 
+    # loopback only, the dashboard on a free port (None still serves it, on 127.0.0.1:8787)
     with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, protocol="tcp://", host="127.0.0.1",
-                      dashboard_address=None) as cluster:
+                      dashboard_address="127.0.0.1:0", worker_dashboard_address="127.0.0.1:0") as cluster:
         assert cluster.scheduler_address.startswith("tcp://127.0.0.1:")
         yield cluster
 

@@ -117,3 +117,52 @@ def test_batched_evaluation_equals_single():
         np.testing.assert_allclose(batched.loss[b], single.loss, rtol=1e-13)
         gmax = np.max(np.abs(single.grad))
         np.testing.assert_allclose(batched.grad[b], single.grad, rtol=1e-12, atol=100 * EPS * gmax)
+
+
+SIGNS = np.array([1.0, -1.0, -1.0, 1.0, -1.0])
+
+
+@pytest.mark.parametrize("order", [2, 3, 4])
+def test_signed_loss_and_gradient_match_dense_brute_force(order):
+    """T(W) = Σ σ_i ‖w_i‖^{2-l} w_i^{⊗l}: the dense model and the chain rule on raw w_i, signs applied."""
+    rng = np.random.default_rng(order)
+    d = 4
+    target = make_target(d, 2, order, kind="gaussian", weights=[1.0, 0.7], seed=order)
+    Tstar = dense_from(target.weights * [1.0, -1.0], target.vectors, order)  # weights of both signs
+    W = rng.standard_normal((5, d))
+    norms = np.linalg.norm(W, axis=1)
+    model = sum(s * n ** (2 - order) * outer_power(w, order) for s, n, w in zip(SIGNS, norms, W))
+    R = model - Tstar
+    loss = 0.5 * np.sum(R**2) + 0.5 * 0.3 * np.sum(W**2)
+    grad = np.stack([s * ((2 - order) * n ** (-order) * np.dot(contract_all_but_one(R, w), w) * w
+                          + order * n ** (2 - order) * contract_all_but_one(R, w))
+                     for s, n, w in zip(SIGNS, norms, W)]) + 0.3 * W
+    ev = evaluate(W, DenseSymTensor(Tstar).op, 0.3, "balanced", signs=SIGNS)
+    assert abs(float(ev.loss) - loss) <= 1e-10 * abs(loss)  # a few dense sums of O(1) terms
+    assert np.max(np.abs(ev.grad - grad)) <= 1e-10 * np.max(np.abs(grad))
+
+
+def test_signed_gradient_matches_central_finite_differences():
+    rng = np.random.default_rng(7)
+    target = make_target(5, 3, 4, kind="gaussian", seed=4)
+    W = rng.standard_normal((5, 5)) * 0.8
+
+    def loss(V):
+        return float(evaluate(V, target.op, 0.1, signs=SIGNS).loss)
+
+    h = 1e-6
+    fd = np.zeros_like(W)
+    for idx in np.ndindex(W.shape):
+        E = np.zeros_like(W)
+        E[idx] = h
+        fd[idx] = (loss(W + E) - loss(W - E)) / (2 * h)
+    # central differences: O(h²) truncation plus eps·L/h rounding, ~1e-8 of the gradient's scale
+    assert np.max(np.abs(fd - evaluate(W, target.op, 0.1, signs=SIGNS).grad)) <= 1e-6 * np.max(np.abs(fd))
+
+
+def test_all_plus_signs_equal_the_unsigned_model():
+    target = make_target(4, 2, 4, seed=1)
+    W = np.random.default_rng(2).standard_normal((3, 4))
+    a, b = evaluate(W, target.op, 0.2), evaluate(W, target.op, 0.2, signs=np.ones(3))
+    np.testing.assert_array_equal(a.grad, b.grad)
+    assert float(a.loss) == float(b.loss)

@@ -23,8 +23,8 @@ from overtensor.solvers.step import arrangement, balanced_step
 SHAPES = [(6, 20), (40, 10), (12, 12)]  # m < d (stacked), m > d and m = d (blocked)
 
 
-def _reference(W, op, eta, reg, target_sq):
-    ev = evaluate(W, op, reg, "balanced", target_sq)
+def _reference(W, op, eta, reg, target_sq, signs=None):
+    ev = evaluate(W, op, reg, "balanced", target_sq, signs)
     return W - np.asarray(eta)[..., None] * ev.grad, ev
 
 
@@ -49,6 +49,21 @@ def test_step_equals_gradient_step(order, m, d, dense):
     bound = 1e-12 * (np.asarray(ev.loss) + problem.target_sq)
     assert np.all(np.abs(got.loss(np, 1e-2, problem.target_sq) - ev.loss) <= bound)
     assert np.all(np.abs(got.residual_sq(np, problem.target_sq) - ev.residual_sq) <= bound)
+
+
+@pytest.mark.parametrize("m,d", SHAPES)
+def test_signed_step_equals_signed_gradient_step(m, d):
+    # even order, weights of both signs; the same floor as above
+    vectors = ot.make_target(d, 3, 4, kind="gaussian", seed=1).vectors
+    target = ot.SymCP([1.0, -0.6, 0.3], vectors, 4)
+    problem = make_problem([target], m, [0])
+    W = np.random.default_rng(m * d).standard_normal((1, m, d)) * 0.5
+    signs = np.where(np.arange(m) % 2 == 0, 1.0, -1.0)
+    want, ev = _reference(W, problem.op, 0.03, 1e-2, problem.target_sq, signs)
+    got = balanced_step(array_namespace(W), W, problem.op, 0.03, 1e-2, signs)
+    assert np.max(np.abs(got.W - want)) <= 1e-12 * np.max(np.abs(want))
+    bound = 1e-12 * (np.asarray(ev.loss) + problem.target_sq)
+    assert np.all(np.abs(got.loss(np, 1e-2, problem.target_sq) - ev.loss) <= bound)
 
 
 def test_arrangement_follows_the_shape_and_target():

@@ -12,7 +12,9 @@ from .errors import OvertensorError
 from .io import load, save
 from .recovery import Match, match, polish, recover
 from .result import DecompositionResult, History
-from .symcp import SymCP, moment_tensor
+from .corrections import CorrectionG, CorrectionS, TensorSum, transform
+from .moments import MomentTensor, moment_tensor
+from .symcp import SymCP
 from .targets import add_noise, make_target
 
 __version__ = "0.1.0"
@@ -21,7 +23,12 @@ __all__ = [
     "SymCP",
     "DenseSymTensor",
     "Tensor",
+    "MomentTensor",
     "moment_tensor",
+    "TensorSum",
+    "CorrectionS",
+    "CorrectionG",
+    "transform",
     "make_target",
     "add_noise",
     "decompose",

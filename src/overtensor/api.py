@@ -71,7 +71,8 @@ def decompose(target: Tensor, components: int, method: str = "gd", *, seed: int 
 
     Parameters
     ----------
-    target : SymCP or DenseSymTensor
+    target : SymCP, DenseSymTensor, MomentTensor (:func:`~overtensor.moment_tensor`), or a
+        TensorSum / CorrectionS / CorrectionG (:mod:`overtensor.corrections`)
     components : int, ``m``
     method : str, one of :func:`methods` (hyphens or underscores)
     seed : int, the seed of every random draw of the run

@@ -24,6 +24,7 @@ from .api import methods
 from .dense import Tensor
 from .errors import OvertensorError
 from .io import atomic_path, atomic_write, check_output, load, save
+from .moments import moment_tensor
 from .recovery import match
 from .recovery import recover as _recover
 from .result import DecompositionResult
@@ -53,6 +54,13 @@ class _Group(click.Group):
 @click.version_option(__version__, prog_name="overtensor")
 def main() -> None:
     """Over-parameterized symmetric tensor decomposition by gradient descent."""
+
+
+def _parse_signs(text: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",")]
+    except ValueError:
+        raise OvertensorError(f"--signs must be 'half' or comma-separated +1/-1 values, got {text!r}") from None
 
 
 def _parse_weights(text: str) -> str | list[float]:
@@ -139,6 +147,11 @@ def _solve(target: Tensor, components: int, method: str, seed: int, given: dict[
 @click.option("--init-scale", type=float, help="Norm of the initial components [default: 1e-3 ||T*||^(1/p)].")
 @click.option("--parameterization", type=click.Choice(["balanced", "plain"]),
               help="Model T(W) [default: balanced].")
+@click.option("--signs", help="gd, beyond-lazy, lazy-gd: a signed model, 'half' or m comma-separated +1/-1 "
+                              "(even-order targets with weights of both signs) [default: unsigned].")
+@click.option("--moment-order", type=int, default=None,
+              help="FILE is a 2-D .npy of samples (n, d): decompose their order-L empirical moment, "
+                   "read in chunks from a memory map.")
 @click.option("--alpha", type=float, help="lazy-gd: scale alpha of the model alpha (T(W) - T(W0)) [default: 100].")
 @click.option("--cg-tol", type=float, help="lazy: relative residual at which CG stops [default: 1e-10].")
 @click.option("--max-iter", type=int,
@@ -170,8 +183,8 @@ def _solve(target: Tensor, components: int, method: str, seed: int, given: dict[
 @click.option("--output", "-o", default=None, help="Write the learned components to this .npz file.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 def decompose(target_file: str, components: int, method: str, seed: int, output: str | None, as_json: bool,
-              recover: bool, polish_steps: int, **options: Any) -> None:
-    """Decompose the tensor in FILE (.npz factored or .npy dense) with m components.
+              recover: bool, polish_steps: int, moment_order: int | None, **options: Any) -> None:
+    """Decompose the tensor in FILE (.npz factored or .npy dense; samples with --moment-order) with m components.
 
     Method options left unset take the method's defaults; setting one the
     method does not take is an error.
@@ -184,8 +197,11 @@ def decompose(target_file: str, components: int, method: str, seed: int, output:
         raise OvertensorError(f"--polish-steps must be >= 0, got {polish_steps}")
     if polish_steps and not recover:
         raise OvertensorError(f"--polish-steps {polish_steps} needs --recover")
-    target = load(target_file)
-    result = _solve(target, components, method, seed, {k: v for k, v in options.items() if v is not None})
+    target = load(target_file) if moment_order is None else moment_tensor(target_file, moment_order)
+    given = {k: v for k, v in options.items() if v is not None}
+    if given.get("signs", "half") != "half":
+        given["signs"] = _parse_signs(given["signs"])
+    result = _solve(target, components, method, seed, given)
     model = result.model
     summary = {"target": str(target_file), "order": target.order, "dim": target.dim, **result.summary()}
     if recover:

@@ -44,7 +44,7 @@ class TargetOp(Protocol):
 def map_arrays(op: Op, fn: Callable[[Array], Array]) -> Op:
     """A copy of the operator (a frozen dataclass) with ``fn`` applied to each array field.
 
-    Operators nested in fields (``ShiftedOp.base``) are mapped too. Moves an
+    Operators nested in fields (``ShiftedOp.base``), or in a tuple field, are mapped too. Moves an
     operator to another array library or device, or takes a subset of its
     batch (every array field has the batch axis first).
     """
@@ -54,6 +54,8 @@ def map_arrays(op: Op, fn: Callable[[Array], Array]) -> Op:
             return fn(value)
         if is_dataclass(value) and not isinstance(value, type):
             return map_arrays(value, fn)
+        if isinstance(value, tuple):
+            return tuple(convert(v) for v in value)
         return value
 
     return replace(op, **{f.name: convert(getattr(op, f.name)) for f in fields(op)})  # type: ignore[arg-type]

@@ -7,10 +7,16 @@ Two parameterizations of ``m`` components ``W (..., m, d)``:
 ``plain`` (``l``-homogeneous; zero is a high-order saddle)
     ``T(W) = Σ_i w_i^{⊗l}``.
 
+``signed`` balanced (for targets with weights of both signs at even order)
+    ``T(W) = Σ_i σ_i ‖w_i‖² w̄_i^{⊗l}`` with fixed signs ``σ_i ∈ {+1, -1}`` (``signs``).
+
 Loss ``L(W) = ½ ‖T(W) - T*‖²_F + (λ/2) ‖W‖²_F``. With ``R = T(W) - T*``:
 
 - balanced: ``∇_{w_i} L = n_i [ l R(w̄_i^{⊗(l-1)}, ·) + (2 - l) R(w̄_i^{⊗l}) w̄_i ] + λ w_i``;
-- plain:    ``∇_{w_i} L = l R(w_i^{⊗(l-1)}, ·) + λ w_i``.
+- plain:    ``∇_{w_i} L = l R(w_i^{⊗(l-1)}, ·) + λ w_i``;
+- signed:   the balanced gradient with its ``R`` terms times ``σ_i`` (``∂<R, σ_i s_i w̄_i^{⊗l}>``
+  is ``σ_i`` times the unsigned derivative), and ``s_i`` replaced by ``σ_i s_i`` in ``T(W)``
+  and in ``‖R‖²`` below.
 
 ``R(x^{⊗(l-1)}, ·) = Σ_k s_k <w̄_k, x>^{l-1} w̄_k - T*(x^{⊗(l-1)}, ·)``: one Gram
 matrix ``W̄ W̄ᵀ``, one ``(m × m)·(m × d)`` product, and the target's
@@ -26,11 +32,14 @@ from __future__ import annotations
 
 from typing import Literal, NamedTuple
 
+import numpy as np
+
 from ._array import Array, array_namespace, matrix_transpose
 from .errors import OvertensorError
 from .kernels import TargetOp, power
 
-__all__ = ["Evaluation", "PARAMETERIZATIONS", "Parameterization", "evaluate", "model_parts", "homogeneity"]
+__all__ = ["Evaluation", "PARAMETERIZATIONS", "Parameterization", "evaluate", "model_parts", "homogeneity",
+           "check_signs"]
 
 Parameterization = Literal["balanced", "plain"]
 PARAMETERIZATIONS: tuple[str, ...] = ("balanced", "plain")
@@ -55,6 +64,29 @@ def check_parameterization(name: str) -> str:
     return name
 
 
+def check_signs(signs: object, components: int, parameterization: str = "balanced") -> np.ndarray | None:
+    """The fixed signs ``σ (m,)`` of a signed model, or None for the unsigned one.
+
+    ``signs`` is None, ``"half"`` (the first ``⌈m/2⌉`` components +1, the rest -1)
+    or ``m`` numbers, each +1 or -1. Only the balanced parameterization is signed.
+    """
+    if signs is None:
+        return None
+    if parameterization != "balanced":
+        raise OvertensorError(f"signs need the balanced parameterization, got {parameterization!r}")
+    if isinstance(signs, str):
+        if signs != "half":
+            raise OvertensorError(f"signs must be 'half' or {components} values of +1/-1, got {signs!r}")
+        return np.where(np.arange(components) < (components + 1) // 2, 1.0, -1.0)
+    try:
+        arr = np.asarray(signs, dtype=np.float64)
+    except (TypeError, ValueError):
+        arr = np.zeros(0)
+    if arr.shape != (components,) or not np.all(np.abs(arr) == 1):
+        raise OvertensorError(f"signs must be 'half' or {components} values of +1/-1, got {signs!r}")
+    return arr
+
+
 def homogeneity(parameterization: str, order: int) -> int:
     """``p`` with ``T(cW) = c^p T(W)``: 2 for balanced, ``l`` for plain."""
     return 2 if parameterization == "balanced" else order
@@ -74,11 +106,12 @@ def model_parts(W: Array, order: int, parameterization: str = "balanced") -> tup
 
 
 def evaluate(W: Array, target: TargetOp, reg: float = 0.0, parameterization: str = "balanced",
-             target_sq: Array | None = None) -> Evaluation:
+             target_sq: Array | None = None, signs: Array | None = None) -> Evaluation:
     """Loss and exact gradient of the model at ``W (..., m, d)``.
 
     ``target_sq`` is ``‖T*‖²`` when the caller has it already (it is constant
-    over a run); otherwise it is computed.
+    over a run); otherwise it is computed. ``signs (m,)``, of the balanced
+    model only, makes it signed (see the module docstring).
 
     Two matrix products dominate, ``G = W̄ W̄ᵀ`` and ``G^{∘(l-1)} (s ∘ W̄)``; the
     rest is one in-place pass over ``G`` and a few ``(m, d)`` passes. The masses
@@ -93,6 +126,8 @@ def evaluate(W: Array, target: TargetOp, reg: float = 0.0, parameterization: str
         masses = xp.vecdot(W, W)  # s_i = n_i²
         norms = xp.sqrt(masses)
         Wbar = W / xp.where(norms > 0, norms, xp.ones_like(norms))[..., None]  # 0 for a zero row
+        if signs is not None:  # σ_i n_i: every place the model's masses enter, and the gradient's factor
+            masses, norms = signs * masses, signs * norms
         P = power(Wbar @ matrix_transpose(Wbar), l - 1) @ (norms[..., None] * W)  # T(W)(w̄_i^{⊗(l-1)}, ·)
         Q = target.contract(Wbar)  # T*(w̄_i^{⊗(l-1)}, ·)
         Qv = xp.vecdot(Q, Wbar)  # T*(w̄_i^{⊗l})
@@ -101,9 +136,9 @@ def evaluate(W: Array, target: TargetOp, reg: float = 0.0, parameterization: str
         Rv = xp.vecdot(R, Wbar)  # R(w̄_i^{⊗l})
         # ‖R‖² = ‖T(W)‖² - 2<T(W), T*> + ‖T*‖² with <T(W), S> = Σ_i s_i S(w̄_i^{⊗l})
         residual_sq = xp.sum(masses * (Rv - Qv), axis=-1) + target_sq
-        grad = R  # n_i l R(w̄_i^{⊗(l-1)}, ·) + (2 - l) R(w̄_i^{⊗l}) w_i, in the same buffer
+        grad = R  # n_i l R(w̄_i^{⊗(l-1)}, ·) + (2 - l) R(w̄_i^{⊗l}) w_i (times σ_i), in the same buffer
         grad *= (l * norms)[..., None]
-        grad += ((2 - l) * Rv)[..., None] * W
+        grad += ((2 - l) * (Rv if signs is None else signs * Rv))[..., None] * W
     else:
         R = power(W @ matrix_transpose(W), l - 1) @ W  # T(W)(w_i^{⊗(l-1)}, ·), then R(w_i^{⊗(l-1)}, ·) in place
         Q = target.contract(W)

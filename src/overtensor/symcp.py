@@ -18,7 +18,7 @@ from .kernels import FactoredOp
 if TYPE_CHECKING:
     from .dense import DenseSymTensor
 
-__all__ = ["SymCP", "moment_tensor"]
+__all__ = ["SymCP"]
 
 
 class SymCP:
@@ -163,15 +163,3 @@ class SymCP:
                 outer = np.multiply.outer(outer, v)
             out += lam * outer
         return out
-
-
-def moment_tensor(samples: object, order: int) -> SymCP:
-    """The empirical moment ``(1/n) Σ_k x_k^{⊗l}`` of samples ``X (n, d)``, factored.
-
-    It is a :class:`SymCP` with ``n`` components; the ``d^l`` array is never formed.
-    """
-    X = as_float_array("samples", samples, 2)
-    if X.shape[0] < 1:
-        raise OvertensorError(f"samples must hold at least one row, got shape {X.shape}")
-    return SymCP(np.full(X.shape[0], 1.0 / X.shape[0]), X, order)
-

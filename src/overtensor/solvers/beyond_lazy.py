@@ -28,7 +28,7 @@ import numpy as np
 
 from ..diagnostics import observer, truth_list
 from ..errors import OvertensorError
-from ..objective import model_parts
+from ..objective import check_signs, model_parts
 from ..recovery import cluster_directions, merge_clusters
 from ..result import DecompositionResult
 from ..symcp import SymCP
@@ -104,11 +104,19 @@ def reinitialize(W: np.ndarray, rng: np.random.Generator, init_scale: float, thr
 
 
 def refresh(W: np.ndarray, rng: np.random.Generator, *, init_scale: float, threshold: float,
-            merge_cos: float | None, order: int) -> Refresh:
-    """The between-epoch update: merge duplicates (if ``merge_cos``), then re-draw small components."""
+            merge_cos: float | None, order: int, signs: np.ndarray | None = None) -> Refresh:
+    """The between-epoch update: merge duplicates (if ``merge_cos``), then re-draw small components.
+
+    A signed model merges within each sign only: ``+s w̄^{⊗l}`` and ``-s w̄^{⊗l}`` cancel, not add.
+    """
     merged = 0
     if merge_cos is not None:
-        W, merged = merge_duplicates(W, merge_cos, order)
+        W = W.copy()
+        for group in ([np.arange(W.shape[0])] if signs is None else [np.flatnonzero(signs > 0),
+                                                                      np.flatnonzero(signs < 0)]):
+            if group.size:
+                W[group], count = merge_duplicates(W[group], merge_cos, order)
+                merged += count
     W, count = reinitialize(W, rng, init_scale, threshold)
     return Refresh(W, merged, count)
 
@@ -159,6 +167,7 @@ def solve_batch(
     final_below: float | None = None,
     recycle: bool = True,
     merge_cos: float = DEFAULT_MERGE_COS,
+    signs: str | Sequence[float] | None = None,
     tol: float = 1e-4,
     record_every: int = 10,
     truth: SymCP | Sequence[SymCP] | None = None,
@@ -178,6 +187,8 @@ def solve_batch(
         that ``λ`` leaves once every direction is fit
     recycle : bool, merge duplicate directions between epochs and re-draw the freed components
     merge_cos : float, ``τ`` for ``recycle``
+    signs : None, ``"half"`` or ``m`` values of +1/-1: a signed model, as for ``gd``
+        (a re-drawn component keeps its slot's sign; merges stay within one sign)
     tol : float, stop at relative error ``<= tol``
     record_every : int, history interval in steps
     truth : SymCP or one per run, optional; adds ``corr_j``, ``cone_mass_j`` and
@@ -196,6 +207,7 @@ def solve_batch(
     _check_options(reinit_scale=reinit_scale, init_scale=init_scale, epoch_steps=epoch_steps,
                    epoch_growth=epoch_growth, max_epochs=max_epochs, merge_cos=merge_cos, final_below=final_below)
     B, order = problem.size, problem.order
+    sigma = check_signs(signs, problem.components)
     eta = step_sizes(problem, step_size)
     delta0, delta1, lam, switch = _scales(problem, init_scale=init_scale, reinit_scale=reinit_scale, reg=reg,
                                           final_below=final_below)
@@ -217,13 +229,13 @@ def solve_batch(
         if k > 0:
             for b in np.flatnonzero(running):
                 new = refresh(W[b], rngs[b], init_scale=delta0[b], threshold=delta1[b],
-                              merge_cos=merge_cos if recycle else None, order=order)
+                              merge_cos=merge_cos if recycle else None, order=order, signs=sigma)
                 W[b], counts[b] = new.W, (new.merged, new.reinitialized)
         lam_k = np.where(rel > switch, lam, 0.0)
         length = math.ceil(epoch_steps * epoch_growth**k)
         for value in np.unique(lam_k[running]):
             group = running & (lam_k == value)
-            config = DescentConfig(eta, float(value), tol, length, record_every)
+            config = DescentConfig(eta, float(value), tol, length, record_every, signs=sigma)
             out = descend(W, problem.op, problem.target_sq, config, recorder, steps=steps, running=group,
                           progress=progress)
             W, steps = np.array(out.W), out.steps
@@ -239,6 +251,7 @@ def solve_batch(
     return [
         build_result(problem, b, W[b], relative_error=rel[b], converged=converged[b], steps=steps[b],
                      seconds=seconds, method="beyond_lazy", rows=recorder.rows[b], parameterization="balanced",
+                     signs=sigma,
                      info={"step_size": float(eta[b]), "init_scale": float(delta0[b]), "reinit_scale": float(delta1[b]),
                            "reg": float(lam[b]), "epoch_steps": epoch_steps, "epoch_growth": epoch_growth,
                            "final_below": float(switch[b]), "recycle": recycle, "merge_cos": merge_cos,

@@ -47,6 +47,8 @@ class DescentConfig(NamedTuple):
     record_every: int
     parameterization: str = "balanced"
     active_threshold: float = ACTIVE_THRESHOLD
+    #: ``(m,)`` fixed signs of a signed balanced model (shared by the batch), or None
+    signs: np.ndarray | None = None
 
 
 class _Evaluated(NamedTuple):
@@ -63,16 +65,17 @@ class _Evaluated(NamedTuple):
 
 
 def gd_step(xp: Any, W: Array, target: TargetOp, step_size: Array | float, reg: float, parameterization: str,
-            target_sq: Array) -> Step | _Evaluated:
+            target_sq: Array, signs: Array | None = None) -> Step | _Evaluated:
     """One gradient step ``W - η ∇L(W)``; its ``residual_sq`` and ``loss`` give those at ``W``.
 
-    ``step_size`` is a scalar or a ``(B, 1)`` array of per-run steps. The
-    balanced model takes the fused step of :mod:`overtensor.solvers.step`;
-    the plain one forms its gradient (:func:`overtensor.objective.evaluate`).
+    ``step_size`` is a scalar or a ``(B, 1)`` array of per-run steps; ``signs (m,)`` as in
+    :func:`~overtensor.objective.evaluate`. The balanced model takes the fused step of
+    :mod:`overtensor.solvers.step`; the plain one forms its gradient
+    (:func:`overtensor.objective.evaluate`).
     """
     if parameterization == "balanced":
-        return balanced_step(xp, W, target, step_size, reg)
-    ev = evaluate(W, target, reg, parameterization, target_sq)
+        return balanced_step(xp, W, target, step_size, reg, signs)
+    ev = evaluate(W, target, reg, parameterization, target_sq, signs)
     eta = step_size if isinstance(step_size, float) else step_size[..., None]
     return _Evaluated(W - eta * ev.grad, ev)
 
@@ -132,6 +135,7 @@ class _Live(NamedTuple):
     op: TargetOp
     target_sq: Array  # (b,)
     eta: Array | float  # (b, 1) step sizes, or one for all (the fast, common case)
+    signs: Array | None = None  # (m,) fixed signs of a signed model, shared by the batch
 
     def keep(self, rows: np.ndarray) -> "_Live":
         """The subset ``rows`` (indices into ``runs``); the arrays are taken only when it shrinks."""
@@ -144,7 +148,8 @@ class _Live(NamedTuple):
             return xp.take(x, idx, axis=0)
 
         eta = self.eta if isinstance(self.eta, float) else take(self.eta)
-        return _Live(self.runs[rows], take(self.W), map_arrays(self.op, take), take(self.target_sq), eta)
+        return _Live(self.runs[rows], take(self.W), map_arrays(self.op, take), take(self.target_sq), eta,
+                     self.signs)
 
 
 def descend(
@@ -188,10 +193,11 @@ def descend(
     tols = np.broadcast_to(np.asarray(config.tol, dtype=np.float64), (B,))
     eta = float(etas[0]) if np.all(etas == etas[0]) else xp.asarray(
         etas[:, None], dtype=W.dtype, device=array_device(W))
-    everything = _Live(np.arange(B), W, target, target_sq, eta)
+    signs = None if config.signs is None else xp.asarray(config.signs, dtype=W.dtype, device=array_device(W))
+    everything = _Live(np.arange(B), W, target, target_sq, eta, signs)
     if not running.all():  # runs that do not move report their current error
         still = everything.keep(np.flatnonzero(~running))
-        ev = evaluate(still.W, still.op, config.reg, config.parameterization, still.target_sq)
+        ev = evaluate(still.W, still.op, config.reg, config.parameterization, still.target_sq, signs)
         rel[still.runs] = np.sqrt(to_numpy(ev.residual_sq)) / scale[still.runs]
     live = everything.keep(np.flatnonzero(running))
     # run b is due a history row at call step k iff (steps_b + k) % record_every == 0
@@ -212,7 +218,8 @@ def _loop(xp: Any, live: _Live, config: DescentConfig, recorder: Recorder, progr
     """The steps of :func:`descend`; fills ``converged``, ``final``, ``rel`` and ``steps`` in place."""
     pending = reported = 0
     for k in range(config.max_steps + 1 if live.runs.size else 0):
-        out = gd_step(xp, live.W, live.op, live.eta, config.reg, config.parameterization, live.target_sq)
+        out = gd_step(xp, live.W, live.op, live.eta, config.reg, config.parameterization, live.target_sq,
+                      live.signs)
         last = k == config.max_steps
         if last or k % CHECK_EVERY == 0 or k % config.record_every in phases:
             steps[live.runs] += pending

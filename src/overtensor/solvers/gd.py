@@ -16,7 +16,7 @@ from .._array import get_backend, to_numpy
 from .._validate import as_number
 from ..diagnostics import observer, truth_list
 from ..errors import OvertensorError
-from ..objective import check_parameterization, evaluate, homogeneity, model_parts
+from ..objective import check_parameterization, check_signs, evaluate, homogeneity, model_parts
 from ..result import DecompositionResult, History
 from ..symcp import SymCP
 from .descent import DescentConfig, Recorder, descend
@@ -72,10 +72,12 @@ def check_common(*, step_size: float | None, reg: float, tol: float, max_steps: 
 
 def build_result(problem: Problem, b: int, W: np.ndarray, *, relative_error: float, converged: bool,
                  steps: int, seconds: float, method: str, rows: list[dict[str, float]],
-                 parameterization: str, info: dict[str, Any]) -> DecompositionResult:
-    """Package run ``b`` of a batch as a :class:`DecompositionResult`."""
+                 parameterization: str, info: dict[str, Any], signs: np.ndarray | None = None) -> DecompositionResult:
+    """Package run ``b`` of a batch as a :class:`DecompositionResult` (``signs (m,)``: a signed model)."""
     masses, directions, _ = model_parts(W, problem.order, parameterization)
     keep = masses > 0
+    if signs is not None:
+        masses = signs * masses
     model = SymCP(masses[keep], directions[keep], problem.order)
     return DecompositionResult(
         model=model, relative_error=float(relative_error), converged=bool(converged), steps=int(steps),
@@ -84,9 +86,10 @@ def build_result(problem: Problem, b: int, W: np.ndarray, *, relative_error: flo
     )
 
 
-def relative_errors(problem: Problem, W: np.ndarray, parameterization: str) -> np.ndarray:
+def relative_errors(problem: Problem, W: np.ndarray, parameterization: str,
+                    signs: np.ndarray | None = None) -> np.ndarray:
     """``‖T(W_b) - T*_b‖ / ‖T*_b‖`` for each run, in float64 NumPy: ``W (B, m, d) -> (B,)``."""
-    ev = evaluate(W, problem.op, 0.0, parameterization, problem.target_sq)
+    ev = evaluate(W, problem.op, 0.0, parameterization, problem.target_sq, signs)
     return np.sqrt(ev.residual_sq) / problem.target_norm
 
 
@@ -108,6 +111,7 @@ def solve_batch(
     tol: float = 1e-4,
     record_every: int = 10,
     parameterization: str = "balanced",
+    signs: str | Sequence[float] | None = None,
     backend: str = "numpy",
     device: str | None = None,
     dtype: str = "float64",
@@ -125,6 +129,9 @@ def solve_batch(
     tol : float, stop at relative error ``<= tol`` (0: take all ``max_steps`` steps)
     record_every : int, history interval in steps
     parameterization : {"balanced", "plain"}
+    signs : None, ``"half"`` or ``m`` values of +1/-1: the fixed signs ``σ_i`` of a signed
+        balanced model ``Σ_i σ_i ‖w_i‖² w̄_i^{⊗l}``, for even-order targets with weights of
+        both signs (``"half"``: the first ``⌈m/2⌉`` positive)
     backend : {"numpy", "torch", "array_api_strict"}, the array library that runs the loop
     device : str, e.g. ``"cuda"`` (torch only); default: the library's default device
     dtype : {"float64", "float32"}; float32 resolves relative errors down to
@@ -137,11 +144,12 @@ def solve_batch(
     """
     check_parameterization(parameterization)
     check_common(step_size=step_size, reg=reg, tol=tol, max_steps=max_steps, record_every=record_every,
-                 init_scale=init_scale)
+                 init_scale=init_scale)  # before anything reads the problem: spec loading runs these checks alone
+    sigma = check_signs(signs, problem.components, parameterization)
     B = problem.size
     etas = step_sizes(problem, step_size)
     scales = np.array([init_scale or default_init_scale(problem, b, parameterization) for b in range(B)])
-    config = DescentConfig(etas, reg, tol, max_steps, record_every, parameterization)
+    config = DescentConfig(etas, reg, tol, max_steps, record_every, parameterization, signs=sigma)
     W0 = initial_params(problem, scales)
     observe = None if truth is None else observer(
         truth_list(truth, B, problem.dim, problem.order), W0, parameterization=parameterization)
@@ -154,14 +162,15 @@ def solve_batch(
     W = to_numpy(out.W).astype(np.float64)
     rel, converged = out.relative_error, out.converged
     if dtype != "float64":  # the loop's estimate has a floor near sqrt(eps); report the float64 error
-        rel = relative_errors(problem, W, parameterization)
+        rel = relative_errors(problem, W, parameterization, sigma)
         converged = rel <= tol
     seconds = time.perf_counter() - start
     return [
         build_result(problem, b, W[b], relative_error=rel[b], converged=converged[b],
                      steps=out.steps[b], seconds=seconds, method="gd", rows=recorder.rows[b],
-                     parameterization=parameterization,
+                     parameterization=parameterization, signs=sigma,
                      info={"step_size": float(etas[b]), "init_scale": float(scales[b]), "reg": reg,
-                           "parameterization": parameterization, "backend": backend, "dtype": dtype})
+                           "parameterization": parameterization, "backend": backend, "dtype": dtype,
+                           "signs": None if sigma is None else sigma.tolist()})
         for b in range(B)
     ]

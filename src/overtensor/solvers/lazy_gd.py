@@ -18,13 +18,13 @@ tangent-space projection residual computed by :mod:`.lazy`.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from ..errors import OvertensorError
 from ..kernels import FactoredOp, ShiftedOp
-from ..objective import model_parts
+from ..objective import check_signs, model_parts
 from ..result import DecompositionResult, History
 from ..symcp import SymCP
 from .descent import DescentConfig, Recorder, descend
@@ -40,17 +40,19 @@ DEFAULT_ALPHA = 100.0
 DEFAULT_STEP = 0.5
 
 
-def gauss_newton_norm(W0: np.ndarray, order: int) -> float:
+def gauss_newton_norm(W0: np.ndarray, order: int, signs: np.ndarray | None = None) -> float:
     """``λ_max(J_0ᵀ J_0)``: the largest curvature of ``½‖T(W) - T‖²`` at a fit, at ``W_0 (m, d)``.
 
     ``J_0 U = A(D U)`` with ``A`` the tangent map of :class:`~overtensor.solvers.lazy.Tangent`
-    and ``D_i u = n_i (l u + (2 - l) <w̄_i, u> w̄_i)``, the derivative of the
-    balanced component ``‖w‖^{2-l} w^{⊗l}``; so ``J_0ᵀ J_0 = D K D``. One
+    and ``D_i u = σ_i n_i (l u + (2 - l) <w̄_i, u> w̄_i)``, the derivative of the
+    balanced component ``σ_i ‖w‖^{2-l} w^{⊗l}``; so ``J_0ᵀ J_0 = D K D``. One
     Lanczos run (SciPy ``eigsh``) from a fixed start.
     """
     m, d = W0.shape
     masses, directions, norms = model_parts(W0, order)
     tangent = Tangent.at(directions, order)
+    if signs is not None:
+        norms = signs * norms
 
     from scipy.sparse.linalg import LinearOperator, eigsh  # here: importing it takes 0.2 s
 
@@ -72,6 +74,7 @@ def solve_batch(
     max_steps: int = 10_000,
     tol: float = 1e-4,
     record_every: int = 10,
+    signs: str | Sequence[float] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> list[DecompositionResult]:
     """Gradient descent on the ``α``-scaled, centred model from a unit-scale start.
@@ -86,6 +89,7 @@ def solve_batch(
     init_scale : float, norm of the rows of ``W_0``, default ``‖T*‖^{1/2}``
         (every component starts with mass ``‖T*‖``)
     max_steps, tol, record_every : as for ``gd``; ``tol`` applies to the error below
+    signs : None, ``"half"`` or ``m`` values of +1/-1: a signed model, as for ``gd``
 
     Returns
     -------
@@ -98,19 +102,23 @@ def solve_batch(
     check_common(step_size=step_size, reg=0.0, tol=tol, max_steps=max_steps, record_every=record_every,
                  init_scale=init_scale)
     B, l = problem.size, problem.order
+    sigma = check_signs(signs, problem.components)
     norm = problem.target_norm
     scales = np.full(B, init_scale) if init_scale else np.sqrt(norm)
     W0 = initial_params(problem, scales)
     masses0, directions0, _ = model_parts(W0, l)
+    if sigma is not None:
+        masses0 = sigma * masses0
     shifted = ShiftedOp(problem.op, np.full(B, 1.0 / alpha), FactoredOp(masses0, directions0, l))
     shifted_sq = np.asarray(shifted.norm_sq())
     # relative errors in descend are ‖T(W) - T_shift‖ / ‖T_shift‖; ours are α ‖T(W) - T_shift‖ / ‖T*‖
     to_ours = alpha * np.sqrt(shifted_sq) / norm
     if step_size is None:
-        etas = np.array([DEFAULT_STEP / (gauss_newton_norm(W0[b], l) + l**2 * norm[b] / alpha) for b in range(B)])
+        etas = np.array([DEFAULT_STEP / (gauss_newton_norm(W0[b], l, sigma) + l**2 * norm[b] / alpha)
+                         for b in range(B)])
     else:
         etas = np.full(B, float(step_size))
-    config = DescentConfig(etas, 0.0, tol / to_ours, max_steps, record_every)
+    config = DescentConfig(etas, 0.0, tol / to_ours, max_steps, record_every, signs=sigma)
     W0_norm = np.linalg.norm(W0, axis=(1, 2))
 
     def movement(b: int, W_b: np.ndarray) -> dict[str, float]:
@@ -123,6 +131,7 @@ def solve_batch(
     results = []
     for b in range(B):
         masses, directions, _ = model_parts(out.W[b], l)
+        masses = masses if sigma is None else sigma * masses
         model = SymCP(alpha * np.concatenate([masses, -masses0[b]]), np.concatenate([directions, directions0[b]]), l)
         rows = [{**row, "relative_error": row["relative_error"] * to_ours[b]} for row in recorder.rows[b]]
         rel = float(out.relative_error[b] * to_ours[b])

@@ -12,6 +12,8 @@ from .._array import Array, Backend
 from ..dense import DenseSymTensor, Tensor
 from ..errors import OvertensorError
 from ..kernels import DenseOp, FactoredOp, TargetOp, map_arrays
+from ..corrections import CorrectionG, CorrectionS, TensorSum
+from ..moments import MomentOp, MomentTensor
 from ..symcp import SymCP
 
 __all__ = ["Problem", "make_problem", "power_iterations", "random_directions", "run_rng", "spectral_norm_estimate"]
@@ -78,6 +80,16 @@ def _stack_op(targets: Sequence[Tensor]) -> TargetOp:
             raise OvertensorError(
                 f"a batch needs targets of one type and shape; got {first!r} and {t!r}"
             )
+    if isinstance(first, MomentTensor):
+        if any(t.samples is not first.samples for t in targets):  # type: ignore[union-attr]
+            raise OvertensorError("a batch of moment targets must share one data set (pass one MomentTensor)")
+        # one pass over the shared samples contracts every run's rows
+        norms = np.array([t.norm_sq() for t in targets])  # type: ignore[union-attr]
+        return MomentOp(first.samples, norms, first.order)  # type: ignore[union-attr]
+    if isinstance(first, (TensorSum, CorrectionS, CorrectionG)):
+        if any(t is not first for t in targets):
+            raise OvertensorError(f"a batch of {type(first).__name__} targets must repeat one target")
+        return map_arrays(first.op, lambda x: np.repeat(x, len(targets), axis=0))  # batch axis 1 -> B
     if isinstance(first, SymCP):
         # C order, as every array a shrinking batch takes out (see _validate.as_float_array)
         return FactoredOp(
@@ -92,8 +104,9 @@ def make_problem(targets: Sequence[Tensor], components: int, seeds: Sequence[int
     if not targets:
         raise OvertensorError("no targets given")
     for t in targets:
-        if not isinstance(t, (SymCP, DenseSymTensor)):
-            raise OvertensorError(f"target must be a SymCP or DenseSymTensor, got {type(t).__name__}")
+        if not isinstance(t, (SymCP, DenseSymTensor, MomentTensor, TensorSum, CorrectionS, CorrectionG)):
+            raise OvertensorError(
+                f"target must be a SymCP, DenseSymTensor, MomentTensor or TensorSum, got {type(t).__name__}")
     if isinstance(components, bool) or not isinstance(components, (int, np.integer)) or components < 1:
         raise OvertensorError(f"components must be an integer >= 1, got {components!r}")
     if len(seeds) != len(targets):

@@ -50,6 +50,7 @@ class Step(NamedTuple):
 
     W : (..., m, d) array, after the step
     masses : (..., m) array, ``s_i`` before the step
+    weights : (..., m) array, the model's weights ``σ_i s_i`` (``masses`` when unsigned)
     model_minus_target : (..., m) array, ``R(w̄_i^{⊗l})``
     target_values : (..., m) array, ``T*(w̄_i^{⊗l})``
 
@@ -59,17 +60,18 @@ class Step(NamedTuple):
 
     W: Array
     masses: Array
+    weights: Array
     model_minus_target: Array
     target_values: Array
 
     def residual_sq(self, xp: Any, target_sq: Array) -> Array:
         """``‖T(W) - T*‖²`` before the step, ``(...)``, clipped at 0.
 
-        ``‖T(W)‖² - 2<T(W), T*> + ‖T*‖²`` with ``<T(W), S> = Σ_i s_i S(w̄_i^{⊗l})``:
+        ``‖T(W)‖² - 2<T(W), T*> + ‖T*‖²`` with ``<T(W), S> = Σ_i σ_i s_i S(w̄_i^{⊗l})``:
         a difference of terms of size ``‖T*‖²``, so it resolves relative errors
         only down to about ``sqrt(eps)`` (1e-8 in float64).
         """
-        r = xp.sum(self.masses * (self.model_minus_target - self.target_values), axis=-1) + target_sq
+        r = xp.sum(self.weights * (self.model_minus_target - self.target_values), axis=-1) + target_sq
         return xp.maximum(r, xp.zeros_like(r))
 
     def loss(self, xp: Any, reg: float, target_sq: Array) -> Array:
@@ -82,7 +84,8 @@ def arrangement(target: TargetOp, m: int, d: int) -> str:
     return "stacked" if isinstance(target, FactoredOp) and m < d else "blocked"
 
 
-def balanced_step(xp: Any, W: Array, target: TargetOp, step_size: Array | float, reg: float) -> Step:
+def balanced_step(xp: Any, W: Array, target: TargetOp, step_size: Array | float, reg: float,
+                  signs: Array | None = None) -> Step:
     """One step ``W - η ∇L(W)`` of the balanced model, without forming the gradient.
 
     Parameters
@@ -92,11 +95,14 @@ def balanced_step(xp: Any, W: Array, target: TargetOp, step_size: Array | float,
     target : operator with the batch shape of ``W``
     step_size : ``η``, a float or a ``(..., 1)`` array (one per run)
     reg : ``λ``
+    signs : (m,) array of fixed ``σ_i = ±1``, or None: the signed model ``Σ_i σ_i s_i w̄_i^{⊗l}``,
+        whose step has ``σ_i`` on every model weight ``s_i``, on the factor ``n_i`` and on
+        ``R(w̄_i^{⊗l})`` (:mod:`overtensor.objective`)
     """
     m, d = W.shape[-2], W.shape[-1]
     if arrangement(target, m, d) == "stacked":
-        return _stacked(xp, W, target, step_size, reg)  # type: ignore[arg-type]
-    return _blocked(xp, W, target, step_size, reg)
+        return _stacked(xp, W, target, step_size, reg, signs)  # type: ignore[arg-type]
+    return _blocked(xp, W, target, step_size, reg, signs)
 
 
 @lru_cache(maxsize=16)
@@ -123,7 +129,7 @@ def _weighted_power(G: Array, k: int, weights: Array) -> Array:
     return P
 
 
-def _stacked(xp: Any, W: Array, target: FactoredOp, eta: Array | float, reg: float) -> Step:
+def _stacked(xp: Any, W: Array, target: FactoredOp, eta: Array | float, reg: float, signs: Array | None) -> Step:
     # W̄ is never formed: G = D⁻¹ (W Wᵀ) D⁻¹ with D = diag(n), s = diag(W Wᵀ), and
     # M [W̄; A] = (M D⁻¹ on the first m columns) [W; A]: besides the products, one copy of W
     l, m = target.order, W.shape[-2]
@@ -134,26 +140,28 @@ def _stacked(xp: Any, W: Array, target: FactoredOp, eta: Array | float, reg: flo
     inv = _inverse(xp, n, s)
     G *= inv[..., :, None] * inv[..., None, :]  # W̄ W̄ᵀ
     C = (W @ matrix_transpose(A)) * inv[..., None]  # W̄ Aᵀ, (..., m, r)
-    KG = _weighted_power(G, l - 1, s)  # s_k G_ik^{l-1}
+    weights, factor = (s, n) if signs is None else (signs * s, signs * n)
+    KG = _weighted_power(G, l - 1, weights)  # σ_k s_k G_ik^{l-1}
     KC = _weighted_power(C, l - 1, -c)  # -c_j C_ij^{l-1}
     Qv = -xp.vecdot(KC, C)  # T*(w̄_i^{⊗l})
     Rv = xp.vecdot(KG, G) - Qv  # R(w̄_i^{⊗l})
-    scale = (-eta * l) * n  # (..., m)
+    scale = (-eta * l) * factor  # (..., m)
     KG *= scale[..., :, None] * inv[..., None, :]
-    KG += _eye(xp, m, W) * (1.0 - eta * ((2 - l) * Rv + reg))[..., None]
+    KG += _eye(xp, m, W) * (1.0 - eta * ((2 - l) * (Rv if signs is None else signs * Rv) + reg))[..., None]
     KC *= scale[..., :, None]
     M = xp.concat([KG, KC], axis=-1)
-    return Step(M @ xp.concat([W, A], axis=-2), s, Rv, Qv)
+    return Step(M @ xp.concat([W, A], axis=-2), s, weights, Rv, Qv)
 
 
-def _blocked(xp: Any, W: Array, target: TargetOp, eta: Array | float, reg: float) -> Step:
+def _blocked(xp: Any, W: Array, target: TargetOp, eta: Array | float, reg: float, signs: Array | None) -> Step:
     # m >= d: the (m, m) passes dominate, so each block of G gets one (its power, in place), and
     # the masses scale the (m, d) factor instead: s_k w̄_k = n_k w_k
     l, m = target.order, W.shape[-2]
     s = xp.vecdot(W, W)
     n = xp.sqrt(s)
     Wbar = W * _inverse(xp, n, s)[..., None]
-    Wbar_T, nW = matrix_transpose(Wbar), n[..., None] * W
+    weights, factor = (s, n) if signs is None else (signs * s, signs * n)
+    Wbar_T, nW = matrix_transpose(Wbar), factor[..., None] * W  # σ_k s_k w̄_k = σ_k n_k w_k
     rows = max(1, min(m, BLOCK_ENTRIES // m))
     if rows == m:  # one block; NumPy computes one triangle (syrk)
         P = power(Wbar @ Wbar_T, l - 1) @ nW
@@ -163,6 +171,6 @@ def _blocked(xp: Any, W: Array, target: TargetOp, eta: Array | float, reg: float
     Qv = xp.vecdot(Q, Wbar)  # T*(w̄_i^{⊗l})
     P -= Q  # R(w̄_i^{⊗(l-1)}, ·), in P's buffer
     Rv = xp.vecdot(P, Wbar)  # R(w̄_i^{⊗l})
-    P *= ((-eta * l) * n)[..., None]
-    P += W * (1.0 - eta * ((2 - l) * Rv + reg))[..., None]
-    return Step(P, s, Rv, Qv)
+    P *= ((-eta * l) * factor)[..., None]
+    P += W * (1.0 - eta * ((2 - l) * (Rv if signs is None else signs * Rv) + reg))[..., None]
+    return Step(P, s, weights, Rv, Qv)
