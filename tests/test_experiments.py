@@ -375,6 +375,22 @@ def local_store(tmp_path_factory) -> Path:
     return tmp / "runs.db"
 
 
+def test_load_results_gives_pandas_tables_of_the_runs_and_their_histories(local_store: Path):
+    from overtensor.experiments import load_results, tidy
+
+    table = load_results(local_store)
+    with Store(local_store) as store:
+        records = list(store.records())
+        rows = tidy(store.records(history=False))
+    assert len(table) == len(records) and list(table.columns) == list(rows[0])
+    assert table.relative_error.tolist() == [r.relative_error for r in records]
+    long = load_results(local_store, history=True)
+    assert len(long) == sum(len(r.history["step"]) for r in records)
+    first = long[(long.key == records[0].key) & (long.seed == records[0].seed)]
+    assert first.step.tolist() == records[0].history["step"]
+    assert first.relative_error.tolist() == records[0].history["relative_error"]
+
+
 def test_batched_sweep_matches_single_runs(local_store: Path, reference):
     with Store(local_store) as store:
         batches = {r.batch for r in store.records()}

@@ -8,6 +8,7 @@ from typing import Any
 
 from ._validate import as_number
 from .dense import Tensor
+from .convert import as_target
 from .errors import OvertensorError
 from .result import DecompositionResult
 from .solvers import METHODS
@@ -71,8 +72,11 @@ def decompose(target: Tensor, components: int, method: str = "gd", *, seed: int 
 
     Parameters
     ----------
-    target : SymCP, DenseSymTensor, MomentTensor (:func:`~overtensor.moment_tensor`), or a
-        TensorSum / CorrectionS / CorrectionG (:mod:`overtensor.corrections`)
+    target : SymCP, DenseSymTensor, MomentTensor (:func:`~overtensor.moment_tensor`), a
+        TensorSum / CorrectionS / CorrectionG (:mod:`overtensor.corrections`), a symmetric
+        NumPy array ``(d,)*l``, a TensorLy ``CPTensor`` with equal factors (up to sign and
+        scale), ``(weights, [factor, ...])`` or ``(weights, vectors, order)``
+        (:func:`overtensor.convert.as_target`)
     components : int, ``m``
     method : str, one of :func:`methods` (hyphens or underscores)
     seed : int, the seed of every random draw of the run
@@ -85,19 +89,20 @@ def decompose(target: Tensor, components: int, method: str = "gd", *, seed: int 
     DecompositionResult
     """
     solver, options = _solver(method, options)
-    return solver(make_problem([target], components, [seed]), **options)[0]
+    return solver(make_problem([as_target(target)], components, [seed]), **options)[0]
 
 
 def decompose_batch(targets: Sequence[Tensor], components: int, method: str = "gd", *,
                     seeds: Sequence[int], **options: Any) -> list[DecompositionResult]:
     """Run ``B = len(seeds)`` decompositions as one batched computation.
 
-    ``targets`` is one tensor (used for every seed) or ``B`` tensors of one
-    type and shape. Result ``b`` equals ``decompose(targets[b], components,
-    method, seed=seeds[b], **options)`` bit for bit (tests/test_batch.py).
+    ``targets`` is one target, in any form :func:`decompose` takes (used for every
+    seed), or a list of ``B`` targets of one type and shape. Result ``b`` equals
+    ``decompose(targets[b], components, method, seed=seeds[b], **options)`` bit for bit
+    (tests/test_batch.py).
     """
     seeds = list(seeds)
-    if not isinstance(targets, Sequence):
+    if not isinstance(targets, list):  # a tuple is one target: (weights, factors), (weights, vectors, order)
         targets = [targets] * len(seeds)
     solver, options = _solver(method, options)
-    return solver(make_problem(list(targets), components, seeds), **options)
+    return solver(make_problem([as_target(t) for t in targets], components, seeds), **options)

@@ -7,7 +7,7 @@ would be too large.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -152,6 +152,19 @@ class SymCP:
         arr, single = as_points(X, self.dim)
         out = self.op.contract(arr)
         return out[0] if single else out
+
+    def to_tensorly(self) -> Any:
+        """This tensor as a TensorLy ``CPTensor`` (weights, ``l`` equal factors ``V^T (d, n)``)."""
+        from .convert import to_tensorly
+
+        return to_tensorly(self)
+
+    @classmethod
+    def from_tensorly(cls, cp: Any) -> "SymCP":
+        """The ``SymCP`` of a TensorLy ``CPTensor`` whose factors agree up to sign and scale."""
+        from .convert import symcp_from_factors
+
+        return symcp_from_factors(cp.weights, cp.factors)
 
     def to_dense(self) -> np.ndarray:
         """The full ``(d,)*l`` array; refuses when it would be too large."""

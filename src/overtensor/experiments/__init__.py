@@ -11,6 +11,7 @@ from __future__ import annotations
 from .runner import sweep
 from .spec import Run, RunConfig, Spec, load_spec, parse_spec
 from .store import RunRecord, Store
-from .table import tidy
+from .table import load_results, tidy
 
-__all__ = ["Spec", "Run", "RunConfig", "load_spec", "parse_spec", "Store", "RunRecord", "sweep", "tidy"]
+__all__ = ["Spec", "Run", "RunConfig", "load_spec", "parse_spec", "Store", "RunRecord", "sweep", "tidy",
+           "load_results"]

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import OvertensorError
-from .store import RunRecord
+from .store import RunRecord, Store
 
-__all__ = ["tidy", "write_table", "FORMATS"]
+__all__ = ["tidy", "write_table", "load_results", "FORMATS"]
 
 FORMATS = ("csv", "json", "parquet")
 
@@ -32,6 +32,35 @@ def tidy(records: Iterable[RunRecord]) -> list[dict[str, Any]]:
     for row in rows:
         columns.update(dict.fromkeys(row))
     return [{c: row.get(c) for c in columns} for row in rows]
+
+
+def load_results(store: str | Path | Store, *, history: bool = False) -> Any:
+    """The runs of a store as a pandas ``DataFrame``.
+
+    Parameters
+    ----------
+    store : a store's path, or an open :class:`Store`
+    history : False: one row per run, the columns of :func:`tidy`; True: the histories
+        in long format, one row per history row of every run: ``key, seed, spec,
+        experiment, label, method, components``, then the history's columns (``step,
+        loss, relative_error, active, seconds`` and any recorded extras; absent ones NaN)
+
+    Examples
+    --------
+    >>> table = load_results("runs.db")                    # doctest: +SKIP
+    >>> table.groupby(["dim", "components"]).converged.mean()  # doctest: +SKIP
+    """
+    import pandas as pd
+
+    if not isinstance(store, Store):
+        with Store(store) as opened:
+            return load_results(opened, history=history)
+    if not history:
+        return pd.DataFrame(tidy(store.records(history=False)))
+    frames = [pd.DataFrame({"key": r.key, "seed": r.seed, "spec": r.spec, "experiment": r.experiment,
+                            "label": r.label, "method": r.method, "components": r.components, **r.history})
+              for r in store.records(history=True) if r.history]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def _flatten(r: RunRecord) -> dict[str, Any]:

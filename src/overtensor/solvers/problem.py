@@ -106,7 +106,8 @@ def make_problem(targets: Sequence[Tensor], components: int, seeds: Sequence[int
     for t in targets:
         if not isinstance(t, (SymCP, DenseSymTensor, MomentTensor, TensorSum, CorrectionS, CorrectionG)):
             raise OvertensorError(
-                f"target must be a SymCP, DenseSymTensor, MomentTensor or TensorSum, got {type(t).__name__}")
+                f"cannot decompose a {type(t).__name__}: expected a SymCP, DenseSymTensor, MomentTensor, TensorSum, "
+                "a symmetric NumPy array, a TensorLy CPTensor, (weights, factors) or (weights, vectors, order)")
     if isinstance(components, bool) or not isinstance(components, (int, np.integer)) or components < 1:
         raise OvertensorError(f"components must be an integer >= 1, got {components!r}")
     if len(seeds) != len(targets):
