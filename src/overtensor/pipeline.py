@@ -117,15 +117,16 @@ def pipeline(target: Tensor, components: int, method: str = "gd", *, seed: int =
     Returns
     -------
     DecompositionResult with the ``r̂`` polished components (``method = "<method>+polish"``);
-    ``relative_error`` from :func:`overtensor.residual.residual_norm` on ``target``; the
+    ``relative_error`` from :func:`overtensor.residual.residual_norm` on ``target``,
+    ``converged`` when it is at most ``polish_tol`` (a noisy target stops by ``ftol`` instead); the
     history has the descent and every polish (column ``phase``); ``info`` has
     ``compressed_dim``, ``descent_relative_error``, ``descent_steps``,
     ``recovered_components``, ``polish_stop`` and ``polish_runs``.
     """
-    if isinstance(target, DenseSymTensor) and not isinstance(target, SymCP) and compress_dense:
-        comp: Compression | None = compress(target, rank_tol=rank_tol)
-    else:
-        comp = None
+    comp: Compression | None = None
+    if isinstance(target, DenseSymTensor) and compress_dense:
+        comp = compress(target, rank_tol=rank_tol)
+        comp = comp if comp.rank < target.dim else None  # full rank: nothing to gain
     if not (np.isfinite(exact_tol) and exact_tol >= 0):
         raise OvertensorError(f"exact_tol must be a finite number >= 0, got {exact_tol!r}")
     start = time.perf_counter()
