@@ -231,3 +231,41 @@ def test_cli_recover_polish(tmp_path: Path):
         bad = cli("decompose", "t.npy", "-m", "12", *args, "-o", "bad.npz", cwd=tmp_path)
         assert bad.returncode == 1 and bad.stderr.strip() == f"Error: {message}"
         assert not (tmp_path / "bad.npz").exists()
+
+
+def test_pipeline_finishes_an_unfinished_descent_by_adding_residual_terms():
+    truth = ot.make_target(20, 4, 3, kind="orthonormal", weights="geometric", spread=10, seed=1)
+    # 20 gd steps leave the error at ~0.43 with components unfit; growth adds them from the residual
+    res = ot.pipeline(ot.DenseSymTensor(truth.to_dense()), 16, seed=1, tol=1e-3, max_steps=20)
+    assert res.info["descent_relative_error"] > 0.1 and res.info["added_components"] >= 1
+    err = np.linalg.norm(res.model.to_dense() - truth.to_dense()) / truth.norm()
+    m = ot.match(res.model, truth)
+    assert err <= 1e-10 and not m.missing and not m.spurious
+
+
+def test_pipeline_on_a_noisy_target_stops_by_ftol_without_fitting_the_noise():
+    truth = ot.make_target(12, 3, 3, kind="gaussian", weights="geometric", seed=0)
+    noisy = ot.add_noise(truth, 1e-2, seed=1)
+    res = ot.pipeline(noisy, 12, seed=0, tol=2e-2)
+    assert res.info["polish_stop"] == "ftol" and res.model.rank == 3 and not res.converged
+    m = ot.match(res.model, truth)
+    assert not m.missing and not m.spurious and m.min_cosine > 0.99
+    # the least-squares fit with 3 components removes part of the 1e-2 noise, never more than all of it
+    assert 5e-3 < res.relative_error < 1e-2
+
+
+def test_fewer_components_merges_the_closest_pair_by_the_recovery_rule():
+    from overtensor.pipeline import fewer_components
+
+    rng = np.random.default_rng(0)
+    V = rng.standard_normal((3, 6))
+    V /= np.linalg.norm(V, axis=1, keepdims=True)
+    V[2] = V[1] + 0.05 * rng.standard_normal(6)
+    V[2] /= np.linalg.norm(V[2])
+    w = np.array([1.0, 0.5, 0.3])
+    merged, dropped = fewer_components(ot.SymCP(w, V, 3))
+    u = (w[1] * V[1] + w[2] * V[2]) / np.linalg.norm(w[1] * V[1] + w[2] * V[2])  # brute force
+    np.testing.assert_allclose(merged.vectors[-1], u, atol=1e-12)
+    assert merged.weights[-1] == pytest.approx(w[1] * (V[1] @ u) ** 3 + w[2] * (V[2] @ u) ** 3, rel=1e-12)
+    np.testing.assert_allclose(merged.vectors[0], V[0], atol=1e-12)
+    np.testing.assert_allclose(dropped.weights, [1.0, 0.5], rtol=1e-12)  # the lightest is dropped
