@@ -24,6 +24,8 @@ from .io import load, save
 from .pipeline import pipeline
 from .recovery import match
 from .recovery import recover as _recover
+from .dense import Tensor
+from .result import DecompositionResult
 from .symcp import SymCP
 from .targets import KINDS, make_target
 
@@ -103,6 +105,16 @@ class _Bar:
 
     def close(self) -> None:
         self.bar.close()
+
+
+def _echo_pipeline(result: DecompositionResult, method: str, components: int, target: Tensor) -> None:
+    """The two summary lines of ``--recover --polish``: the descent, then the polish."""
+    info = result.info
+    squeezed = f" (compressed to dim {info['compressed_dim']})" if info["compressed_dim"] < target.dim else ""
+    click.echo(f"{method}: relative error {info['descent_relative_error']:.3e} in {info['descent_steps']} "
+               f"steps{squeezed}, m = {components}, order {target.order}, dim {target.dim}")
+    click.echo(f"polish: relative error {result.relative_error:.3e} with {result.model.rank} components "
+               f"(stopped by {info['polish_stop']}; {result.seconds:.2f} s in all)")
 
 
 @main.command()
@@ -196,12 +208,7 @@ def decompose(target_file: str, components: int, method: str, seed: int, output:
         click.echo(json.dumps(summary))
         return
     if polish:
-        info = result.info
-        squeezed = f" (compressed to dim {info['compressed_dim']})" if info["compressed_dim"] < target.dim else ""
-        click.echo(f"{method}: relative error {info['descent_relative_error']:.3e} in {info['descent_steps']} "
-                   f"steps{squeezed}, m = {components}, order {target.order}, dim {target.dim}")
-        click.echo(f"polish: relative error {result.relative_error:.3e} with {model.rank} components "
-                   f"(stopped by {info['polish_stop']}; {result.seconds:.2f} s in all)")
+        _echo_pipeline(result, method, components, target)
     else:
         status = "converged" if result.converged else "did not converge"
         click.echo(

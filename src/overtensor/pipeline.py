@@ -31,7 +31,7 @@ from .api import decompose
 from .compress import Compression, compress
 from .dense import DenseSymTensor, Tensor, symmetrize
 from .errors import OvertensorError
-from .recovery import cluster_directions, merge_clusters, polish, recover
+from .recovery import merge_clusters, polish, recover
 from .residual import dense_array, relative_residual
 from .result import DecompositionResult, History
 from .symcp import SymCP
