@@ -171,6 +171,8 @@ def test_polish_as_a_method_and_its_bad_input():
         ot.decompose(truth, 3, "polish", init=W)
     with pytest.raises(ot.OvertensorError, match=r"init must be a finite \(m, 6\) array, got shape \(2, 5\)"):
         ot.decompose(truth, 2, "polish", init=W[:, :5])
+    with pytest.raises(ot.OvertensorError, match="init is all zeros"):
+        ot.decompose(truth, 2, "polish", init=np.zeros((2, 6)))
     with pytest.raises(ot.OvertensorError, match="ftol must be a finite number >= 0"):
         ot.polish(truth, truth, ftol=-1.0)
 

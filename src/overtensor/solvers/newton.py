@@ -215,6 +215,8 @@ def split_init(init: object, order: int, dim: int) -> tuple[np.ndarray, np.ndarr
         raise OvertensorError(f"init must be a SymCP or an (m, d) array: {exc}") from None
     if W.ndim != 2 or W.shape[1] != dim or not np.all(np.isfinite(W)):
         raise OvertensorError(f"init must be a finite (m, {dim}) array, got shape {W.shape}")
+    if not np.any(W):  # J = 0 there: no step to take, and the damping's scale would be 0
+        raise OvertensorError("init is all zeros; Levenberg-Marquardt needs a nonzero start")
     return W, np.ones(W.shape[0])
 
 
