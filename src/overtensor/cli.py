@@ -160,8 +160,9 @@ def _echo_pipeline(result: DecompositionResult, method: str, components: int, ta
 @click.option("--polish", is_flag=True,
               help="With --recover: the exact-answer pipeline. A dense target is first compressed to its column "
                    "space; after the method and the recovery, Levenberg-Marquardt fits the r^ components at "
-                   "m = r^ (superlinear convergence on an exactly low-rank target), drops components while the "
-                   "fit stays exact, and reports the error of the dense (or telescoped) residual.")
+                   "m = r^ (superlinear convergence on an exactly low-rank target), adds the residual's leading "
+                   "rank-one term while the fit is not exact, drops components while it stays exact, and "
+                   "reports the error of the dense (or telescoped) residual.")
 @click.option("--polish-steps", type=int, default=None,
               help="With --recover: Levenberg-Marquardt iteration budget of the polish; implies --polish "
                    "[default: 100].")
