@@ -7,10 +7,13 @@ Tensor Decomposition* (NeurIPS 2020) with exact factored mathematics.
 from __future__ import annotations
 
 from .api import check_options, decompose, decompose_batch, methods
+from .compress import Compression, compress
 from .dense import DenseSymTensor, Tensor
 from .errors import OvertensorError
 from .io import load, save
+from .pipeline import pipeline
 from .recovery import Match, match, polish, recover
+from .residual import relative_residual, residual_norm
 from .result import DecompositionResult, History
 from .corrections import CorrectionG, CorrectionS, TensorSum, transform
 from .moments import MomentTensor, moment_tensor
@@ -39,6 +42,11 @@ __all__ = [
     "History",
     "recover",
     "polish",
+    "pipeline",
+    "compress",
+    "Compression",
+    "residual_norm",
+    "relative_residual",
     "match",
     "Match",
     "load",

@@ -25,6 +25,7 @@ from .dense import Tensor
 from .errors import OvertensorError
 from .io import atomic_path, atomic_write, check_output, load, save
 from .moments import moment_tensor
+from .pipeline import pipeline
 from .recovery import match
 from .recovery import recover as _recover
 from .result import DecompositionResult
@@ -120,12 +121,16 @@ class _Bar:
         self.bar.close()
 
 
-def _solve(target: Tensor, components: int, method: str, seed: int, given: dict[str, Any]) -> DecompositionResult:
-    """Run the solver with a progress bar; Ctrl-C exits 130 with one line."""
+def _solve(target: Tensor, components: int, method: str, seed: int, given: dict[str, Any],
+           polish_steps: int | None) -> DecompositionResult:
+    """Run the solver, or with ``polish_steps`` the descent -> recover -> polish pipeline, with a
+    progress bar; Ctrl-C exits 130 with one line."""
     # only gd and lazy-gd have a step budget known in advance; the others show a count
     fixed_budget = method.replace("-", "_") in ("gd", "lazy_gd")
     bar = _Bar(given.get("max_steps", 10_000) if fixed_budget else None)
     try:
+        if polish_steps is not None:
+            return pipeline(target, components, method, seed=seed, progress=bar, polish_steps=polish_steps, **given)
         return _decompose(target, components, method, seed=seed, progress=bar, **given)
     except KeyboardInterrupt:
         bar.close()
@@ -133,6 +138,16 @@ def _solve(target: Tensor, components: int, method: str, seed: int, given: dict[
         raise click.exceptions.Exit(130) from None
     finally:
         bar.close()
+
+
+def _echo_pipeline(result: DecompositionResult, method: str, components: int, target: Tensor) -> None:
+    """The two summary lines of ``--recover --polish``: the descent, then the polish."""
+    info = result.info
+    squeezed = f" (compressed to dim {info['compressed_dim']})" if info["compressed_dim"] < target.dim else ""
+    click.echo(f"{method}: relative error {info['descent_relative_error']:.3e} in {info['descent_steps']} "
+               f"steps{squeezed}, m = {components}, order {target.order}, dim {target.dim}")
+    click.echo(f"polish: relative error {result.relative_error:.3e} with {result.model.rank} components "
+               f"(stopped by {info['polish_stop']}; {result.seconds:.2f} s in all)")
 
 
 @main.command()
@@ -160,7 +175,9 @@ def _solve(target: Tensor, components: int, method: str, seed: int, given: dict[
 @click.option("--n-starts", type=int, help="power: random starts per component [default: 10].")
 @click.option("--power-tol", type=float, help="power: convergence of one power iteration [default: 1e-10].")
 @click.option("--als-tol", type=float, help="als: TensorLy's tolerance on the error decrease [default: 1e-10].")
-@click.option("--als-init", type=click.Choice(["random", "svd"]), help="als: initialization [default: random].")
+@click.option("--als-init", type=click.Choice(["random", "svd"]),
+              help="als: initialization [default: random]; svd is the stronger peer on dense low-rank targets "
+                   "(docs/benchmarks-peers.md).")
 @click.option("--backend", type=click.Choice(list(BACKENDS)),
               help="Array library that runs the solver [default: numpy].")
 @click.option("--device", help="Device for --backend torch, e.g. cuda [default: the library's default].")
@@ -178,12 +195,20 @@ def _solve(target: Tensor, components: int, method: str, seed: int, given: dict[
 @click.option("--merge-cos", type=float, help="beyond-lazy: cosine at which directions merge [default: 0.99].")
 @click.option("--recover", is_flag=True,
               help="Merge the m components into a rank estimate r^ (written to -o; matched against a factored target).")
-@click.option("--polish-steps", type=int, default=0, show_default=True,
-              help="With --recover: gradient steps at m = r^ on the target after recovery.")
+@click.option("--polish", is_flag=True,
+              help="With --recover: the exact-answer pipeline. A dense target is first compressed to its column "
+                   "space; after the method and the recovery, Levenberg-Marquardt fits the r^ components at "
+                   "m = r^ (superlinear convergence on an exactly low-rank target), adds the residual's leading "
+                   "rank-one term while the fit is not exact, drops components while it stays exact, and "
+                   "reports the error of the dense (or telescoped) residual.")
+@click.option("--polish-steps", type=int, default=None,
+              help="With --recover: Levenberg-Marquardt iteration budget of the polish; implies --polish "
+                   "[default: 100].")
 @click.option("--output", "-o", default=None, help="Write the learned components to this .npz file.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 def decompose(target_file: str, components: int, method: str, seed: int, output: str | None, as_json: bool,
-              recover: bool, polish_steps: int, moment_order: int | None, **options: Any) -> None:
+              recover: bool, polish: bool, polish_steps: int | None, moment_order: int | None,
+              **options: Any) -> None:
     """Decompose the tensor in FILE (.npz factored or .npy dense; samples with --moment-order) with m components.
 
     Method options left unset take the method's defaults; setting one the
@@ -193,19 +218,22 @@ def decompose(target_file: str, components: int, method: str, seed: int, output:
     out = _output_path(output, ".npz", target_file) if output else None
     if components < 1:
         raise OvertensorError(f"--components must be >= 1, got {components}")
-    if polish_steps < 0:
+    if polish_steps is not None and polish_steps < 0:
         raise OvertensorError(f"--polish-steps must be >= 0, got {polish_steps}")
-    if polish_steps and not recover:
-        raise OvertensorError(f"--polish-steps {polish_steps} needs --recover")
+    if (polish or polish_steps is not None) and not recover:
+        flag = "--polish" if polish_steps is None else f"--polish-steps {polish_steps}"
+        raise OvertensorError(f"{flag} needs --recover")
+    polish = polish or polish_steps is not None
     target = load(target_file) if moment_order is None else moment_tensor(target_file, moment_order)
     given = {k: v for k, v in options.items() if v is not None}
     if given.get("signs", "half") != "half":
         given["signs"] = _parse_signs(given["signs"])
-    result = _solve(target, components, method, seed, given)
+    result = _solve(target, components, method, seed, given,
+                    (100 if polish_steps is None else polish_steps) if polish else None)
     model = result.model
     summary = {"target": str(target_file), "order": target.order, "dim": target.dim, **result.summary()}
     if recover:
-        model = _recover(model, polish_target=target if polish_steps else None, polish_steps=polish_steps)
+        model = model if polish else _recover(model)
         summary["recovered_components"] = model.rank
         if isinstance(target, SymCP):  # a factored target is its own ground truth
             summary.update(match(model, target).summary())
@@ -214,11 +242,14 @@ def decompose(target_file: str, components: int, method: str, seed: int, output:
     if as_json:
         click.echo(json.dumps(summary))
         return
-    status = "converged" if result.converged else "did not converge"
-    click.echo(
-        f"{result.method}: {status} to relative error {result.relative_error:.3e} in {result.steps} steps "
-        f"({result.seconds:.2f} s), m = {components}, order {target.order}, dim {target.dim}"
-    )
+    if polish:
+        _echo_pipeline(result, method, components, target)
+    else:
+        status = "converged" if result.converged else "did not converge"
+        click.echo(
+            f"{result.method}: {status} to relative error {result.relative_error:.3e} in {result.steps} steps "
+            f"({result.seconds:.2f} s), m = {components}, order {target.order}, dim {target.dim}"
+        )
     masses = np.sort(result.model.weights)[::-1]
     shown = ", ".join(f"{w:.3g}" for w in masses[:10])
     click.echo(f"largest component weights: {shown}{' ...' if len(masses) > 10 else ''}")

@@ -10,7 +10,8 @@ r"""From ``m`` learned components back to the ``r`` the user came for.
 3. each cluster becomes one component: the mass-weighted mean direction
    ``ū ∝ Σ_i s_i σ_i w̄_i`` with weight ``Σ_i s_i <w̄_i, ū>^l``
    (the cluster's tensor evaluated at ``ū``);
-4. optionally polish with a few gradient steps at ``m = r̂`` (:func:`polish`).
+4. optionally polish at ``m = r̂`` by Levenberg–Marquardt (:func:`polish`), which
+   converges superlinearly on an exactly low-rank target.
 
 :func:`match` compares a recovered tensor with a known truth by the
 Hungarian method on ``|cos|``.
@@ -18,7 +19,6 @@ Hungarian method on ``|cos|``.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -98,7 +98,7 @@ def merge_clusters(weights: np.ndarray, directions: np.ndarray, labels: np.ndarr
 
 
 def recover(model: SymCP, *, mass_fraction: float = 1e-2, cos: float = 0.99, polish_target: Tensor | None = None,
-            polish_steps: int = 200) -> SymCP:
+            polish_steps: int = 100) -> SymCP:
     """Turn ``m`` learned components into ``r̂`` (a rank estimate).
 
     Parameters
@@ -107,9 +107,9 @@ def recover(model: SymCP, *, mass_fraction: float = 1e-2, cos: float = 0.99, pol
     mass_fraction : float in [0, 1), drop components whose mass ``|λ_i| ‖v_i‖^l``
         is below this fraction of the largest
     cos : float in (0, 1], ``τ``: directions with ``cos >= τ`` (``|cos|`` for even order) merge
-    polish_target : SymCP or DenseSymTensor, optional; when given, run
-        ``polish_steps`` gradient steps at ``m = r̂`` on it (:func:`polish`)
-    polish_steps : int
+    polish_target : SymCP or DenseSymTensor, optional; when given, polish the ``r̂``
+        components on it by Levenberg–Marquardt (:func:`polish`, default tolerances)
+    polish_steps : int, the polish's iteration budget
 
     Returns
     -------
@@ -132,48 +132,36 @@ def recover(model: SymCP, *, mass_fraction: float = 1e-2, cos: float = 0.99, pol
     return out
 
 
-def polish(model: SymCP, target: Tensor, *, max_steps: int = 200, tol: float = 0.0,
-           step_size: float | None = None, record_every: int = 10) -> DecompositionResult:
-    """Gradient descent on ``target`` starting from the components of ``model``.
+def polish(model: SymCP, target: Tensor, *, max_steps: int = 100, tol: float = 1e-12, ftol: float = 1e-10,
+           xtol: float = 1e-15, cg_tol: float = 1e-10) -> DecompositionResult:
+    """Levenberg–Marquardt on ``½‖T(W) - T*‖²`` from the components of ``model``, ``m = model.rank``.
 
-    The balanced model's parameters are ``w_i = sqrt(λ_i) v̄_i`` (``λ_i > 0``
-    after :meth:`SymCP.normalize`); ``m`` is ``model.rank`` after dropping
-    zero components. ``result.steps`` counts the steps taken, so this also
-    measures how fast GD converges from a given point (e.g. ``result.model``
-    of a run continued with all its ``m`` components).
+    ``T(W) = Σ_i σ_i w_i^{⊗l}`` starts at ``w_i = |λ_i|^{1/l} v̄_i``, ``σ_i = sign λ_i``
+    (zero components dropped); each iteration solves ``(JᵀJ + μ I) h = -Jᵀ R`` by
+    preconditioned CG with matrix-free ``JᵀJ`` products (``O(m² d)``), see
+    :mod:`overtensor.solvers.newton`. ``result.relative_error`` is computed without
+    the difference of squares (:func:`overtensor.residual.residual_norm`), and
+    ``result.info["stop"]`` names the rule that stopped: ``tol``, ``ftol``, ``xtol``
+    or ``max_steps``. The same as ``decompose(target, model.rank, "polish", init=model)``.
 
     Parameters
     ----------
-    model : SymCP, the starting components
+    model : SymCP, the starting components (e.g. from :func:`recover`)
     target : SymCP or DenseSymTensor
-    max_steps : int; tol : float, stop at relative error ``<= tol``
-    step_size : float, default ``0.4 / ‖T*‖`` as for ``gd``
+    max_steps : int, LM iterations
+    tol : float, stop at relative error ``<= tol``
+    ftol : float, stop once an accepted step lowers ``‖R‖`` by less than ``ftol ‖R‖``
+    xtol : float, stop once the step ``‖h‖ <= xtol ‖W‖``
+    cg_tol : float, relative residual at which each CG solve stops
     """
-    # imported here: the solvers import this module's clustering
-    from .solvers.descent import DescentConfig, Recorder, descend
-    from .solvers.gd import build_result, check_common, default_step_size
+    from .solvers.newton import solve_batch  # imported here: the solvers import this module's clustering
     from .solvers.problem import make_problem
 
-    check_common(step_size=step_size, reg=0.0, tol=tol, max_steps=max_steps, record_every=record_every,
-                 init_scale=None)
     canon = model.normalize()
-    if np.any(canon.weights < 0):
-        raise OvertensorError(
-            f"cannot polish a negative weight ({canon.weights.min():.3g}) with the balanced model "
-            f"Σ_i ‖w_i‖² w̄_i^{{⊗l}}; its weights are masses >= 0"
-        )
     if canon.rank == 0:
         raise OvertensorError("cannot polish a model with no components")
     problem = make_problem([target], canon.rank, [0])
-    W0 = (np.sqrt(canon.weights)[:, None] * canon.vectors)[None]
-    config = DescentConfig(step_size or default_step_size(problem, 0), 0.0, tol, max_steps, record_every)
-    start = time.perf_counter()
-    recorder = Recorder(1, start)
-    out = descend(W0, problem.op, problem.target_sq, config, recorder)
-    return build_result(problem, 0, out.W[0], relative_error=out.relative_error[0],
-                        converged=out.converged[0], steps=out.steps[0], seconds=time.perf_counter() - start,
-                        method="polish", rows=recorder.rows[0], parameterization="balanced",
-                        info={"step_size": config.step_size})
+    return solve_batch(problem, init=canon, max_steps=max_steps, tol=tol, ftol=ftol, xtol=xtol, cg_tol=cg_tol)[0]
 
 
 @dataclass(frozen=True)

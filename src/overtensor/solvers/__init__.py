@@ -6,7 +6,7 @@ Each method module exposes ``solve_batch(problem, **options) -> list[Decompositi
 
 from __future__ import annotations
 
-from . import als, beyond_lazy, gd, lazy, lazy_gd, power
+from . import als, beyond_lazy, gd, lazy, lazy_gd, newton, power
 
 __all__ = ["METHODS"]
 
@@ -17,4 +17,5 @@ METHODS = {
     "lazy_gd": lazy_gd.solve_batch,
     "power": power.solve_batch,
     "als": als.solve_batch,
+    "polish": newton.solve_batch,
 }

@@ -75,7 +75,9 @@ def solve_batch(
     ----------
     max_iter : int, ALS sweeps (``n_iter_max``)
     als_tol : float, ALS stops when its relative error decreases by less (TensorLy's ``tol``)
-    als_init : {"random", "svd"}, TensorLy's initialization (``random`` uses the seed)
+    als_init : {"random", "svd"}, TensorLy's initialization (``random`` uses the seed); ``svd`` is
+        the stronger peer on dense low-rank targets (docs/benchmarks-peers.md: 1e-8 in 89 of 90
+        runs, ``random`` in none within 500 sweeps), so compare against it there
     tol : float, ``converged`` means relative error ``<= tol``
 
     Returns
