@@ -228,7 +228,7 @@ def test_cli_recover_polish(tmp_path: Path):
     rec = ot.load(tmp_path / "rec.npz")
     err = np.linalg.norm(rec.to_dense() - truth.to_dense()) / truth.norm()
     assert err <= 1e-10
-    for args, message in ((["--polish"], "--polish and --polish-steps need --recover"),
+    for args, message in ((["--polish"], "--polish needs --recover"),
                           (["--recover", "--polish-steps", "-1"], "--polish-steps must be >= 0, got -1")):
         bad = cli("decompose", "t.npy", "-m", "12", *args, "-o", "bad.npz", cwd=tmp_path)
         assert bad.returncode == 1 and bad.stderr.strip() == f"Error: {message}"
