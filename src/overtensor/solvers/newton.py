@@ -40,8 +40,6 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
-import scipy.linalg
-from scipy.sparse.linalg import LinearOperator, cg
 
 from ..dense import Tensor
 from ..errors import OvertensorError
@@ -114,6 +112,9 @@ MAX_CG = 500
 
 def _lm_direction(jac: Jacobian, g: np.ndarray, mu: float, cg_tol: float) -> tuple[np.ndarray, int]:
     """``h`` solving ``(JᵀJ + μ I) h = -g`` (Cholesky when small, else block-preconditioned CG); CG iterations."""
+    import scipy.linalg  # here: with scipy.sparse.linalg, 0.2 s to import
+    from scipy.sparse.linalg import LinearOperator, cg
+
     m, d = g.shape
     n = m * d
     if n <= DIRECT_UNKNOWNS:
