@@ -154,9 +154,10 @@ def polish(model: SymCP, target: Tensor, *, max_steps: int = 100, tol: float = 1
     xtol : float, stop once the step ``‖h‖ <= xtol ‖W‖``
     cg_tol : float, relative residual at which each CG solve stops
     """
-    from .solvers.newton import solve_batch  # imported here: the solvers import this module's clustering
+    from .solvers.newton import check_options, solve_batch  # here: the solvers import this module's clustering
     from .solvers.problem import make_problem
 
+    check_options(max_steps, tol, ftol, xtol, cg_tol)  # before reading the model: spec loading relies on it
     canon = model.normalize()
     if canon.rank == 0:
         raise OvertensorError("cannot polish a model with no components")

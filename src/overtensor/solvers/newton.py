@@ -49,7 +49,7 @@ from ..result import DecompositionResult, History
 from ..symcp import SymCP
 from .problem import Problem
 
-__all__ = ["Jacobian", "Outcome", "solve_batch", "levenberg_marquardt", "split_init"]
+__all__ = ["Jacobian", "Outcome", "check_options", "solve_batch", "levenberg_marquardt", "split_init"]
 
 
 @dataclass(frozen=True)
@@ -221,7 +221,8 @@ def split_init(init: object, order: int, dim: int) -> tuple[np.ndarray, np.ndarr
     return W, np.ones(W.shape[0])
 
 
-def _check(max_steps: int, tol: float, ftol: float, xtol: float, cg_tol: float) -> None:
+def check_options(max_steps: int, tol: float, ftol: float, xtol: float, cg_tol: float) -> None:
+    """The polish options' bounds; one-line ``OvertensorError`` naming the bad one."""
     if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) or max_steps < 0:
         raise OvertensorError(f"max_steps must be an integer >= 0, got {max_steps!r}")
     for name, v in (("tol", tol), ("ftol", ftol), ("xtol", xtol)):
@@ -260,7 +261,7 @@ def solve_batch(
     One result per run; ``relative_error`` is cancellation-free, ``info["stop"]`` names
     the rule that stopped, ``params`` is the final ``W (m, d)``.
     """
-    _check(max_steps, tol, ftol, xtol, cg_tol)
+    check_options(max_steps, tol, ftol, xtol, cg_tol)
     if init is None:
         raise OvertensorError("method polish needs init= (a SymCP or an (m, d) array); "
                               "from the CLI use --recover --polish")
