@@ -33,6 +33,7 @@ import warnings
 from collections.abc import Callable
 
 import numpy as np
+from _timing import cpu_best
 
 import overtensor as ot
 from overtensor.moments import DEFAULT_CHUNK, MomentOp
@@ -40,14 +41,6 @@ from overtensor.objective import evaluate
 
 M, ORDER = 20, 3
 
-
-def cpu_best(fn: Callable[[], object], repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.process_time()
-        fn()
-        best = min(best, time.process_time() - t0)
-    return best
 
 
 def peak_mb(fn: Callable[[], object]) -> float:

@@ -18,11 +18,10 @@ Run single-threaded (``OPENBLAS_NUM_THREADS=1``), from the repository root.
 from __future__ import annotations
 
 import argparse
-import time
 import tracemalloc
-from collections.abc import Callable
 
 import numpy as np
+from _timing import cpu_best
 
 import overtensor as ot
 from overtensor._array import array_namespace
@@ -31,15 +30,6 @@ from overtensor.solvers.step import arrangement, balanced_step
 
 SIZES = [(20, 50, 2000), (100, 50, 500), (500, 100, 100), (2000, 200, 10), (200, 5000, 40), (3200, 100, 6)]
 
-
-def cpu_best(fn: Callable[[], object], repeats: int) -> float:
-    """CPU seconds of the fastest of ``repeats`` calls."""
-    best = np.inf
-    for _ in range(repeats):
-        t0 = time.process_time()
-        fn()
-        best = min(best, time.process_time() - t0)
-    return best
 
 
 def step_vs_products(m: int, d: int, steps: int, repeats: int) -> tuple[float, float]:

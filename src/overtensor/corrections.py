@@ -104,7 +104,27 @@ class SumOp:
 
 
 # -- user-facing tensors ----------------------------------------------------------
-class CorrectionS(TermAlgebra):
+class _Correction(TermAlgebra):
+    """What a correction term computes through its operator ``op`` (batch axis of length 1)."""
+
+    dim: int
+    op: Any
+
+    def evaluate(self, X: object) -> np.ndarray | float:
+        arr, single = as_points(X, self.dim)
+        out = self.op.evaluate(arr[None])[0]
+        return float(out[0]) if single else out
+
+    def contract(self, X: object) -> np.ndarray:
+        arr, single = as_points(X, self.dim)
+        out = self.op.contract(arr[None])[0]
+        return out[0] if single else out
+
+    def norm(self) -> float:
+        return float(np.sqrt(self.op.norm_sq()[0]))
+
+
+class CorrectionS(_Correction):
     """``S_a``, order 3, for a vector ``a (d,)`` (e.g. ``σ² S_{E[x]}`` of a Gaussian mixture)."""
 
     def __init__(self, a: object) -> None:
@@ -137,21 +157,9 @@ class CorrectionS(TermAlgebra):
         return (np.einsum("i,jk->ijk", a, eye) + np.einsum("j,ik->ijk", a, eye)
                 + np.einsum("k,ij->ijk", a, eye))
 
-    def evaluate(self, X: object) -> np.ndarray | float:
-        arr, single = as_points(X, self.dim)
-        out = self.op.evaluate(arr[None])[0]
-        return float(out[0]) if single else out
-
-    def contract(self, X: object) -> np.ndarray:
-        arr, single = as_points(X, self.dim)
-        out = self.op.contract(arr[None])[0]
-        return out[0] if single else out
-
-    def norm(self) -> float:
-        return float(np.sqrt(self.op.norm_sq()[0]))
 
 
-class CorrectionG(TermAlgebra):
+class CorrectionG(_Correction):
     """``G``, order 4, in dimension ``dim`` (e.g. the Gaussian part of a whitened fourth moment)."""
 
     def __init__(self, dim: int) -> None:
@@ -180,18 +188,6 @@ class CorrectionG(TermAlgebra):
         e = np.eye(self.dim)
         return np.einsum("ij,kl->ijkl", e, e) + np.einsum("ik,jl->ijkl", e, e) + np.einsum("il,jk->ijkl", e, e)
 
-    def evaluate(self, X: object) -> np.ndarray | float:
-        arr, single = as_points(X, self.dim)
-        out = self.op.evaluate(arr[None])[0]
-        return float(out[0]) if single else out
-
-    def contract(self, X: object) -> np.ndarray:
-        arr, single = as_points(X, self.dim)
-        out = self.op.contract(arr[None])[0]
-        return out[0] if single else out
-
-    def norm(self) -> float:
-        return float(np.sqrt(self.op.norm_sq()[0]))
 
 
 Term = Any  # SymCP, DenseSymTensor, MomentTensor, CorrectionS or CorrectionG
