@@ -13,12 +13,13 @@ The gradient itself is never formed. Two arrangements compute the same
 numbers (to rounding, ``tests/test_step.py``) at different costs:
 
 ``stacked`` (a factored target ``Σ_j c_j a_j^{⊗l}`` with ``m < d``)
-    Every term above is a row combination of ``S = [W̄; A]``, so the whole step
+    Every term above is a row combination of ``S = [W; A]``, so the whole step
     is one product ``W ← M S`` with the ``(m, m + r)`` matrix
-    ``M_{ik} = -η l n_i K_{ik} + δ_{ik} n_i (1 - η[(2-l) R(w̄_i^{⊗l}) + λ])``,
-    ``K = [s ∘ G^{∘(l-1)} | -c ∘ C^{∘(l-1)}]``, ``C = W̄ Aᵀ``. The scalars
-    ``R(w̄_i^{⊗l}) = Σ_k K_{ik} [G | C]_{ik}`` come from the Gram matrices.
-    Beside the two products only three passes over ``(m, d)`` arrays remain,
+    ``M = [-η l n_i K^G_{ik} / n_k + δ_{ik} (1 - η[(2-l) R(w̄_i^{⊗l}) + λ]) | -η l n_i K^C_{ij}]``,
+    ``K^G = s ∘ G^{∘(l-1)}``, ``K^C = -c ∘ C^{∘(l-1)}``, ``C = W̄ Aᵀ``, and ``W̄`` is never
+    formed: ``s = diag(W Wᵀ)``, ``G = D⁻¹ (W Wᵀ) D⁻¹`` with ``D = diag(n)``. The scalars
+    ``R(w̄_i^{⊗l}) = Σ_k K^G_{ik} G_{ik} + Σ_j K^C_{ij} C_{ij}`` come from the Gram matrices.
+    Besides the products, one copy of ``W`` (into ``S``) passes over ``(m, d)`` arrays,
     which is what matters when ``d`` is large.
 ``blocked`` (every other case: ``m >= d``, or a target seen only through ``contract``)
     ``G`` is formed in blocks of rows, ``G_I = W̄_I W̄ᵀ``, so memory stays at
