@@ -22,7 +22,7 @@ from ..symcp import SymCP
 from .descent import DescentConfig, Recorder, descend
 from .problem import Problem, random_directions, run_rng
 
-__all__ = ["solve_batch", "default_step_size", "default_init_scale", "check_common", "build_result",
+__all__ = ["solve_batch", "warm_start", "default_step_size", "default_init_scale", "check_common", "build_result",
            "relative_errors"]
 
 #: ``η = DEFAULT_STEP / σ`` when no step size is given, ``σ = max_{‖x‖=1} |T*(x^{⊗l})|`` (estimated):
@@ -101,11 +101,40 @@ def initial_params(problem: Problem, scales: np.ndarray) -> np.ndarray:
     ])
 
 
+def warm_start(init: object, problem: Problem, parameterization: str) -> np.ndarray:
+    """``(B, m, d)`` starting parameters from ``init``, the same for every run of the batch.
+
+    A SymCP ``Σ_i λ_i v_i^{⊗l}`` gives ``w_i = λ_i^{1/p} v̄_i`` (``p`` the model's
+    homogeneity: 2 balanced, ``l`` plain), so that ``T(W) = init``; at odd order a negative
+    weight is a flipped vector. An ``(m, d)`` array is taken as it is (e.g. ``result.params``).
+    """
+    m, d, order = problem.components, problem.dim, problem.order
+    if isinstance(init, SymCP):
+        if (init.order, init.dim) != (order, d):
+            raise OvertensorError(f"init has order {init.order}, dim {init.dim}; the target has order {order}, dim {d}")
+        canon = init.normalize()  # unit vectors; positive weights at odd order
+        if np.any(canon.weights < 0):
+            raise OvertensorError("init has negative weights at even order, which the unsigned model cannot hold; "
+                                  "polish it instead (method 'polish')")
+        W = canon.weights[:, None] ** (1.0 / homogeneity(parameterization, order)) * canon.vectors
+    else:
+        try:
+            W = np.array(init, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise OvertensorError(f"init must be a SymCP or an (m, d) array: {exc}") from None
+        if W.ndim != 2 or not np.all(np.isfinite(W)):
+            raise OvertensorError(f"init must be a finite (m, d) array, got shape {W.shape}")
+    if W.shape != (m, d):
+        raise OvertensorError(f"init gives {W.shape[0]} components of dim {W.shape[1]}; the run has m = {m}, d = {d}")
+    return np.ascontiguousarray(np.broadcast_to(W, (problem.size, m, d)))
+
+
 def solve_batch(
     problem: Problem,
     *,
     step_size: float | None = None,
     init_scale: float | None = None,
+    init: SymCP | np.ndarray | None = None,
     reg: float = 0.0,
     max_steps: int = 10_000,
     tol: float = 1e-4,
@@ -124,6 +153,8 @@ def solve_batch(
     ----------
     step_size : float, default ``0.3 / σ``, ``σ = max_{‖x‖=1} |T*(x^{⊗l})|`` (estimated by power iteration)
     init_scale : float, default ``1e-3 · ‖T*‖^{1/p}`` (``p`` = 2 balanced, ``l`` plain)
+    init : SymCP or (m, d) array, optional: a warm start instead of the random draw, the same
+        for every run (:func:`warm_start`; excludes ``init_scale``)
     reg : float, ``λ`` of the ℓ2 regularizer
     max_steps : int
     tol : float, stop at relative error ``<= tol`` (0: take all ``max_steps`` steps)
@@ -145,12 +176,16 @@ def solve_batch(
     check_parameterization(parameterization)
     check_common(step_size=step_size, reg=reg, tol=tol, max_steps=max_steps, record_every=record_every,
                  init_scale=init_scale)  # before anything reads the problem: spec loading runs these checks alone
+    if init is not None and init_scale is not None:
+        raise OvertensorError("init and init_scale exclude each other: init sets the starting parameters")
     sigma = check_signs(signs, problem.components, parameterization)
     B = problem.size
     etas = step_sizes(problem, step_size)
-    scales = np.array([init_scale or default_init_scale(problem, b, parameterization) for b in range(B)])
+    W0 = warm_start(init, problem, parameterization) if init is not None else None
+    scales = (np.linalg.norm(W0, axis=-1).max(axis=-1) if W0 is not None else
+              np.array([init_scale or default_init_scale(problem, b, parameterization) for b in range(B)]))
     config = DescentConfig(etas, reg, tol, max_steps, record_every, parameterization, signs=sigma)
-    W0 = initial_params(problem, scales)
+    W0 = initial_params(problem, scales) if W0 is None else W0
     observe = None if truth is None else observer(
         truth_list(truth, B, problem.dim, problem.order), W0, parameterization=parameterization)
     on = get_backend(backend, device, dtype)
@@ -169,7 +204,8 @@ def solve_batch(
         build_result(problem, b, W[b], relative_error=rel[b], converged=converged[b],
                      steps=out.steps[b], seconds=seconds, method="gd", rows=recorder.rows[b],
                      parameterization=parameterization, signs=sigma,
-                     info={"step_size": float(etas[b]), "init_scale": float(scales[b]), "reg": reg,
+                     info={"step_size": float(etas[b]), "init_scale": float(scales[b]), "warm_start": init is not None,
+                           "reg": reg,
                            "parameterization": parameterization, "backend": backend, "dtype": dtype,
                            "signs": None if sigma is None else sigma.tolist()})
         for b in range(B)
