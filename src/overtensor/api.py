@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -89,7 +90,8 @@ def decompose(target: Tensor, components: int, method: str = "gd", *, seed: int 
     DecompositionResult
     """
     solver, options = _solver(method, options)
-    return solver(make_problem([as_target(target)], components, [seed]), **options)[0]
+    result = solver(make_problem([as_target(target)], components, [seed]), **options)[0]
+    return _with_options(result, seed, options)
 
 
 def decompose_batch(targets: Sequence[Tensor], components: int, method: str = "gd", *,
@@ -105,4 +107,11 @@ def decompose_batch(targets: Sequence[Tensor], components: int, method: str = "g
     if not isinstance(targets, list):  # a tuple is one target: (weights, factors), (weights, vectors, order)
         targets = [targets] * len(seeds)
     solver, options = _solver(method, options)
-    return solver(make_problem([as_target(t) for t in targets], components, seeds), **options)
+    results = solver(make_problem([as_target(t) for t in targets], components, seeds), **options)
+    return [_with_options(r, s, options) for r, s in zip(results, seeds)]
+
+
+def _with_options(result: DecompositionResult, seed: int, options: Mapping[str, Any]) -> DecompositionResult:
+    """``result`` recording what the call asked for (the progress callback left out)."""
+    asked = {"seed": int(seed), **{k: v for k, v in options.items() if k != "progress"}}
+    return dataclasses.replace(result, options=asked)

@@ -20,6 +20,7 @@ import numpy as np
 
 from .dense import DenseSymTensor, Tensor
 from .errors import OvertensorError
+from .result import RESULT_FORMAT
 from .symcp import SymCP
 
 __all__ = ["load", "save", "atomic_write", "atomic_path", "check_output"]
@@ -172,6 +173,9 @@ def _check_magic(path: Path) -> None:
 
 def _load_npz(path: Path) -> SymCP:
     with np.load(path, allow_pickle=False) as data:
+        if "header" in data.files and RESULT_FORMAT in str(data["header"]):
+            raise OvertensorError(f"{path} is a saved decomposition result, not a target; read it with "
+                                  "overtensor.DecompositionResult.load (its .model is a SymCP)")
         missing = [k for k in FACTORED_KEYS if k not in data.files]
         if missing:
             raise OvertensorError(

@@ -2,15 +2,36 @@
 
 from __future__ import annotations
 
+import json
+import os
+import platform
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .errors import OvertensorError
 from .symcp import SymCP
 
-__all__ = ["History", "DecompositionResult"]
+__all__ = ["History", "DecompositionResult", "package_versions", "RESULT_FORMAT"]
+
+#: The marker of a saved result (the ``header`` array of its ``.npz``), so that it is never
+#: read as a target.
+RESULT_FORMAT = "overtensor.DecompositionResult/1"
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of overtensor, Python and the numerical packages, as a stored result records them."""
+    out = {"python": platform.python_version()}
+    for name in ("overtensor", "numpy", "scipy", "tensorly"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:  # run from a source tree that is not installed
+            out[name] = "not installed"
+    return out
 
 
 class History:
@@ -86,6 +107,8 @@ class DecompositionResult:
         The raw parameters ``W`` the model was built from.
     info : dict
         Method-specific scalars (the step size used, epochs, movement, ...).
+    options : dict
+        What the call asked for: ``seed`` and the options given (defaults are in ``info``).
     """
 
     model: SymCP
@@ -98,6 +121,42 @@ class DecompositionResult:
     history: History
     params: np.ndarray
     info: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the whole result to one ``.npz`` (atomically): model, params, history and a JSON
+        header with the scalars, ``info``, ``options`` and :func:`package_versions`.
+
+        ``overtensor.load`` refuses the file as a target; :meth:`load` reads it back.
+        """
+        from .io import atomic_write
+
+        if Path(path).suffix != ".npz":
+            raise OvertensorError(f"a result is saved as .npz, got {path}")
+        header = {"format": RESULT_FORMAT, "versions": package_versions(), "history": list(self.history.names),
+                  **_jsonable(self.summary()), "info": _jsonable(self.info), "options": _jsonable(self.options)}
+        arrays = {"header": np.array(json.dumps(header)), "params": self.params, "weights": self.model.weights,
+                  "vectors": self.model.vectors, "order": np.int64(self.model.order),
+                  **{f"history_{k}": self.history[k] for k in self.history.names}}
+        atomic_write(path, lambda fh: np.savez(fh, **arrays))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> "DecompositionResult":
+        """A result written by :meth:`save`; its header (versions included) is ``info["saved"]``."""
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                header = json.loads(str(data["header"])) if "header" in data.files else {}
+                if header.get("format") != RESULT_FORMAT:
+                    raise OvertensorError(f"{path} is not a saved overtensor result")
+                model = SymCP(data["weights"], data["vectors"], int(data["order"]))
+                history = History({k: data[f"history_{k}"] for k in header["history"]})
+                params = np.array(data["params"])
+        except (OSError, ValueError, KeyError, EOFError) as exc:
+            raise OvertensorError(f"cannot read a result from {path}: {exc}") from None
+        return cls(model=model, relative_error=header["relative_error"], converged=header["converged"],
+                   steps=header["steps"], seconds=header["seconds"], method=header["method"],
+                   components=header["components"], history=history, params=params,
+                   info={**header["info"], "saved": {"versions": header["versions"]}}, options=header["options"])
 
     def summary(self) -> dict[str, Any]:
         """A JSON-ready dict of the scalars (no arrays)."""
@@ -114,8 +173,15 @@ class DecompositionResult:
 
 
 def _jsonable(value: Any) -> Any:
+    """``value`` with NumPy scalars and arrays made plain Python, inside dicts and lists too."""
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):
         return value.tolist()
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, SymCP):
+        return repr(value)  # an option such as truth= or init=: named, not stored
     return value

@@ -16,7 +16,6 @@ import contextlib
 import dataclasses
 import math
 import multiprocessing
-import platform
 import signal
 import threading
 import time
@@ -27,12 +26,10 @@ from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
 import numpy as np
-import scipy
 
-from .. import __version__
 from ..api import decompose, decompose_batch
 from ..errors import OvertensorError
-from ..result import DecompositionResult, History
+from ..result import DecompositionResult, History, package_versions
 from ..symcp import SymCP
 from .spec import Record, RunConfig, Spec, build_target
 from .store import RunRecord, Store, compact_history
@@ -95,8 +92,7 @@ def execute(task: Task) -> list[RunRecord]:
     outcomes, batch = _solve(config, targets, list(task.seeds), task.record.truth)
     wall = time.perf_counter() - start
     finished = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    versions = {"overtensor": __version__, "numpy": np.__version__, "scipy": scipy.__version__,
-                "python": platform.python_version()}
+    versions = package_versions()
     records = []
     for seed, target, out in zip(task.seeds, targets, outcomes):
         common = dict(key=config.key, seed=seed, spec=task.spec, experiment=config.experiment, label=config.label,
