@@ -130,8 +130,13 @@ def _solve(target: Tensor, components: int, method: str, seed: int, given: dict[
     bar = _Bar(given.get("max_steps", 10_000) if fixed_budget else None)
     try:
         if polish_steps is not None:
-            return pipeline(target, components, method, seed=seed, progress=bar, polish_steps=polish_steps, **given)
-        return _decompose(target, components, method, seed=seed, progress=bar, **given)
+            result = pipeline(target, components, method, seed=seed, progress=bar, polish_steps=polish_steps,
+                              **given)
+        else:
+            result = _decompose(target, components, method, seed=seed, progress=bar, **given)
+        if result.info.get("interrupted"):  # the descent methods return where a Ctrl-C stopped them
+            raise KeyboardInterrupt
+        return result
     except KeyboardInterrupt:
         bar.close()
         click.echo(f"interrupted after {bar.steps} steps; nothing written", err=True)

@@ -221,9 +221,10 @@ def solve_batch(
     converged = np.zeros(B, dtype=bool)
     epochs: list[list[dict[str, Any]]] = [[] for _ in range(B)]
     threshold = ACTIVE_THRESHOLD * problem.target_norm
+    interrupted = False
     for k in range(max_epochs):
         running = ~converged
-        if not running.any():
+        if not running.any() or interrupted:
             break
         counts = np.zeros((B, 2), dtype=np.int64)
         if k > 0:
@@ -241,6 +242,9 @@ def solve_batch(
             W, steps = np.array(out.W), out.steps
             rel = np.where(group, out.relative_error, rel)
             converged |= out.converged
+            if out.interrupted:  # Ctrl-C: this epoch's state is the result
+                interrupted = True
+                break
         masses = model_parts(W, order)[0]
         for b in np.flatnonzero(running):
             epochs[b].append({"epoch": k, "step": int(steps[b]), "relative_error": float(rel[b]),
@@ -255,6 +259,6 @@ def solve_batch(
                      info={"step_size": float(eta[b]), "init_scale": float(delta0[b]), "reinit_scale": float(delta1[b]),
                            "reg": float(lam[b]), "epoch_steps": epoch_steps, "epoch_growth": epoch_growth,
                            "final_below": float(switch[b]), "recycle": recycle, "merge_cos": merge_cos,
-                           "epochs": epochs[b]})
+                           "epochs": epochs[b], "interrupted": interrupted})
         for b in range(B)
     ]

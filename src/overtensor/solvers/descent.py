@@ -114,6 +114,7 @@ class Outcome(NamedTuple):
     steps: np.ndarray
     converged: np.ndarray
     relative_error: np.ndarray
+    interrupted: bool = False  # Ctrl-C stopped the loop; W, steps and errors are where it stood
 
 
 def _check_divergence(rel: np.ndarray, steps: np.ndarray, step_size: np.ndarray) -> None:
@@ -203,13 +204,42 @@ def descend(
     # run b is due a history row at call step k iff (steps_b + k) % record_every == 0
     phases = {int(p) for p in (-steps[running]) % config.record_every}
     pending = reported = 0  # steps not yet added to `steps`, and steps not yet passed to progress
+    interrupted = False
     with np.errstate(over="ignore", invalid="ignore"):  # a diverging run overflows until its next check
-        live, pending, reported = _loop(xp, live, config, recorder, progress, phases, converged, final, rel,
-                                        steps, scale, etas, tols, target.order)
+        try:
+            live, pending, reported = _loop(xp, live, config, recorder, progress, phases, converged, final, rel,
+                                            steps, scale, etas, tols, target.order)
+        except _Interrupted as stop:  # Ctrl-C: keep what the runs reached
+            live, pending, reported, interrupted = stop.live, stop.pending, 0, True
+            _stop_here(live, config, final, rel, scale)
     steps[live.runs] += pending
     if progress is not None and reported:
         progress(reported)
-    return Outcome(xp.stack(final), steps, converged, rel)
+    return Outcome(xp.stack(final), steps, converged, rel, interrupted)
+
+
+def _count(steps: np.ndarray, runs: np.ndarray, pending: int) -> int:
+    """Add the ``pending`` steps to ``steps[runs]``; 0, the steps now pending (one call: a Ctrl-C
+    lands before it or after it, never between the addition and the reset)."""
+    steps[runs] += pending
+    return 0
+
+
+class _Interrupted(Exception):
+    """A KeyboardInterrupt inside the loop, carrying the last state every live run completed."""
+
+    def __init__(self, live: _Live, pending: int) -> None:
+        self.live, self.pending = live, pending
+
+
+def _stop_here(live: _Live, config: DescentConfig, final: list[Array], rel: np.ndarray, scale: np.ndarray) -> None:
+    """Record the live runs' current parameters and errors as final."""
+    if live.runs.size == 0:
+        return
+    ev = evaluate(live.W, live.op, config.reg, config.parameterization, live.target_sq, live.signs)
+    rel[live.runs] = np.sqrt(to_numpy(ev.residual_sq)) / scale[live.runs]
+    for j, b in enumerate(live.runs):
+        final[b] = live.W[j, ...]
 
 
 def _loop(xp: Any, live: _Live, config: DescentConfig, recorder: Recorder, progress: Callable[[int], None] | None,
@@ -217,30 +247,31 @@ def _loop(xp: Any, live: _Live, config: DescentConfig, recorder: Recorder, progr
           scale: np.ndarray, etas: np.ndarray, tols: np.ndarray, order: int) -> tuple[_Live, int, int]:
     """The steps of :func:`descend`; fills ``converged``, ``final``, ``rel`` and ``steps`` in place."""
     pending = reported = 0
-    for k in range(config.max_steps + 1 if live.runs.size else 0):
-        out = gd_step(xp, live.W, live.op, live.eta, config.reg, config.parameterization, live.target_sq,
-                      live.signs)
-        last = k == config.max_steps
-        if last or k % CHECK_EVERY == 0 or k % config.record_every in phases:
-            steps[live.runs] += pending
-            pending = 0
-            done = _check(recorder, live, out, last, rel, steps, scale, etas, tols, order, config)
-            if done.any() or last:
-                converged[live.runs[done]] = True
-                for j in np.flatnonzero(done | last):
-                    final[live.runs[j]] = live.W[int(j), ...]
-            if last:
-                break
-            live = live._replace(W=out.W).keep(np.flatnonzero(~done))
-            if live.runs.size == 0:
-                break
-        else:
-            live = live._replace(W=out.W)
-        pending += 1
-        reported += 1
-        if progress is not None and reported >= config.record_every:
-            progress(reported)
-            reported = 0
+    try:  # state changes are single assignments, so a Ctrl-C between two leaves them consistent
+        for k in range(config.max_steps + 1 if live.runs.size else 0):
+            out = gd_step(xp, live.W, live.op, live.eta, config.reg, config.parameterization, live.target_sq,
+                          live.signs)
+            last = k == config.max_steps
+            if last or k % CHECK_EVERY == 0 or k % config.record_every in phases:
+                pending = _count(steps, live.runs, pending)
+                done = _check(recorder, live, out, last, rel, steps, scale, etas, tols, order, config)
+                if done.any() or last:
+                    converged[live.runs[done]] = True
+                    for j in np.flatnonzero(done | last):
+                        final[live.runs[j]] = live.W[int(j), ...]
+                if last:
+                    break
+                live, pending = live._replace(W=out.W).keep(np.flatnonzero(~done)), 1
+                if live.runs.size == 0:
+                    break
+            else:
+                live, pending = live._replace(W=out.W), pending + 1
+            reported += 1
+            if progress is not None and reported >= config.record_every:
+                progress(reported)
+                reported = 0
+    except KeyboardInterrupt:
+        raise _Interrupted(live, pending) from None
     return live, pending, reported
 
 

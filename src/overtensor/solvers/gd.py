@@ -205,6 +205,7 @@ def solve_batch(
                      steps=out.steps[b], seconds=seconds, method="gd", rows=recorder.rows[b],
                      parameterization=parameterization, signs=sigma,
                      info={"step_size": float(etas[b]), "init_scale": float(scales[b]), "warm_start": init is not None,
+                           "interrupted": out.interrupted,
                            "reg": reg,
                            "parameterization": parameterization, "backend": backend, "dtype": dtype,
                            "signs": None if sigma is None else sigma.tolist()})

@@ -140,6 +140,7 @@ def solve_batch(
             seconds=seconds, method="lazy_gd", components=problem.components, history=History.from_rows(rows),
             params=np.array(out.W[b]),
             info={"alpha": float(alpha), "step_size": float(etas[b]), "init_scale": float(scales[b]),
+                  "interrupted": out.interrupted,
                   **movement(b, out.W[b])},
         ))
     return results
