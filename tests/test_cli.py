@@ -407,14 +407,14 @@ def test_entry_points_run(tmp_path: Path):
 # explicitly since a shell's background job inherits SIGINT ignored.
 _HARNESS = """
 import pathlib, signal, sys
-from overtensor import cli
+from overtensor import cli, progress
 signal.signal(signal.SIGINT, signal.default_int_handler)
 marker = pathlib.Path(sys.argv.pop(1))
-report = cli._Bar.__call__
+report = progress.Progress.__call__
 def started(self, n):
     marker.touch()
     report(self, n)
-cli._Bar.__call__ = started
+progress.Progress.__call__ = started
 cli.main(prog_name="overtensor")
 """
 

@@ -11,6 +11,7 @@ from ._validate import as_number
 from .dense import Tensor
 from .convert import as_target
 from .errors import OvertensorError
+from .progress import Progress, step_budget
 from .result import DecompositionResult
 from .solvers import METHODS
 from .solvers.problem import make_problem
@@ -83,14 +84,16 @@ def decompose(target: Tensor, components: int, method: str = "gd", *, seed: int 
     seed : int, the seed of every random draw of the run
     **options : the method's options, named as the CLI flags with underscores
         (``step_size``, ``max_steps``, ``tol``, ``reg``, ...); see each solver's
-        ``solve_batch`` docstring.
+        ``solve_batch`` docstring. ``progress=True`` shows progress (a bar on a terminal,
+        else log lines on the ``overtensor`` logger); a callable is called with the
+        number of steps done since its last call.
 
     Returns
     -------
     DecompositionResult
     """
     solver, options = _solver(method, options)
-    result = solver(make_problem([as_target(target)], components, [seed]), **options)[0]
+    result = _run(solver, make_problem([as_target(target)], components, [seed]), method, options)[0]
     return _with_options(result, seed, options)
 
 
@@ -107,8 +110,19 @@ def decompose_batch(targets: Sequence[Tensor], components: int, method: str = "g
     if not isinstance(targets, list):  # a tuple is one target: (weights, factors), (weights, vectors, order)
         targets = [targets] * len(seeds)
     solver, options = _solver(method, options)
-    results = solver(make_problem([as_target(t) for t in targets], components, seeds), **options)
+    results = _run(solver, make_problem([as_target(t) for t in targets], components, seeds), method, options)
     return [_with_options(r, s, options) for r, s in zip(results, seeds)]
+
+
+def _run(solver: Any, problem: Any, method: str, options: dict[str, Any]) -> list[DecompositionResult]:
+    """The solver on the problem; ``progress=True`` shows a :class:`~overtensor.progress.Progress`."""
+    if options.get("progress") is not True:
+        return solver(problem, **{**options, "progress": options.get("progress") or None})
+    bar = Progress(step_budget(method, options), method.replace("-", "_"))
+    try:
+        return solver(problem, **{**options, "progress": bar})
+    finally:
+        bar.close()
 
 
 def _with_options(result: DecompositionResult, seed: int, options: Mapping[str, Any]) -> DecompositionResult:

@@ -9,6 +9,7 @@ before any work, and files are written atomically.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -25,6 +26,7 @@ from .dense import Tensor
 from .errors import OvertensorError
 from .io import atomic_path, atomic_write, check_output, load, save
 from .moments import moment_tensor
+from .progress import LOG, Progress, step_budget
 from .pipeline import pipeline
 from .recovery import match
 from .recovery import recover as _recover
@@ -55,6 +57,16 @@ class _Group(click.Group):
 @click.version_option(__version__, prog_name="overtensor")
 def main() -> None:
     """Over-parameterized symmetric tensor decomposition by gradient descent."""
+    if not any(isinstance(h, _StderrLog) for h in LOG.handlers):  # progress lines where no bar can go
+        LOG.addHandler(_StderrLog())
+        LOG.setLevel(logging.INFO)
+
+
+class _StderrLog(logging.Handler):
+    """Log records as lines on whatever ``sys.stderr`` is at the time (click's test runner swaps it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(self.format(record), err=True)
 
 
 def _parse_signs(text: str) -> list[float]:
@@ -104,30 +116,11 @@ def generate(dim: int, rank: int, order: int, kind: str, weights: str, spread: f
     click.echo(f"wrote {out}: rank {rank}, dim {dim}, order {order}, norm {target.norm():.4g}", err=True)
 
 
-class _Bar:
-    """A tqdm progress bar on stderr (hidden when stderr is not a terminal)."""
-
-    def __init__(self, total: int | None) -> None:
-        from tqdm.auto import tqdm
-
-        self.bar = tqdm(total=total, unit="step", file=sys.stderr, disable=None, leave=False)
-        self.steps = 0
-
-    def __call__(self, n: int) -> None:
-        self.steps += n
-        self.bar.update(n)
-
-    def close(self) -> None:
-        self.bar.close()
-
-
 def _solve(target: Tensor, components: int, method: str, seed: int, given: dict[str, Any],
            polish_steps: int | None) -> DecompositionResult:
     """Run the solver, or with ``polish_steps`` the descent -> recover -> polish pipeline, with a
     progress bar; Ctrl-C exits 130 with one line."""
-    # only gd and lazy-gd have a step budget known in advance; the others show a count
-    fixed_budget = method.replace("-", "_") in ("gd", "lazy_gd")
-    bar = _Bar(given.get("max_steps", 10_000) if fixed_budget else None)
+    bar = Progress(step_budget(method, given), method.replace("-", "_"))
     try:
         if polish_steps is not None:
             result = pipeline(target, components, method, seed=seed, progress=bar, polish_steps=polish_steps,
@@ -285,8 +278,6 @@ def sweep(spec_file: str, store_path: str, workers: int | None, scheduler: str |
     import signal
     import threading
 
-    from tqdm.auto import tqdm
-
     from .experiments import runner
     from .experiments.spec import load_spec
     from .experiments.store import Store
@@ -316,10 +307,10 @@ def sweep(spec_file: str, store_path: str, workers: int | None, scheduler: str |
 
     with pool as (executor, n_workers), Store(store_path, create=True) as store:
         before = len(runs & store.done())
-        bar = tqdm(total=len(runs), initial=before, unit="run", file=sys.stderr, disable=None, leave=False)
+        bar = Progress(len(runs), spec.name, unit="run", initial=before)
         try:
             runner.sweep(spec, store, executor, workers=n_workers, max_batch=max_batch,
-                         progress=bar.update, stop=stop)
+                         progress=bar, stop=stop)
         except (KeyboardInterrupt, runner.WorkersLost) as exc:
             bar.close()
             done = len(runs & store.done())
