@@ -58,6 +58,22 @@ def test_array_api_strict_equals_numpy(kind, parameterization):
     assert strict.info["backend"] == "array_api_strict"
 
 
+@pytest.mark.parametrize("method,options", [
+    ("beyond_lazy", {"tol": 1e-3, "max_epochs": 3, "epoch_steps": 60}),
+    ("lazy_gd", {"max_steps": 150, "alpha": 10.0}),
+])
+def test_every_gradient_method_runs_on_array_api_strict(method, options):
+    target = _targets()["factored"]
+    ref = ot.decompose(target, 8, method, seed=3, **options)
+    strict = ot.decompose(target, 8, method, seed=3, backend="array_api_strict", **options)
+    # the same floors as gd's comparison above (array_api_strict wraps NumPy)
+    assert strict.info["backend"] == "array_api_strict" and strict.steps == ref.steps
+    np.testing.assert_allclose(strict.params, ref.params, rtol=1e-12, atol=1e-12)
+    terms = _terms(target, 8) if method == "beyond_lazy" else _terms(target, 16)  # lazy_gd: 2m terms
+    floor = residual_floor(min(strict.relative_error, ref.relative_error), terms)
+    assert abs(strict.relative_error - ref.relative_error) <= max(1e-10, 2 * floor)
+
+
 @pytest.mark.parametrize("kind", ["factored", "dense"])
 def test_torch_cpu_equals_numpy(kind):
     pytest.importorskip("torch")

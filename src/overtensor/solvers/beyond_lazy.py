@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .._array import get_backend, to_numpy
 from ..diagnostics import observer, truth_list
 from ..errors import OvertensorError
 from ..objective import check_signs, model_parts
@@ -33,7 +34,7 @@ from ..recovery import cluster_directions, merge_clusters
 from ..result import DecompositionResult
 from ..symcp import SymCP
 from .descent import ACTIVE_THRESHOLD, DescentConfig, Recorder, descend
-from .gd import build_result, check_common, default_init_scale, step_sizes
+from .gd import build_result, check_common, default_init_scale, relative_errors, step_sizes
 from .problem import Problem, random_directions, run_rng
 
 __all__ = ["solve_batch", "merge_duplicates", "reinitialize", "Refresh"]
@@ -168,6 +169,9 @@ def solve_batch(
     recycle: bool = True,
     merge_cos: float = DEFAULT_MERGE_COS,
     signs: str | Sequence[float] | None = None,
+    backend: str = "numpy",
+    device: str | None = None,
+    dtype: str = "float64",
     tol: float = 1e-4,
     record_every: int = 10,
     truth: SymCP | Sequence[SymCP] | None = None,
@@ -188,6 +192,8 @@ def solve_batch(
     recycle : bool, merge duplicate directions between epochs and re-draw the freed components
     merge_cos : float, ``τ`` for ``recycle``
     signs : None, ``"half"`` or ``m`` values of +1/-1: a signed model, as for ``gd``
+    backend, device, dtype : where the epochs' descent runs, as for ``gd`` (re-drawing and
+        merging between epochs are NumPy; in float32 the final error is recomputed in float64)
         (a re-drawn component keeps its slot's sign; merges stay within one sign)
     tol : float, stop at relative error ``<= tol``
     record_every : int, history interval in steps
@@ -214,6 +220,8 @@ def solve_batch(
     rngs = [run_rng(seed) for seed in problem.seeds]
     W = np.stack([delta0[b] * random_directions(rngs[b], problem.components, problem.dim) for b in range(B)])
     observe = None if truth is None else observer(truth_list(truth, B, problem.dim, order), W)
+    on = get_backend(backend, device, dtype)
+    op, target_sq = problem.on(on)
     start = time.perf_counter()
     recorder = Recorder(B, start, observe)
     steps = np.zeros(B, dtype=np.int64)
@@ -237,9 +245,9 @@ def solve_batch(
         for value in np.unique(lam_k[running]):
             group = running & (lam_k == value)
             config = DescentConfig(eta, float(value), tol, length, record_every, signs=sigma)
-            out = descend(W, problem.op, problem.target_sq, config, recorder, steps=steps, running=group,
+            out = descend(on.asarray(W), op, target_sq, config, recorder, steps=steps, running=group,
                           progress=progress)
-            W, steps = np.array(out.W), out.steps
+            W, steps = to_numpy(out.W).astype(np.float64), out.steps
             rel = np.where(group, out.relative_error, rel)
             converged |= out.converged
             if out.interrupted:  # Ctrl-C: this epoch's state is the result
@@ -251,6 +259,9 @@ def solve_batch(
                               "reg": float(lam_k[b]), "merged": int(counts[b, 0]),
                               "reinitialized": int(counts[b, 1]),
                               "active": int(np.sum(masses[b] >= threshold[b]))})
+    if dtype != "float64":  # the loop's estimate has a floor near sqrt(eps); report the float64 error
+        rel = relative_errors(problem, W, "balanced", sigma)
+        converged = rel <= tol
     seconds = time.perf_counter() - start
     return [
         build_result(problem, b, W[b], relative_error=rel[b], converged=converged[b], steps=steps[b],
@@ -259,6 +270,6 @@ def solve_batch(
                      info={"step_size": float(eta[b]), "init_scale": float(delta0[b]), "reinit_scale": float(delta1[b]),
                            "reg": float(lam[b]), "epoch_steps": epoch_steps, "epoch_growth": epoch_growth,
                            "final_below": float(switch[b]), "recycle": recycle, "merge_cos": merge_cos,
-                           "epochs": epochs[b], "interrupted": interrupted})
+                           "epochs": epochs[b], "interrupted": interrupted, "backend": backend, "dtype": dtype})
         for b in range(B)
     ]

@@ -22,8 +22,9 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from .._array import get_backend, to_numpy
 from ..errors import OvertensorError
-from ..kernels import FactoredOp, ShiftedOp
+from ..kernels import FactoredOp, ShiftedOp, map_arrays
 from ..objective import check_signs, model_parts
 from ..result import DecompositionResult, History
 from ..symcp import SymCP
@@ -75,6 +76,9 @@ def solve_batch(
     tol: float = 1e-4,
     record_every: int = 10,
     signs: str | Sequence[float] | None = None,
+    backend: str = "numpy",
+    device: str | None = None,
+    dtype: str = "float64",
     progress: Callable[[int], None] | None = None,
 ) -> list[DecompositionResult]:
     """Gradient descent on the ``α``-scaled, centred model from a unit-scale start.
@@ -90,6 +94,8 @@ def solve_batch(
         (every component starts with mass ``‖T*‖``)
     max_steps, tol, record_every : as for ``gd``; ``tol`` applies to the error below
     signs : None, ``"half"`` or ``m`` values of +1/-1: a signed model, as for ``gd``
+    backend, device, dtype : where the loop runs, as for ``gd`` (the step-size estimate and
+        the results are NumPy)
 
     Returns
     -------
@@ -122,15 +128,18 @@ def solve_batch(
     W0_norm = np.linalg.norm(W0, axis=(1, 2))
 
     def movement(b: int, W_b: np.ndarray) -> dict[str, float]:
-        return {"movement": float(np.linalg.norm(W_b - W0[b]) / W0_norm[b])}
+        return {"movement": float(np.linalg.norm(to_numpy(W_b) - W0[b]) / W0_norm[b])}
 
+    on = get_backend(backend, device, dtype)
     start = time.perf_counter()
     recorder = Recorder(B, start, observe=movement)
-    out = descend(W0, shifted, shifted_sq, config, recorder, progress=progress)
+    out = descend(on.asarray(W0), map_arrays(shifted, on.asarray), on.asarray(shifted_sq), config, recorder,
+                  progress=progress)
+    W = to_numpy(out.W).astype(np.float64)
     seconds = time.perf_counter() - start
     results = []
     for b in range(B):
-        masses, directions, _ = model_parts(out.W[b], l)
+        masses, directions, _ = model_parts(W[b], l)
         masses = masses if sigma is None else sigma * masses
         model = SymCP(alpha * np.concatenate([masses, -masses0[b]]), np.concatenate([directions, directions0[b]]), l)
         rows = [{**row, "relative_error": row["relative_error"] * to_ours[b]} for row in recorder.rows[b]]
@@ -138,9 +147,8 @@ def solve_batch(
         results.append(DecompositionResult(
             model=model.normalize(), relative_error=rel, converged=rel <= tol, steps=int(out.steps[b]),
             seconds=seconds, method="lazy_gd", components=problem.components, history=History.from_rows(rows),
-            params=np.array(out.W[b]),
+            params=W[b],
             info={"alpha": float(alpha), "step_size": float(etas[b]), "init_scale": float(scales[b]),
-                  "interrupted": out.interrupted,
-                  **movement(b, out.W[b])},
+                  "interrupted": out.interrupted, "backend": backend, "dtype": dtype, **movement(b, W[b])},
         ))
     return results
