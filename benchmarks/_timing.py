@@ -1,4 +1,4 @@
-"""Timing helper shared by the benchmark scripts (run them from the repository root)."""
+"""Timing helpers shared by the benchmark scripts (run them from the repository root)."""
 
 from __future__ import annotations
 
@@ -6,22 +6,17 @@ import time
 from collections.abc import Callable
 
 
-def best_of(fn: Callable[[], object], repeats: int) -> float:
-    """Seconds of the fastest of ``repeats`` calls of ``fn``: the least disturbed by a noisy machine."""
+def best_of(fn: Callable[[], object], repeats: int, clock: Callable[[], float] = time.perf_counter) -> float:
+    """Seconds of the fastest of ``repeats`` calls of ``fn`` by ``clock``: the least disturbed by a noisy machine."""
     best = float("inf")
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0 = clock()
         fn()
-        best = min(best, time.perf_counter() - t0)
+        best = min(best, clock() - t0)
     return best
 
 
 def cpu_best(fn: Callable[[], object], repeats: int) -> float:
-    """CPU seconds of this process for the fastest of ``repeats`` calls: on a shared machine, other jobs
-    slow the wall clock but not this process's CPU time (much)."""
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.process_time()
-        fn()
-        best = min(best, time.process_time() - t0)
-    return best
+    """:func:`best_of` in CPU seconds of this process: on a shared machine, other jobs slow the wall
+    clock but not this process's CPU time (much)."""
+    return best_of(fn, repeats, time.process_time)
