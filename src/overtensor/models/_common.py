@@ -3,29 +3,64 @@
 from __future__ import annotations
 
 import numbers
+import os
 from typing import Any
 
 import numpy as np
+from scipy import sparse
 
 from ..errors import OvertensorError
+from ..api import decompose
 from ..moments import MomentTensor, moment_tensor
+from ..symcp import SymCP
 
-__all__ = ["as_moment", "check_components", "check_features", "noise_floor_rank", "check_seed"]
+__all__ = ["as_moment", "check_components", "check_features", "noise_floor_rank", "check_seed", "descend",
+           "NotNumericError"]
 
 
-def as_moment(X: object, order: int, chunk_size: int | None) -> MomentTensor:
-    """The implicit moment of samples ``X (n, d)``; a list or array-like goes through ``np.asarray``.
+class NotNumericError(OvertensorError, TypeError):
+    """Samples whose entries are not numbers (also a ``TypeError``, as NumPy's own conversion error)."""
 
-    Everything :func:`overtensor.moment_tensor` refuses (not 2-D, under 2 rows,
-    NaN/Inf, a non-numeric dtype) is a one-line :class:`OvertensorError`.
-    """
-    if not isinstance(X, (str, np.ndarray)) and not hasattr(X, "to_delayed") and not hasattr(X, "__fspath__"):
+
+def _in_memory(X: object) -> np.ndarray | None:
+    """An in-memory input as an ndarray (a memmap stays one); None for a path or a dask.array."""
+    if isinstance(X, (str, os.PathLike)) or hasattr(X, "to_delayed"):
+        return None
+    if sparse.issparse(X):
+        raise OvertensorError(f"sparse input is not supported; pass a dense (n, d) array, got {type(X).__name__}")
+    arr = X if isinstance(X, np.ndarray) else None
+    if arr is None:
         try:
-            X = np.asarray(X)
+            arr = np.asarray(X)
         except (TypeError, ValueError) as exc:
             raise OvertensorError(f"samples must be a real (n, d) array: {exc}") from None
-    if isinstance(X, np.ndarray) and np.iscomplexobj(X):
-        raise OvertensorError(f"samples must be real numbers, got dtype {X.dtype}")
+    if np.iscomplexobj(arr):
+        raise OvertensorError(f"Complex data not supported: samples have dtype {arr.dtype}")
+    if arr.dtype == object:
+        try:
+            arr = np.asarray(arr, dtype=np.float64)
+        except TypeError as exc:
+            raise NotNumericError(f"samples must be numbers: {' '.join(str(exc).split())}") from None
+        except ValueError as exc:
+            raise OvertensorError(f"samples must be numbers: {' '.join(str(exc).split())}") from None
+    return arr
+
+
+def as_moment(X: object, order: int, chunk_size: int | None, min_features: int = 1) -> MomentTensor:
+    """The implicit moment of samples ``X (n, d)`` (array-like, memmap, ``.npy`` path or dask.array).
+
+    Everything :func:`overtensor.moment_tensor` refuses (not 2-D, under 2 rows,
+    NaN/Inf, a non-numeric dtype), sparse and complex input, and fewer than
+    ``min_features`` columns are one-line :class:`OvertensorError` s.
+    """
+    arr = _in_memory(X)
+    if arr is not None:
+        X = arr
+        if arr.ndim == 2 and arr.shape[0] < 2:
+            raise OvertensorError(f"samples must hold at least 2 rows, got n_samples = {arr.shape[0]}")
+        if arr.ndim == 2 and arr.shape[1] < min_features:
+            raise OvertensorError(f"{arr.shape[1]} feature(s) (shape={arr.shape}) while a minimum of "
+                                  f"{min_features} is required (n_features = {arr.shape[1]})")
     return moment_tensor(X, order, chunk_size=chunk_size)
 
 
@@ -57,21 +92,39 @@ def check_seed(seed: Any) -> int:
     return int(seed)
 
 
-def check_features(X: object, dim: int) -> np.ndarray:
+def check_features(X: object, dim: int, name: str) -> np.ndarray:
     """``X`` as a finite float64 ``(n, d)`` array with ``d`` the fitted dimension, else a one-line error."""
-    try:
-        arr = np.asarray(X, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise OvertensorError(f"X must be a real (n, {dim}) array: {exc}") from None
+    arr = _in_memory(X)
+    if arr is None:
+        raise OvertensorError(f"X must be an in-memory (n, {dim}) array, got {type(X).__name__}")
     if arr.ndim != 2:
-        raise OvertensorError(f"X must be a 2-d (n, {dim}) array, got shape {arr.shape}")
+        raise OvertensorError(f"X must be a 2-d (n, {dim}) array, got shape {arr.shape}. Reshape your data: "
+                              "X.reshape(1, -1) for one sample")
     if arr.shape[1] != dim:
-        raise OvertensorError(f"X has {arr.shape[1]} features, but the model was fitted with {dim}")
+        raise OvertensorError(f"X has {arr.shape[1]} features, but {name} is expecting {dim} features as input")
     if arr.shape[0] < 1:
         raise OvertensorError(f"X must hold at least 1 row, got shape {arr.shape}")
+    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.bool_):
+        raise OvertensorError(f"X must be float or integer numbers, got dtype {arr.dtype}")
+    arr = np.asarray(arr, dtype=np.float64)
     if not np.all(np.isfinite(arr)):
         raise OvertensorError("X has non-finite (NaN or Inf) entries")
     return arr
+
+
+def descend(target: Any, components: int, seed: int, **options: Any) -> SymCP:
+    """``beyond_lazy`` on ``target``; if the default step diverges, once more with ``0.3 / ‖T‖_F``.
+
+    The default step ``0.3 / σ`` takes ``σ`` from a power iteration, a lower bound
+    that can miss the other sign of a signed target; ``‖T‖_F >= σ`` is always safe.
+    """
+    try:
+        return decompose(target, components, "beyond_lazy", seed=seed, **options).model
+    except OvertensorError as exc:
+        if "diverged" not in str(exc):
+            raise
+    norm = target.norm() if hasattr(target, "norm") else float(np.linalg.norm(target.array))
+    return decompose(target, components, "beyond_lazy", seed=seed, step_size=0.3 / norm, **options).model
 
 
 def noise_floor_rank(eigenvalues: np.ndarray, n: int, slack: float = 0.5) -> int:

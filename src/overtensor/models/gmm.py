@@ -31,16 +31,15 @@ from typing import Any
 
 import numpy as np
 from scipy.special import logsumexp
-from sklearn.base import BaseEstimator, ClusterMixin, DensityMixin
+from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.utils.validation import check_is_fitted
 
-from ..api import decompose
 from ..corrections import CorrectionS, transform
 from ..dense import DenseSymTensor
 from ..errors import OvertensorError
 from ..recovery import recover
 from ..symcp import SymCP
-from ._common import as_moment, check_components, check_features, check_seed, noise_floor_rank
+from ._common import as_moment, check_components, check_features, check_seed, descend, noise_floor_rank
 
 __all__ = ["MomentGMM"]
 
@@ -52,7 +51,7 @@ OVER = 2
 MAX_WEIGHT = 2.0
 
 
-class MomentGMM(DensityMixin, ClusterMixin, BaseEstimator):
+class MomentGMM(DensityMixin, BaseEstimator):
     """Spherical Gaussian mixture ``Σ_j w_j N(μ_j, σ² I)`` fitted by the method of moments.
 
     Parameters
@@ -86,10 +85,10 @@ class MomentGMM(DensityMixin, ClusterMixin, BaseEstimator):
     # -- fitting ---------------------------------------------------------------
     def fit(self, X: Any, y: Any = None) -> "MomentGMM":
         """Fit to samples ``X (n, d)`` (array, memmap, ``.npy`` path or dask.array); returns ``self``."""
-        T = as_moment(X, 3, self.chunk_size)
+        T = as_moment(X, 3, self.chunk_size, min_features=2)
         d, n = T.dim, T.n_samples
         if d < 2:
-            raise OvertensorError(f"a spherical mixture needs d >= 2 features (k < d), got d = {d}")
+            raise OvertensorError(f"a spherical mixture needs k < d, so n_features >= 2, got n_features = {d}")
         given = check_components(self.n_components, d, allow_auto=True, allow_none=False, below_dim=True)
         seed = check_seed(self.seed)
         m1, S = T.mean, T.second_moment
@@ -118,8 +117,8 @@ class MomentGMM(DensityMixin, ClusterMixin, BaseEstimator):
 
     def _decompose(self, target: Any, k_hat: int, seed: int, tol: float = 1e-4) -> SymCP:
         """``beyond_lazy`` with ``OVER k̂ + 2`` components, then :func:`recover`, heaviest first."""
-        result = decompose(target, OVER * k_hat + 2, "beyond_lazy", seed=seed, max_epochs=self.max_epochs, tol=tol)
-        return recover(result.model, mass_fraction=self.mass_fraction, cos=self.cos)
+        model = descend(target, OVER * k_hat + 2, seed, max_epochs=self.max_epochs, tol=tol)
+        return recover(model, mass_fraction=self.mass_fraction, cos=self.cos)
 
     def _fit_whitened(self, target: Any, U: np.ndarray, lam: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
         """Decompose the dense ``k̂³`` whitened ``M3``; un-whiten ``μ_j = λ_j U Λ^{1/2} v_j``, ``w_j = λ_j^{-2}``."""
@@ -146,7 +145,7 @@ class MomentGMM(DensityMixin, ClusterMixin, BaseEstimator):
     def _log_joint(self, X: Any) -> np.ndarray:
         """``log w_j + log N(x; μ_j, σ² I)``, ``(n, k)``."""
         check_is_fitted(self, "means_")
-        arr = check_features(X, self.n_features_in_)
+        arr = check_features(X, self.n_features_in_, type(self).__name__)
         d2 = (np.sum(arr**2, axis=1)[:, None] - 2 * arr @ self.means_.T
               + np.sum(self.means_**2, axis=1)[None, :])
         s2 = max(self.sigma2_, np.finfo(float).tiny)
