@@ -103,11 +103,9 @@ class MomentGMM(DensityMixin, BaseEstimator):
                                   "centred Gaussian, not a mixture")
         target = T - sigma2 * CorrectionS(m1)
         if self.whiten:
-            means, weights = self._fit_whitened(target, U[:, :k_hat], lam[:k_hat], seed)
+            means, weights = self._fit_whitened(target, U[:, :k_hat], lam[:k_hat], seed, given)
         else:
-            means, weights = self._fit_raw(target, S - sigma2 * np.eye(d), k_hat, seed)
-        if given is not None:
-            means, weights = means[:given], weights[:given]
+            means, weights = self._fit_raw(target, S - sigma2 * np.eye(d), k_hat, seed, given)
         self.means_, self.weights_ = means, weights / weights.sum()
         self.sigma2_ = sigma2
         self.n_components_ = int(means.shape[0])
@@ -115,23 +113,31 @@ class MomentGMM(DensityMixin, BaseEstimator):
         self.candidates_ = k_hat
         return self
 
-    def _decompose(self, target: Any, k_hat: int, seed: int, tol: float = 1e-4) -> SymCP:
-        """``beyond_lazy`` with ``OVER k̂ + 2`` components, then :func:`recover`, heaviest first."""
+    def _decompose(self, target: Any, k_hat: int, seed: int, given: int | None, tol: float = 1e-4) -> SymCP:
+        """``beyond_lazy`` with ``OVER k̂ + 2`` components, then :func:`recover`: heaviest (largest mass) first,
+        only the ``given`` heaviest when a count is given."""
         model = descend(target, OVER * k_hat + 2, seed, max_epochs=self.max_epochs, tol=tol)
-        return recover(model, mass_fraction=self.mass_fraction, cos=self.cos)
+        comps = recover(model, mass_fraction=self.mass_fraction, cos=self.cos)
+        return comps if given is None else SymCP(comps.weights[:given], comps.vectors[:given], comps.order)
 
-    def _fit_whitened(self, target: Any, U: np.ndarray, lam: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    def _fit_whitened(self, target: Any, U: np.ndarray, lam: np.ndarray, seed: int,
+                      given: int | None) -> tuple[np.ndarray, np.ndarray]:
         """Decompose the dense ``k̂³`` whitened ``M3``; un-whiten ``μ_j = λ_j U Λ^{1/2} v_j``, ``w_j = λ_j^{-2}``."""
         W = U / np.sqrt(lam)
-        small = DenseSymTensor(transform(target, W).to_dense(), rtol=1e-6)
-        comps = self._decompose(small, lam.size, seed)
+        whitened = transform(target, W)
+        small = DenseSymTensor(whitened.to_dense(), rtol=1e-6)
+        moment = whitened.terms[0]  # E[y^{⊗3}] of y = Wᵀ x: its samples give E‖y‖⁶
+        noise = np.sqrt(float(moment.samples.map_reduce(_sixth_chunk)) / moment.n_samples / moment.n_samples)
+        tol = 0.5 * noise / max(float(np.linalg.norm(small.array)), np.finfo(float).tiny)
+        comps = self._decompose(small, lam.size, seed, given, tol=tol)
         scale = comps.weights  # λ_j > 0 (odd order: a sign is a flipped vector)
         means = (scale[:, None] * comps.vectors) @ (U * np.sqrt(lam)).T
-        return _heaviest(means, scale**-2.0)
+        return _heaviest(means, scale**-2.0, given is None)
 
-    def _fit_raw(self, target: Any, M2: np.ndarray, k_hat: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    def _fit_raw(self, target: Any, M2: np.ndarray, k_hat: int, seed: int,
+                 given: int | None) -> tuple[np.ndarray, np.ndarray]:
         """Decompose the implicit ``M3``; scales and weights from ``c_j`` and the fit of ``M2``."""
-        comps = self._decompose(target, k_hat, seed, tol=0.5 * _sampling_error(target))
+        comps = self._decompose(target, k_hat, seed, given, tol=0.5 * _sampling_error(target))
         V, c = comps.vectors, comps.weights
         a = np.linalg.lstsq((V @ V.T) ** 2, np.einsum("jd,de,je->j", V, M2, V), rcond=None)[0]
         ok = a > 0
@@ -139,7 +145,7 @@ class MomentGMM(DensityMixin, BaseEstimator):
             raise OvertensorError("no recovered component has a positive second moment; the data do not fit "
                                   "a spherical mixture")
         t = c[ok] / a[ok]
-        return _heaviest(t[:, None] * V[ok], a[ok] ** 3 / c[ok] ** 2)
+        return _heaviest(t[:, None] * V[ok], a[ok] ** 3 / c[ok] ** 2, given is None)
 
     # -- the fitted density ------------------------------------------------------
     def _log_joint(self, X: Any) -> np.ndarray:
@@ -179,14 +185,18 @@ def _sampling_error(target: Any) -> float:
     """Relative sampling error of ``M3`` to stop descent at, so that it does not fit noise with extra components.
 
     The sample moment's squared error has mean ``(E‖x‖⁶ - ‖E x^{⊗3}‖²) / n``: one pass for ``E‖x‖⁶``.
+    (The whitened route, :meth:`MomentGMM._fit_whitened`, bounds it by ``E‖y‖⁶ / n``, which saves the
+    pass for ``‖E y^{⊗3}‖²``.)
     """
     T = target.terms[0]
     sixth = float(T.samples.map_reduce(_sixth_chunk)) / T.n_samples
     return float(np.sqrt(max(sixth - T.norm_sq(), 0.0) / T.n_samples) / max(target.norm(), np.finfo(float).tiny))
 
 
-def _heaviest(means: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Components sorted by decreasing weight; non-finite ones and those above ``MAX_WEIGHT`` dropped."""
-    ok = np.isfinite(weights) & np.all(np.isfinite(means), axis=1) & (weights <= MAX_WEIGHT)
+def _heaviest(means: np.ndarray, weights: np.ndarray, screen: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Components sorted by decreasing weight; non-finite ones dropped, and with ``screen`` those above ``MAX_WEIGHT``."""
+    ok = np.isfinite(weights) & np.all(np.isfinite(means), axis=1)
+    if screen:
+        ok &= weights <= MAX_WEIGHT
     order = np.argsort(-weights[ok], kind="stable")
     return means[ok][order], weights[ok][order]
