@@ -149,7 +149,7 @@ def table(rows: list[dict[str, Any]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=float, nargs="+", default=[1e4, 1e5])
-    parser.add_argument("--dims", type=int, nargs="+", default=[10, 100])
+    parser.add_argument("--dims", type=int, nargs="*", default=[10, 100])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--bic-max-n", type=float, default=1e5, help="EM + BIC only up to this n (2k EM fits)")
     parser.add_argument("--ica-dims", type=int, nargs="*", default=[10])
@@ -173,8 +173,9 @@ def main() -> None:
         for n in (int(v) for v in args.n):
             for seed in args.seeds:
                 ica += bench_ica(n, d, seed)
-    print("## Spherical Gaussian mixtures\n")
-    print(table(gmm))
+    if gmm:
+        print("## Spherical Gaussian mixtures\n")
+        print(table(gmm))
     if ica:
         print("\n## ICA\n")
         print(table(ica))

@@ -272,3 +272,26 @@ def test_cli_fit_bad_input_one_line_nothing_written(cli, tmp_path, args, message
     assert len(lines) == 1 and message in lines[0], res.stderr
     assert not (tmp_path / "m.npz").exists() and not (tmp_path / "m.npy").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["flat.npy", "g.npy", "nan.npy"]  # no partial file
+
+
+def test_ica_fourth_moment_matches_einsum() -> None:
+    from overtensor.models.ica import fourth_moment
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 4)) ** 3
+    W, c = rng.normal(size=(4, 3)), rng.normal(size=4)
+    Z = ot.moment_tensor(X, 4, chunk_size=64).transformed(W, center=c)
+    Y = (X - c) @ W
+    expected = np.einsum("ni,nj,nl,nm->ijlm", Y, Y, Y, Y) / 300
+    # sums of 300 products of size <= max|y|^4 in another order: 300 eps relative to the largest term
+    np.testing.assert_allclose(fourth_moment(Z), expected, rtol=0, atol=300 * 2.2e-16 * np.max(np.abs(Y)) ** 4)
+
+
+def test_ica_implicit_route_recovers_sources(monkeypatch) -> None:
+    import overtensor.models.ica as ica_module
+
+    monkeypatch.setattr(ica_module, "DENSE_MAX", 0)  # k > DENSE_MAX: K4 stays implicit, one pass per step
+    X, A = planted_ica(20_000, 0, d=4)
+    model = MomentICA(seed=0).fit(X)
+    assert amari_distance(model.components_, A) < 3.0 / np.sqrt(X.shape[0])  # the dense route's bound
+    assert np.sum(model.kurtosis_ > 0) == 2 and np.sum(model.kurtosis_ < 0) == 2

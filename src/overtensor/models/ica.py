@@ -88,7 +88,7 @@ class MomentICA(TransformerMixin, BaseEstimator):
         """``k`` orthonormal rows ``Q (k, k)`` and weights ``κ (k,)`` from the signed decomposition of ``K4``."""
         target = Z - CorrectionG(k)
         if k <= DENSE_MAX:
-            target = DenseSymTensor(target.to_dense(), rtol=1e-6)
+            target = DenseSymTensor(fourth_moment(Z) - CorrectionG(k).to_dense(), rtol=1e-6)
         comps = recover(descend(target, 2 * k + 2, seed, max_epochs=self.max_epochs, signs="half"), cos=0.9)
         V, kappa = comps.vectors, comps.weights
         top = np.argsort(-np.abs(kappa), kind="stable")[:k]
@@ -111,6 +111,27 @@ class MomentICA(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "components_")
         arr = check_features(S, self.n_components_, type(self).__name__)
         return arr @ self.mixing_.T + self.mean_
+
+
+def _pair_gram_chunk(X: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``Σ_rows (x_i x_j)(x_l x_m)`` over pairs ``i <= j``, ``l <= m``: ``Yᵀ Y`` of the pair products ``Y (b, p)``."""
+    Y = X[:, rows] * X[:, cols]
+    return Y.T @ Y
+
+
+def fourth_moment(Z: Any) -> np.ndarray:
+    """The dense ``(k,)*4`` moment ``E[z^{⊗4}]`` of a :class:`~overtensor.MomentTensor`'s rows, one pass.
+
+    ``z_i z_j z_l z_m = (z_i z_j)(z_l z_m)``: the Gram matrix of the ``p = k (k+1) / 2``
+    distinct pair products holds every entry, ``2 n p²`` flops (``k = 10``: 3.3x fewer
+    than the ``2 n k⁴`` of :meth:`MomentTensor.to_dense`).
+    """
+    k = Z.dim
+    rows, cols = np.triu_indices(k)
+    M = Z.samples.map_reduce(_pair_gram_chunk, rows, cols) / Z.n_samples
+    pair = np.empty((k, k), dtype=np.intp)
+    pair[rows, cols] = pair[cols, rows] = np.arange(rows.size)
+    return M[pair[:, :, None, None], pair[None, None, :, :]]
 
 
 def amari_distance(W: Any, A: Any) -> float:
