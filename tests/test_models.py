@@ -82,6 +82,16 @@ def test_gmm_integer_components_keeps_that_many() -> None:
     assert two.n_components_ == 2 and two.means_.shape == (2, 10)
 
 
+def test_gmm_single_gaussian_is_one_component() -> None:
+    rng = np.random.default_rng(0)
+    mu = np.array([2.0, 1.0, 0.0, 0.0, 0.0])
+    X = mu + rng.normal(size=(20_000, 5))
+    model = MomentGMM().fit(X)
+    assert model.n_components_ == 1 and model.weights_.tolist() == [1.0]
+    # measured 0.0059 = 0.83 / sqrt(n); the sample mean alone errs by sqrt(d / n) / ‖μ‖ = 0.0071
+    assert np.linalg.norm(model.means_[0] - mu) / np.linalg.norm(mu) < 25 / np.sqrt(X.shape[0])
+
+
 def test_gmm_density_matches_scipy() -> None:
     X, _, _ = planted_gmm(5_000, 0)
     model = MomentGMM().fit(X)

@@ -69,6 +69,9 @@ class MomentGMM(DensityMixin, BaseEstimator):
     means_ : (k, d) array; weights_ : (k,) array summing to 1; sigma2_ : float, ``σ²``
     n_components_ : int, ``k``; n_features_in_ : int, ``d``
     candidates_ : int, ``k̂``, the directions above the noise floor (or the given count)
+
+    When descent and the weight screen leave no component (data that are no mixture),
+    the fit is the single Gaussian ``N(E[x], σ² I)``.
     """
 
     def __init__(self, n_components: int | str = "auto", *, whiten: bool = True, seed: int = 0,
@@ -96,8 +99,8 @@ class MomentGMM(DensityMixin, BaseEstimator):
         ev, U = ev[::-1], U[:, ::-1]
         k_hat = given if given is not None else min(max(noise_floor_rank(ev, n), 1), d - 1)
         sigma2 = float(np.mean(np.linalg.eigvalsh(S - np.outer(m1, m1))[: d - k_hat]))
-        lam = ev[:k_hat] - sigma2
-        k_hat = max(int(np.sum(lam > 0)), 1) if np.any(lam > 0) else 0
+        lam = ev[:k_hat] - sigma2  # decreasing: the positive ones lead
+        k_hat = int(np.sum(lam > 0))
         if k_hat == 0:
             raise OvertensorError("no direction of E[x xᵀ] lies above the noise floor: the data look like one "
                                   "centred Gaussian, not a mixture")
@@ -106,6 +109,8 @@ class MomentGMM(DensityMixin, BaseEstimator):
             means, weights = self._fit_whitened(target, U[:, :k_hat], lam[:k_hat], seed, given)
         else:
             means, weights = self._fit_raw(target, S - sigma2 * np.eye(d), k_hat, seed, given)
+        if means.shape[0] == 0:  # every candidate screened out: the one-Gaussian model, N(E[x], σ² I)
+            means, weights = m1[None, :], np.ones(1)
         self.means_, self.weights_ = means, weights / weights.sum()
         self.sigma2_ = sigma2
         self.n_components_ = int(means.shape[0])
