@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-HEAVY = ("scipy.sparse.linalg", "scipy.optimize", "matplotlib", "dask", "distributed", "tensorly")
+HEAVY = ("scipy.sparse.linalg", "scipy.optimize", "matplotlib", "dask", "distributed", "tensorly", "sklearn", "pandas")
 
 
 def test_import_loads_no_heavy_module():

@@ -367,6 +367,83 @@ def report(store_file: str, out_dir: str, epsilon: float | None) -> None:
         files = write_report(store, out_dir, epsilon=epsilon)
     click.echo(f"wrote {files.html} and {len(files.figures)} figure files", err=True)
 
+# -- fitting latent-variable models (overtensor.models; scikit-learn loads only here) --------------
+@main.group(cls=_Group)
+def fit() -> None:
+    """Fit a latent-variable model to samples by the method of moments."""
+
+
+def _parse_count(text: str | None, allow_auto: bool) -> int | str | None:
+    if text is None or (allow_auto and text == "auto"):
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        expected = "'auto' or an integer" if allow_auto else "an integer"
+        raise OvertensorError(f"--components must be {expected}, got {text!r}") from None
+
+
+def _fit_and_save(model: Any, data_file: str, output: str, as_json: bool) -> dict[str, Any]:
+    """Fit ``model`` to the memory-mapped DATA, save it to ``-o`` (checked first); the JSON-ready summary."""
+    import time
+
+    from .models import save as save_model
+
+    out = _output_path(output, ".npz", data_file)
+    wall, cpu = time.perf_counter(), time.process_time()
+    model.fit(data_file)  # a path: memory-mapped by the moment target
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    save_model(out, model)
+    return {"model": type(model).__name__, "data": str(data_file), "output": str(out),
+            "n_features": int(model.n_features_in_), "n_components": int(model.n_components_),
+            "seconds": wall, "cpu_seconds": cpu}
+
+
+@fit.command("gmm")
+@click.argument("data_file", metavar="DATA.npy")
+@click.option("--output", "-o", required=True, help="Output .npz model file.")
+@click.option("--components", "-k", default="auto", show_default=True, help="'auto' or the number of components.")
+@click.option("--whiten/--no-whiten", default=True, show_default=True,
+              help="Decompose the whitened third moment (fast) or the raw one.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+def fit_gmm(data_file: str, output: str, components: str, whiten: bool, seed: int, as_json: bool) -> None:
+    """Fit a spherical Gaussian mixture to the samples in DATA.npy (n, d)."""
+    from .models import SphericalGMM
+
+    model = SphericalGMM(_parse_count(components, True), whiten=whiten, seed=seed)
+    summary = _fit_and_save(model, data_file, output, as_json)
+    summary.update(weights=model.weights_.tolist(), sigma2=float(model.variance_),
+                   mean_norms=np.linalg.norm(model.means_, axis=1).tolist())
+    if as_json:
+        click.echo(json.dumps(summary))
+        return
+    click.echo(f"SphericalGMM: {model.n_components_} components in d = {model.n_features_in_}, sigma2 "
+               f"{model.variance_:.4g} ({summary['seconds']:.2f} s); weights "
+               f"{', '.join(f'{w:.3g}' for w in model.weights_)}")
+    click.echo(f"wrote {summary['output']}")
+
+
+@fit.command("ica")
+@click.argument("data_file", metavar="DATA.npy")
+@click.option("--output", "-o", required=True, help="Output .npz model file.")
+@click.option("--components", "-k", default=None, help="Number of sources [default: d].")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+def fit_ica(data_file: str, output: str, components: str | None, seed: int, as_json: bool) -> None:
+    """Fit ICA (sources of either kurtosis sign) to the samples in DATA.npy (n, d)."""
+    from .models import MomentICA
+
+    model = MomentICA(_parse_count(components, False), seed=seed)
+    summary = _fit_and_save(model, data_file, output, as_json)
+    summary["kurtosis"] = model.kurtosis_.tolist()
+    if as_json:
+        click.echo(json.dumps(summary))
+        return
+    click.echo(f"MomentICA: {model.n_components_} sources in d = {model.n_features_in_} "
+               f"({summary['seconds']:.2f} s); excess kurtosis {', '.join(f'{k:.3g}' for k in model.kurtosis_)}")
+    click.echo(f"wrote {summary['output']}")
+
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -26,6 +26,8 @@ from .symcp import SymCP
 __all__ = ["load", "save", "atomic_write", "atomic_path", "check_output"]
 
 FACTORED_KEYS = ("weights", "vectors", "order")
+#: The entry of a fitted-model file (:mod:`overtensor.models.io`), which is not a tensor.
+MODEL_KEY = "overtensor_model"
 #: First bytes of each format: ``.npy`` files start with this header, ``.npz`` files are zip archives.
 MAGIC = {".npy": b"\x93NUMPY", ".npz": b"PK"}
 
@@ -176,6 +178,9 @@ def _load_npz(path: Path) -> SymCP:
         if "header" in data.files and RESULT_FORMAT in str(data["header"]):
             raise OvertensorError(f"{path} is a saved decomposition result, not a target; read it with "
                                   "overtensor.DecompositionResult.load (its .model is a SymCP)")
+        if MODEL_KEY in data.files:
+            raise OvertensorError(f"{path} holds a fitted {data[MODEL_KEY]} model, not a tensor; read it with "
+                                  "overtensor.models.load")
         missing = [k for k in FACTORED_KEYS if k not in data.files]
         if missing:
             raise OvertensorError(
