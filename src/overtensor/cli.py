@@ -283,8 +283,8 @@ def sweep(spec_file: str, store_path: str, workers: int | None, scheduler: str |
     from .experiments.store import Store
 
     # Ctrl-C only sets `stop`; the sweep stops at its next check, never inside a commit or the pool.
-    # The handler stays until the process exits: a Ctrl-C after the last check changes nothing
-    # (restored, Python's handler would raise KeyboardInterrupt during exit: status -2, no message).
+    # After the last check Ctrl-C is ignored (_ignore_ctrl_c): Python's exit resets a Python-level
+    # handler to the default, which a late Ctrl-C would turn into status -2 after the summary line.
     stop = threading.Event()
     if threading.current_thread() is threading.main_thread():  # signals can be caught only there
         signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -314,6 +314,7 @@ def sweep(spec_file: str, store_path: str, workers: int | None, scheduler: str |
         except (KeyboardInterrupt, runner.WorkersLost) as exc:
             bar.close()
             done = len(runs & store.done())
+            _ignore_ctrl_c()
             if isinstance(exc, KeyboardInterrupt):
                 click.echo(f"interrupted: {kept()}", err=True)
                 raise click.exceptions.Exit(130) from None
@@ -321,11 +322,26 @@ def sweep(spec_file: str, store_path: str, workers: int | None, scheduler: str |
         bar.close()
         done = len(runs & store.done())
         errors = sum(1 for r in store.records(history=False) if r.status == "error" and (r.key, r.seed) in runs)
+    _ignore_ctrl_c()  # a Ctrl-C from here on changes nothing: the sweep is done
     if stop.is_set():  # Ctrl-C while the pool shut down after the last run: still an interrupted sweep
         click.echo(f"interrupted: {kept()}", err=True)
         raise click.exceptions.Exit(130)
     click.echo(f"{spec.name}: {done} of {len(runs)} runs in {store_path} ({done - before} new"
                f"{f', {errors} failed' if errors else ''})", err=True)
+
+
+def _ignore_ctrl_c() -> None:
+    """Ignore SIGINT for the rest of the process (the main thread only can set it).
+
+    Python's exit restores the default for a Python-level handler but leaves an ignored
+    signal ignored, so a Ctrl-C that lands while the interpreter shuts down cannot end
+    the process with status -2 after its last line was printed.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @main.command()
