@@ -12,6 +12,7 @@ given. Prints the median matched mean error ``max_j ‖μ̂_j - μ_j‖ / ‖μ_
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -22,36 +23,30 @@ import numpy as np  # noqa: E402
 from scipy.optimize import linear_sum_assignment  # noqa: E402
 from sklearn.mixture import GaussianMixture  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from test_models import matched_errors, planted_gmm  # noqa: E402  (the tests' planted data, as bench_models)
+
 from overtensor.models import SphericalGMM  # noqa: E402
 
 NS = [10_000, 30_000, 100_000, 300_000]
-D, K = 10, 4
+K = 4
 
 
-def planted(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    base = rng.normal(size=D)
-    mu = rng.normal(size=(K, D)) * 3 / np.sqrt(D) + 2 * base / np.linalg.norm(base)
-    w = rng.uniform(1, 3, size=K)
-    w /= w.sum()
-    z = rng.choice(K, size=n, p=w)
-    return mu[z] + rng.normal(size=(n, D)), mu, w
-
-
-def mean_error(means: np.ndarray, mu: np.ndarray) -> tuple[float, np.ndarray]:
-    """The matched error and, for each true mean, its partner (Hungarian on relative distances)."""
+def partners(means: np.ndarray, mu: np.ndarray) -> np.ndarray:
+    """For each true mean, the fitted one matched_errors pairs it with."""
     C = np.linalg.norm(mu[:, None] - means[None], axis=2) / np.linalg.norm(mu, axis=1)[:, None]
-    r, c = linear_sum_assignment(C)
-    return float(C[r, c].max()), means[c]
+    return means[linear_sum_assignment(C)[1]]
 
 
-def fits(X: np.ndarray) -> dict[str, np.ndarray]:
+def fits(X: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``(means, weights)`` of each method."""
     ours = SphericalGMM(seed=0).fit(X)
     k = ours.n_components_
     em2 = GaussianMixture(k, covariance_type="spherical", means_init=ours.means_, weights_init=ours.weights_,
                           max_iter=2, tol=0.0, random_state=0).fit(X)
     em = GaussianMixture(K, covariance_type="spherical", random_state=0).fit(X)
-    return {"SphericalGMM (k found)": ours.means_, "+ 2 EM steps": em2.means_, "EM, k given": em.means_}
+    return {"SphericalGMM (k found)": (ours.means_, ours.weights_), "+ 2 EM steps": (em2.means_, em2.weights_),
+            "EM, k given": (em.means_, em.weights_)}
 
 
 def main() -> None:
@@ -62,15 +57,15 @@ def main() -> None:
     errors: dict[str, list[list[float]]] = {}
     for n in NS:
         for seed in range(args.seeds):
-            X, mu, _ = planted(n, seed)
-            for name, means in fits(X).items():
-                errors.setdefault(name, [[] for _ in NS])[NS.index(n)].append(mean_error(means, mu)[0])
+            X, mu, w = planted_gmm(n, seed)
+            for name, (means, weights) in fits(X).items():
+                errors.setdefault(name, [[] for _ in NS])[NS.index(n)].append(matched_errors(means, weights, mu, w)[0])
     print("| n | " + " | ".join(errors) + " |\n|---|" + "---|" * len(errors))
     for i, n in enumerate(NS):
         print(f"| {n} | " + " | ".join(f"{np.median(e[i]):.3g}" for e in errors.values()) + " |")
     _error_figure(errors, args.out / "mixtures_error_vs_n.png")
-    X, mu, _ = planted(100_000, 0)
-    _means_figure(mu, fits(X), args.out / "mixtures_means.png")
+    X, mu, _ = planted_gmm(100_000, 0)
+    _means_figure(mu, {name: means for name, (means, _) in fits(X).items()}, args.out / "mixtures_means.png")
 
 
 def _error_figure(errors: dict[str, list[list[float]]], path: Path) -> None:
@@ -94,7 +89,7 @@ def _means_figure(mu: np.ndarray, found: dict[str, np.ndarray], path: Path) -> N
     fig, ax = plt.subplots(figsize=(4.8, 4.2))
     ax.scatter(*((mu - centre) @ P).T, s=160, facecolors="none", edgecolors="k", label="true means")
     for (name, means), marker in zip(found.items(), ["x", "+", "."]):
-        ax.scatter(*((mean_error(means, mu)[1] - centre) @ P).T, marker=marker, s=70, label=name)
+        ax.scatter(*((partners(means, mu) - centre) @ P).T, marker=marker, s=70, label=name)
     ax.set_title("n = 100,000, seed 0: means in their principal plane", fontsize=10)
     ax.legend(fontsize=8)
     fig.tight_layout()
