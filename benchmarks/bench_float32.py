@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 import overtensor as ot
-from overtensor._array import get_backend, to_numpy
+from overtensor.backend import get_backend, to_numpy
 from overtensor.solvers import gd
 from overtensor.solvers.descent import DescentConfig, Recorder, descend
 from overtensor.solvers.problem import make_problem

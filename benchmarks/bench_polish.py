@@ -24,7 +24,7 @@ import numpy as np
 from scipy.optimize import minimize
 
 import overtensor as ot
-from overtensor.residual import dense_array, signed_factors
+from overtensor.tensors.residual import dense_array, signed_factors
 from overtensor.solvers import newton
 
 

@@ -24,7 +24,7 @@ import numpy as np
 from _timing import cpu_best
 
 import overtensor as ot
-from overtensor._array import array_namespace
+from overtensor.backend import array_namespace
 from overtensor.solvers.problem import make_problem
 from overtensor.solvers.step import arrangement, balanced_step
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import overtensor as ot
-from overtensor._array import get_backend, to_numpy
-from overtensor.kernels import DenseOp, FactoredOp, ShiftedOp, map_arrays, power
+from overtensor.backend import get_backend, to_numpy
+from overtensor.tensors.kernels import DenseOp, FactoredOp, ShiftedOp, map_arrays, power
 from overtensor.solvers.descent import CHECK_EVERY, DescentConfig, Recorder, descend
 
 from overtensor.solvers.problem import make_problem

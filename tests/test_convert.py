@@ -8,7 +8,7 @@ import tensorly as tl
 from tensorly.cp_tensor import CPTensor
 
 import overtensor as ot
-from overtensor.convert import as_target
+from overtensor.tensors.convert import as_target
 
 
 def test_a_symmetric_numpy_array_is_a_dense_target():

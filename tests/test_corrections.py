@@ -13,7 +13,7 @@ from conftest import contract_all_but_one, random_symmetric
 
 import overtensor as ot
 from overtensor import CorrectionG, CorrectionS, DenseSymTensor, OvertensorError, TensorSum, moment_tensor
-from overtensor.corrections import inner
+from overtensor.tensors.corrections import inner
 
 RTOL = 1e-12
 

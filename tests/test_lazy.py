@@ -204,7 +204,7 @@ def test_lazy_gd_bad_alpha():
 
 
 def test_shifted_op_is_the_dense_sum():
-    from overtensor.kernels import DenseOp, FactoredOp, ShiftedOp
+    from overtensor.tensors.kernels import DenseOp, FactoredOp, ShiftedOp
 
     from conftest import contract_all_but_one
 

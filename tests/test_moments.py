@@ -13,7 +13,7 @@ from conftest import contract_all_but_one
 
 import overtensor as ot
 from overtensor import OvertensorError, moment_tensor
-from overtensor.moments import ELEMENTWISE_FLOPS, MomentOp
+from overtensor.tensors.moment import ELEMENTWISE_FLOPS, MomentOp
 
 RTOL = 1e-12  # n·eps with n <= 400 is < 1e-13; see the module docstring
 
@@ -95,7 +95,7 @@ def test_mean_and_second_moment_from_the_construction_pass():
 
 
 def test_second_moment_past_the_accumulated_dimension(monkeypatch):
-    import overtensor.moments as moments
+    import overtensor.tensors.moment as moments
 
     monkeypatch.setattr(moments, "STATS_MAX_DIM", 2)  # d = 3 is then too wide for the construction pass
     X = np.random.default_rng(6).standard_normal((40, 3))
@@ -120,7 +120,7 @@ def test_transformed_is_the_moment_of_the_mapped_samples():
 
 
 def _counting(monkeypatch) -> list[int]:
-    from overtensor.moments import Samples
+    from overtensor.tensors.moment import Samples
 
     calls = [0]
     original = Samples.map_reduce
@@ -269,7 +269,7 @@ def test_dask_array_on_a_local_cluster_equals_numpy(dask_client):
 
 @pytest.mark.parametrize("order", [2, 3, 4, 5])
 def test_distinct_products_match_their_index_tuples(order):
-    from overtensor.moments import _unique_products, _unique_rows
+    from overtensor.tensors.moment import _unique_products, _unique_rows
 
     X = np.random.default_rng(order).standard_normal((6, 4))
     idx, mult = _unique_rows(4, order)
@@ -282,7 +282,7 @@ def test_passes_allocate_chunks_not_n_by_n():
     """Peak allocations (tracemalloc, which NumPy reports to) stay at the chunk sizes of the docstrings."""
     import tracemalloc
 
-    from overtensor.moments import DEFAULT_CHUNK, GRAM_BLOCK
+    from overtensor.tensors.moment import DEFAULT_CHUNK, GRAM_BLOCK
 
     n, d, N = 6000, 5, 20
     M = moment_tensor(np.random.default_rng(15).standard_normal((n, d)), 3)

@@ -7,7 +7,7 @@ import pytest
 from conftest import EPS, contract_all_but_one, dense_from, outer_power
 
 from overtensor import DenseSymTensor, make_target
-from overtensor.objective import evaluate
+from overtensor.solvers.objective import evaluate
 
 
 def brute_model(W: np.ndarray, order: int, parameterization: str) -> np.ndarray:
@@ -104,7 +104,7 @@ def test_zero_component_has_zero_gradient_and_no_nan():
 
 def test_batched_evaluation_equals_single():
     targets = [make_target(5, 2, 3, kind="gaussian", seed=s) for s in range(3)]
-    from overtensor.kernels import FactoredOp
+    from overtensor.tensors.kernels import FactoredOp
 
     op = FactoredOp(np.stack([t.weights for t in targets]), np.stack([t.vectors for t in targets]), 3)
     W = np.random.default_rng(0).standard_normal((3, 4, 5))

@@ -21,8 +21,8 @@ import pytest
 from conftest import dense_from
 
 import overtensor as ot
-from overtensor.compress import compress
-from overtensor.residual import residual_norm, signed_factors
+from overtensor.tensors.compress import compress
+from overtensor.tensors.residual import residual_norm, signed_factors
 from overtensor.solvers.newton import Jacobian
 
 
@@ -95,7 +95,7 @@ def exact_residual_sq(model: ot.SymCP, target: ot.SymCP) -> Fraction:
 
 @pytest.mark.parametrize("order,weights", [(3, [1.0, 0.5]), (4, [1.0, -0.5])])
 def test_residual_norm_is_exact_where_the_difference_of_squares_reads_zero(order, weights, monkeypatch):
-    from overtensor import residual
+    from overtensor.tensors import residual
 
     monkeypatch.setattr(residual, "DENSE_FALLBACK", 0)  # the telescoped sum, not its dense fallback
     rng = np.random.default_rng(order)

@@ -13,7 +13,7 @@ import pytest
 
 import overtensor as ot
 from overtensor.solvers.problem import run_rng
-from overtensor import diagnostics
+from overtensor.analysis import diagnostics
 
 from conftest import residual_floor
 
@@ -134,9 +134,9 @@ def test_recover_then_polish_converges_superlinearly_to_the_float64_floor():
     assert len(factors) >= 3 and np.all(factors[1:] >= 2 * factors[:-1])
     dense = target.to_dense()
     assert np.linalg.norm(polished.model.to_dense() - dense) / np.linalg.norm(dense) <= 1e-10
-    # the recover(..., polish_target=) shortcut runs the same polish
-    again = ot.recover(fit.model, polish_target=target)
-    np.testing.assert_allclose(again.weights, polished.model.weights, rtol=1e-12)
+    # polish is the "polish" solver started at the recovered components
+    again = ot.decompose(target, recovered.rank, "polish", init=recovered)
+    np.testing.assert_array_equal(again.model.weights, polished.model.weights)
 
 
 def test_diagnostics_are_recorded_and_equal_brute_force_at_the_end():

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 import overtensor as ot
-from overtensor._array import array_namespace
-from overtensor.objective import evaluate
+from overtensor.backend import array_namespace
+from overtensor.solvers.objective import evaluate
 from overtensor.solvers import step as step_module
 from overtensor.solvers.problem import make_problem
 from overtensor.solvers.step import arrangement, balanced_step

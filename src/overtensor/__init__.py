@@ -7,18 +7,18 @@ Tensor Decomposition* (NeurIPS 2020) with exact factored mathematics.
 from __future__ import annotations
 
 from .api import check_options, decompose, decompose_batch, methods
-from .compress import Compression, compress
-from .dense import DenseSymTensor, Tensor
+from .tensors.compress import Compression, compress
+from .tensors.dense import DenseSymTensor, Tensor
 from .errors import OvertensorError
 from .io import load, save
-from .pipeline import pipeline
-from .recovery import Match, match, polish, recover
-from .residual import relative_residual, residual_norm
+from .pipeline import pipeline, polish
+from .analysis.recovery import Match, match, recover
+from .tensors.residual import relative_residual, residual_norm
 from .result import DecompositionResult, History
-from .corrections import CorrectionG, CorrectionS, TensorSum, transform
-from .moments import MomentTensor, moment_tensor
-from .symcp import SymCP
-from .targets import add_noise, make_target
+from .tensors.corrections import CorrectionG, CorrectionS, TensorSum, transform
+from .tensors.moment import MomentTensor, moment_tensor
+from .tensors.symcp import SymCP
+from .tensors.targets import add_noise, make_target
 
 __version__ = "0.1.0"
 

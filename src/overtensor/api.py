@@ -7,9 +7,9 @@ import inspect
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from ._validate import as_number
-from .dense import Tensor
-from .convert import as_target
+from .validation import as_number
+from .tensors.dense import Tensor
+from .tensors.convert import as_target
 from .errors import OvertensorError
 from .progress import Progress, step_budget
 from .result import DecompositionResult
@@ -75,10 +75,10 @@ def decompose(target: Tensor, components: int, method: str = "gd", *, seed: int 
     Parameters
     ----------
     target : SymCP, DenseSymTensor, MomentTensor (:func:`~overtensor.moment_tensor`), a
-        TensorSum / CorrectionS / CorrectionG (:mod:`overtensor.corrections`), a symmetric
+        TensorSum / CorrectionS / CorrectionG (:mod:`overtensor.tensors.corrections`), a symmetric
         NumPy array ``(d,)*l``, a TensorLy ``CPTensor`` with equal factors (up to sign and
         scale), ``(weights, [factor, ...])`` or ``(weights, vectors, order)``
-        (:func:`overtensor.convert.as_target`)
+        (:func:`overtensor.tensors.convert.as_target`)
     components : int, ``m``
     method : str, one of :func:`methods` (hyphens or underscores)
     seed : int, the seed of every random draw of the run

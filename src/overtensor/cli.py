@@ -19,20 +19,20 @@ import click
 import numpy as np
 
 from . import __version__
-from ._array import BACKENDS, DTYPES
+from .backend import BACKENDS, DTYPES
 from .api import decompose as _decompose
 from .api import methods
-from .dense import Tensor
+from .tensors.dense import Tensor
 from .errors import OvertensorError
 from .io import atomic_path, atomic_write, check_output, load, save
-from .moments import moment_tensor
+from .tensors.moment import moment_tensor
 from .progress import LOG, Progress, step_budget
 from .pipeline import pipeline
-from .recovery import match
-from .recovery import recover as _recover
+from .analysis.recovery import match
+from .analysis.recovery import recover as _recover
 from .result import DecompositionResult
-from .symcp import SymCP
-from .targets import KINDS, make_target
+from .tensors.symcp import SymCP
+from .tensors.targets import KINDS, make_target
 
 
 class _Group(click.Group):

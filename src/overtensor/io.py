@@ -18,10 +18,10 @@ from typing import IO
 
 import numpy as np
 
-from .dense import DenseSymTensor, Tensor
+from .tensors.dense import DenseSymTensor, Tensor
 from .errors import OvertensorError
 from .result import RESULT_FORMAT
-from .symcp import SymCP
+from .tensors.symcp import SymCP
 
 __all__ = ["load", "save", "atomic_write", "atomic_path", "check_output"]
 

@@ -1,10 +1,10 @@
 r"""Over-parameterized descent, then ``recover``, then a second-order polish: the exact-answer pipeline.
 
-1. a dense target is compressed to its column space (:func:`~overtensor.compress.compress`):
+1. a dense target is compressed to its column space (:func:`~overtensor.tensors.compress.compress`):
    ``T_c (k̂,)*l``, so every later step costs ``O(m k̂^l)``;
 2. ``decompose(T_c, m, method)`` (any first-order method, e.g. ``gd``) reaches the basin;
-3. :func:`~overtensor.recovery.recover` merges the ``m`` components into ``r̂``;
-4. :func:`~overtensor.recovery.polish` (Levenberg–Marquardt) fits them at ``m = r̂``;
+3. :func:`~overtensor.analysis.recovery.recover` merges the ``m`` components into ``r̂``;
+4. :func:`~overtensor.analysis.recovery.polish` (Levenberg–Marquardt) fits them at ``m = r̂``;
    (b) while that fit is not exact, the leading rank-one term of the residual (one round
    of the power method) is added and all polished again, kept if the error falls by 10%
    or more: a descent that stopped on a plateau with a true component unfit (a saddle,
@@ -16,7 +16,7 @@ r"""Over-parameterized descent, then ``recover``, then a second-order polish: th
 6. the ``r̂`` components are mapped back by ``U`` and polished once more on the full
    target (a no-op when they already fit it to ``tol``).
 
-The reported error is :func:`~overtensor.residual.residual_norm` on the full target.
+The reported error is :func:`~overtensor.tensors.residual.residual_norm` on the full target.
 """
 
 from __future__ import annotations
@@ -28,15 +28,18 @@ from typing import Any
 import numpy as np
 
 from .api import decompose
-from .compress import Compression, compress
-from .dense import DenseSymTensor, Tensor, symmetrize
+from .tensors.compress import Compression, compress
+from .tensors.dense import DenseSymTensor, Tensor, symmetrize
 from .errors import OvertensorError
-from .recovery import merge_clusters, polish, recover
-from .residual import dense_array, relative_residual
+from .analysis.recovery import recover
+from .solvers.newton import check_options, solve_batch
+from .solvers.problem import make_problem
+from .tensors.clustering import merge_clusters
+from .tensors.residual import dense_array, relative_residual
 from .result import DecompositionResult, History
-from .symcp import SymCP
+from .tensors.symcp import SymCP
 
-__all__ = ["pipeline", "fewer_components"]
+__all__ = ["pipeline", "polish", "fewer_components"]
 
 
 def fewer_components(model: SymCP) -> list[SymCP]:
@@ -44,7 +47,7 @@ def fewer_components(model: SymCP) -> list[SymCP]:
 
     The pair with the largest ``cos`` (``|cos|`` for even ``l``, the second flipped when
     negative) becomes its mass-weighted mean direction ``ū`` with weight
-    ``Σ λ_i <v̄_i, ū>^l``, as in :func:`~overtensor.recovery.recover`.
+    ``Σ λ_i <v̄_i, ū>^l``, as in :func:`~overtensor.analysis.recovery.recover`.
     """
     canon = model.normalize()
     n, l = canon.rank, canon.order
@@ -152,7 +155,7 @@ def pipeline(target: Tensor, components: int, method: str = "gd", *, seed: int =
     Returns
     -------
     DecompositionResult with the ``r̂`` polished components (``method = "<method>+polish"``);
-    ``relative_error`` from :func:`overtensor.residual.residual_norm` on ``target``,
+    ``relative_error`` from :func:`overtensor.tensors.residual.residual_norm` on ``target``,
     ``converged`` when it is at most ``polish_tol`` (a noisy target stops by ``ftol`` instead); the
     history has the descent and every polish (column ``phase``); ``info`` has
     ``compressed_dim``, ``descent_relative_error``, ``descent_steps``,
@@ -190,3 +193,33 @@ def pipeline(target: Tensor, components: int, method: str = "gd", *, seed: int =
               "polish_stop": fit.info["stop"], "added_components": added,
               "polish_runs": 1 + len(grown) + len(tries) + (comp is not None)},
     )
+
+
+def polish(model: SymCP, target: Tensor, *, max_steps: int = 100, tol: float = 1e-12, ftol: float = 1e-10,
+           xtol: float = 1e-15, cg_tol: float = 1e-10) -> DecompositionResult:
+    """Levenberg–Marquardt on ``½‖T(W) - T*‖²`` from the components of ``model``, ``m = model.rank``.
+
+    ``T(W) = Σ_i σ_i w_i^{⊗l}`` starts at ``w_i = |λ_i|^{1/l} v̄_i``, ``σ_i = sign λ_i``
+    (zero components dropped); each iteration solves ``(JᵀJ + μ I) h = -Jᵀ R`` by
+    preconditioned CG with matrix-free ``JᵀJ`` products (``O(m² d)``), see
+    :mod:`overtensor.solvers.newton`. ``result.relative_error`` is computed without
+    the difference of squares (:func:`overtensor.tensors.residual.residual_norm`), and
+    ``result.info["stop"]`` names the rule that stopped: ``tol``, ``ftol``, ``xtol``
+    or ``max_steps``. The same as ``decompose(target, model.rank, "polish", init=model)``.
+
+    Parameters
+    ----------
+    model : SymCP, the starting components (e.g. from :func:`recover`)
+    target : SymCP or DenseSymTensor
+    max_steps : int, LM iterations
+    tol : float, stop at relative error ``<= tol``
+    ftol : float, stop once an accepted step lowers ``‖R‖`` by less than ``ftol ‖R‖``
+    xtol : float, stop once the step ``‖h‖ <= xtol ‖W‖``
+    cg_tol : float, relative residual at which each CG solve stops
+    """
+    check_options(max_steps, tol, ftol, xtol, cg_tol)  # before reading the model: spec loading relies on it
+    canon = model.normalize()
+    if canon.rank == 0:
+        raise OvertensorError("cannot polish a model with no components")
+    problem = make_problem([target], canon.rank, [0])
+    return solve_batch(problem, init=canon, max_steps=max_steps, tol=tol, ftol=ftol, xtol=xtol, cg_tol=cg_tol)[0]

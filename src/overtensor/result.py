@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from .errors import OvertensorError
-from .symcp import SymCP
+from .tensors.symcp import SymCP
 
 __all__ = ["History", "DecompositionResult", "package_versions", "RESULT_FORMAT"]
 

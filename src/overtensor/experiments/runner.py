@@ -30,7 +30,7 @@ import numpy as np
 from ..api import decompose, decompose_batch
 from ..errors import OvertensorError
 from ..result import DecompositionResult, History, package_versions
-from ..symcp import SymCP
+from ..tensors.symcp import SymCP
 from .spec import Record, RunConfig, Spec, build_target
 from .store import RunRecord, Store, compact_history
 

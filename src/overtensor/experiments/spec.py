@@ -46,8 +46,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from ..api import check_options
 from ..errors import OvertensorError
 from ..solvers import METHODS
-from ..symcp import SymCP
-from ..targets import KINDS, make_target
+from ..tensors.symcp import SymCP
+from ..tensors.targets import KINDS, make_target
 
 __all__ = ["Spec", "Block", "Record", "RunConfig", "TargetConfig", "Run", "load_spec", "parse_spec",
            "target_seed", "lazy_threshold", "build_target"]

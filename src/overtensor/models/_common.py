@@ -11,8 +11,8 @@ from scipy import sparse
 
 from ..errors import OvertensorError
 from ..api import decompose
-from ..moments import MomentTensor, moment_tensor
-from ..symcp import SymCP
+from ..tensors.moment import MomentTensor, moment_tensor
+from ..tensors.symcp import SymCP
 
 __all__ = ["as_moment", "check_components", "check_features", "noise_floor_rank", "check_seed", "descend",
            "NotNumericError"]

@@ -34,11 +34,11 @@ from scipy.special import logsumexp
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.utils.validation import check_is_fitted
 
-from ..corrections import CorrectionS, transform
-from ..dense import DenseSymTensor
+from ..tensors.corrections import CorrectionS, transform
+from ..tensors.dense import DenseSymTensor
 from ..errors import OvertensorError
-from ..recovery import recover
-from ..symcp import SymCP
+from ..analysis.recovery import recover
+from ..tensors.symcp import SymCP
 from ._common import as_moment, check_components, check_features, check_seed, descend, noise_floor_rank
 
 __all__ = ["SphericalGMM"]

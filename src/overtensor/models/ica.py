@@ -22,10 +22,10 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from ..corrections import CorrectionG
-from ..dense import DenseSymTensor
+from ..tensors.corrections import CorrectionG
+from ..tensors.dense import DenseSymTensor
 from ..errors import OvertensorError
-from ..recovery import recover
+from ..analysis.recovery import recover
 from ._common import as_moment, check_components, check_features, check_seed, descend
 
 __all__ = ["MomentICA", "amari_distance"]

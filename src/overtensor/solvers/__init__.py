@@ -1,4 +1,4 @@
-"""Solvers: one module per method, all over the one objective in ``overtensor.objective``.
+"""Solvers: one module per method, all over the one objective in ``overtensor.solvers.objective``.
 
 Each method module exposes ``solve_batch(problem, **options) -> list[DecompositionResult]``;
 ``overtensor.decompose`` and ``overtensor.decompose_batch`` dispatch through :data:`METHODS`.

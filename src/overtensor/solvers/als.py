@@ -23,10 +23,10 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from ..dense import symmetrize
+from ..tensors.dense import symmetrize
 from ..errors import OvertensorError
 from ..result import DecompositionResult, History
-from ..symcp import SymCP
+from ..tensors.symcp import SymCP
 from .problem import Problem
 
 __all__ = ["polarize", "solve_batch"]

@@ -26,13 +26,13 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .._array import get_backend, to_numpy
-from ..diagnostics import observer, truth_list
+from ..backend import get_backend, to_numpy
+from ..analysis.diagnostics import observer, truth_list
 from ..errors import OvertensorError
-from ..objective import check_signs, model_parts
-from ..recovery import cluster_directions, merge_clusters
+from ..tensors.parameterization import check_signs, model_parts
+from ..tensors.clustering import cluster_directions, merge_clusters
 from ..result import DecompositionResult
-from ..symcp import SymCP
+from ..tensors.symcp import SymCP
 from .descent import ACTIVE_THRESHOLD, DescentConfig, Recorder, descend
 from .gd import build_result, check_common, default_init_scale, relative_errors, step_sizes
 from .problem import Problem, random_directions, run_rng
@@ -198,7 +198,7 @@ def solve_batch(
     tol : float, stop at relative error ``<= tol``
     record_every : int, history interval in steps
     truth : SymCP or one per run, optional; adds ``corr_j``, ``cone_mass_j`` and
-        ``movement`` columns to the history (:mod:`overtensor.diagnostics`)
+        ``movement`` columns to the history (:mod:`overtensor.analysis.diagnostics`)
 
     Returns
     -------

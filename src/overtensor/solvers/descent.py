@@ -20,10 +20,11 @@ from typing import Any, NamedTuple
 import numpy as np
 from array_api_compat import device as array_device
 
-from .._array import Array, array_namespace, to_numpy
+from ..backend import Array, array_namespace, to_numpy
 from ..errors import OvertensorError
-from ..kernels import TargetOp, map_arrays
-from ..objective import Evaluation, evaluate, homogeneity
+from ..tensors.kernels import TargetOp, map_arrays
+from ..tensors.parameterization import homogeneity
+from .objective import Evaluation, evaluate
 from .step import Step, balanced_step
 
 __all__ = ["ACTIVE_THRESHOLD", "CHECK_EVERY", "DescentConfig", "Outcome", "Recorder", "descend", "gd_step"]
@@ -52,7 +53,7 @@ class DescentConfig(NamedTuple):
 
 
 class _Evaluated(NamedTuple):
-    """A step of the plain model, whose loss :func:`~overtensor.objective.evaluate` gives at once."""
+    """A step of the plain model, whose loss :func:`~overtensor.solvers.objective.evaluate` gives at once."""
 
     W: Array
     evaluation: Evaluation
@@ -69,9 +70,9 @@ def gd_step(xp: Any, W: Array, target: TargetOp, step_size: Array | float, reg: 
     """One gradient step ``W - η ∇L(W)``; its ``residual_sq`` and ``loss`` give those at ``W``.
 
     ``step_size`` is a scalar or a ``(B, 1)`` array of per-run steps; ``signs (m,)`` as in
-    :func:`~overtensor.objective.evaluate`. The balanced model takes the fused step of
+    :func:`~overtensor.solvers.objective.evaluate`. The balanced model takes the fused step of
     :mod:`overtensor.solvers.step`; the plain one forms its gradient
-    (:func:`overtensor.objective.evaluate`).
+    (:func:`overtensor.solvers.objective.evaluate`).
     """
     if parameterization == "balanced":
         return balanced_step(xp, W, target, step_size, reg, signs)
@@ -85,7 +86,7 @@ class Recorder:
     """Collects history rows for each run of a batch.
 
     ``observe(b, W_b)``, when given, adds columns to every row of run ``b``
-    from its parameters ``W_b (m, d)`` (e.g. :mod:`overtensor.diagnostics`).
+    from its parameters ``W_b (m, d)`` (e.g. :mod:`overtensor.analysis.diagnostics`).
     """
 
     size: int

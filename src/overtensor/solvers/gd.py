@@ -12,13 +12,14 @@ from typing import Any
 
 import numpy as np
 
-from .._array import get_backend, to_numpy
-from .._validate import as_number
-from ..diagnostics import observer, truth_list
+from ..backend import get_backend, to_numpy
+from ..validation import as_number
+from ..analysis.diagnostics import observer, truth_list
 from ..errors import OvertensorError
-from ..objective import check_parameterization, check_signs, evaluate, homogeneity, model_parts
+from ..tensors.parameterization import check_parameterization, check_signs, homogeneity, model_parts
+from .objective import evaluate
 from ..result import DecompositionResult, History
-from ..symcp import SymCP
+from ..tensors.symcp import SymCP
 from .descent import DescentConfig, Recorder, descend
 from .problem import Problem, random_directions, run_rng
 
@@ -171,7 +172,7 @@ def solve_batch(
     The initial draws are NumPy-seeded whatever the backend, so a seed gives
     the same run on every backend (up to rounding).
     truth : SymCP or one per run, optional; adds ``corr_j``, ``cone_mass_j`` and
-        ``movement`` columns to the history (:mod:`overtensor.diagnostics`)
+        ``movement`` columns to the history (:mod:`overtensor.analysis.diagnostics`)
     """
     check_parameterization(parameterization)
     check_common(step_size=step_size, reg=reg, tol=tol, max_steps=max_steps, record_every=record_every,

@@ -38,7 +38,7 @@ import numpy as np
 
 from ..errors import OvertensorError
 from ..result import DecompositionResult, History
-from ..symcp import SymCP
+from ..tensors.symcp import SymCP
 from .gd import initial_params
 from .problem import Problem
 

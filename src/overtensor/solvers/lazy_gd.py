@@ -6,7 +6,7 @@ From a unit-scale start ``W_0`` (the seed's directions, as in
     L_α(W) = (1/2α²) ‖α (T(W) - T(W_0)) - T*‖² = ½ ‖T(W) - (T*/α + T(W_0))‖²,
 
 which is plain gradient descent (:func:`~overtensor.solvers.descent.descend`)
-on the shifted target ``T*/α + T(W_0)`` (a :class:`~overtensor.kernels.ShiftedOp`):
+on the shifted target ``T*/α + T(W_0)`` (a :class:`~overtensor.tensors.kernels.ShiftedOp`):
 
     W_{t+1} = W_t - η ∇L_α(W_t).
 
@@ -22,12 +22,12 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from .._array import get_backend, to_numpy
+from ..backend import get_backend, to_numpy
 from ..errors import OvertensorError
-from ..kernels import FactoredOp, ShiftedOp, map_arrays
-from ..objective import check_signs, model_parts
+from ..tensors.kernels import FactoredOp, ShiftedOp, map_arrays
+from ..tensors.parameterization import check_signs, model_parts
 from ..result import DecompositionResult, History
-from ..symcp import SymCP
+from ..tensors.symcp import SymCP
 from .descent import DescentConfig, Recorder, descend
 from .gd import check_common, initial_params
 from .lazy import Tangent

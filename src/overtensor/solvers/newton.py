@@ -22,7 +22,7 @@ Nielsen (1999), but with ``μ ← μ max(1/10, 1 - (2ρ - 1)³)`` on acceptance 
 floor is 1/3; 1/10 lets the damping vanish faster near a zero residual, where the
 Gauss–Newton step is nearly exact: 50 instead of 73 iterations over nine polishes in a
 quick count, each error falling by a growing factor), ``μ ← ν μ, ν ← 2ν`` on
-rejection. ``‖R‖`` comes from :func:`~overtensor.residual.residual_norm` (no
+rejection. ``‖R‖`` comes from :func:`~overtensor.tensors.residual.residual_norm` (no
 difference of squares), so ``ρ`` stays meaningful down to relative errors of a few
 ``eps``; on an exactly low-rank target the convergence is superlinear (quadratic as ``μ → 0``).
 
@@ -41,12 +41,12 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..dense import Tensor
+from ..tensors.dense import Tensor
 from ..errors import OvertensorError
-from ..kernels import power
-from ..residual import residual_norm, signed_factors
+from ..tensors.kernels import power
+from ..tensors.residual import residual_norm, signed_factors
 from ..result import DecompositionResult, History
-from ..symcp import SymCP
+from ..tensors.symcp import SymCP
 from .problem import Problem
 
 __all__ = ["Jacobian", "Outcome", "check_options", "solve_batch", "levenberg_marquardt", "split_init"]
@@ -204,7 +204,7 @@ def levenberg_marquardt(W: np.ndarray, sigma: np.ndarray, target: Tensor, *, max
 
 
 def split_init(init: object, order: int, dim: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(W, σ)`` from a SymCP (:func:`~overtensor.residual.signed_factors` of its canonical form) or an ``(m, d)`` array (``σ = +1``)."""
+    """``(W, σ)`` from a SymCP (:func:`~overtensor.tensors.residual.signed_factors` of its canonical form) or an ``(m, d)`` array (``σ = +1``)."""
     if isinstance(init, SymCP):
         if init.order != order or init.dim != dim:
             raise OvertensorError(f"init has order {init.order}, dim {init.dim}; the target order {order}, dim {dim}")
@@ -251,7 +251,7 @@ def solve_batch(
         A SymCP ``Σ λ_i v_i^{⊗l}`` starts at ``w_i = |λ_i|^{1/l} v̄_i`` (signs kept);
         an array is ``W`` with ``T(W) = Σ_i w_i^{⊗l}``.
     max_steps : int, LM iterations (each: one target contraction, one residual, one CG solve)
-    tol : float, stop at relative error ``<= tol`` (from :func:`~overtensor.residual.residual_norm`)
+    tol : float, stop at relative error ``<= tol`` (from :func:`~overtensor.tensors.residual.residual_norm`)
     ftol : float, stop when an accepted step lowers ``‖R‖`` by less than ``ftol ‖R‖``
     xtol : float, stop when ``‖h‖ <= xtol ‖W‖``
     cg_tol : float, CG stops at relative residual ``cg_tol``

@@ -9,7 +9,7 @@ negative eigenvalue flips ``x`` each step) or ``max_iter`` iterations; keep the
 start with the largest ``|T_k(x^{⊗l})|``, set ``λ_k = T_k(x_k^{⊗l})`` (for odd
 ``l`` the sign goes into ``x_k``, so ``λ_k > 0``) and deflate. Every start of
 every run of the batch iterates together; the target is seen only through its
-operator (deflation is a :class:`~overtensor.kernels.ShiftedOp`), so factored
+operator (deflation is a :class:`~overtensor.tensors.kernels.ShiftedOp`), so factored
 and dense targets both work.
 """
 
@@ -21,9 +21,9 @@ from collections.abc import Callable
 import numpy as np
 
 from ..errors import OvertensorError
-from ..kernels import FactoredOp, ShiftedOp
+from ..tensors.kernels import FactoredOp, ShiftedOp
 from ..result import DecompositionResult, History
-from ..symcp import SymCP
+from ..tensors.symcp import SymCP
 from .problem import Problem, power_iterations, random_directions, run_rng
 
 __all__ = ["solve_batch"]

@@ -8,13 +8,13 @@ from functools import cached_property
 
 import numpy as np
 
-from .._array import Array, Backend
-from ..dense import DenseSymTensor, Tensor
+from ..backend import Array, Backend
+from ..tensors.dense import DenseSymTensor, Tensor
 from ..errors import OvertensorError
-from ..kernels import DenseOp, FactoredOp, TargetOp, map_arrays
-from ..corrections import CorrectionG, CorrectionS, TensorSum
-from ..moments import MomentOp, MomentTensor
-from ..symcp import SymCP
+from ..tensors.kernels import DenseOp, FactoredOp, TargetOp, map_arrays
+from ..tensors.corrections import CorrectionG, CorrectionS, TensorSum
+from ..tensors.moment import MomentOp, MomentTensor
+from ..tensors.symcp import SymCP
 
 __all__ = ["Problem", "make_problem", "power_iterations", "random_directions", "run_rng", "spectral_norm_estimate"]
 

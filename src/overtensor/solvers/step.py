@@ -1,7 +1,7 @@
 r"""One gradient step of the balanced model, arranged for the shape ``(m, d)``.
 
 With ``n_i = ‖w_i‖``, ``s_i = n_i²``, ``w̄_i = w_i / n_i`` and the residual
-``R = T(W) - T*``, the step ``W ← W - η ∇L(W)`` of :mod:`overtensor.objective` is
+``R = T(W) - T*``, the step ``W ← W - η ∇L(W)`` of :mod:`overtensor.solvers.objective` is
 
 .. math::
 
@@ -37,8 +37,8 @@ from typing import Any, NamedTuple
 
 from array_api_compat import device as array_device
 
-from .._array import Array, matrix_transpose
-from ..kernels import FactoredOp, TargetOp, power
+from ..backend import Array, matrix_transpose
+from ..tensors.kernels import FactoredOp, TargetOp, power
 
 __all__ = ["BLOCK_ENTRIES", "Step", "arrangement", "balanced_step"]
 
@@ -98,7 +98,7 @@ def balanced_step(xp: Any, W: Array, target: TargetOp, step_size: Array | float,
     reg : ``λ``
     signs : (m,) array of fixed ``σ_i = ±1``, or None: the signed model ``Σ_i σ_i s_i w̄_i^{⊗l}``,
         whose step has ``σ_i`` on every model weight ``s_i``, on the factor ``n_i`` and on
-        ``R(w̄_i^{⊗l})`` (:mod:`overtensor.objective`)
+        ``R(w̄_i^{⊗l})`` (:mod:`overtensor.solvers.objective`)
     """
     m, d = W.shape[-2], W.shape[-1]
     if arrangement(target, m, d) == "stacked":

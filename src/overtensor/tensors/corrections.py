@@ -29,13 +29,13 @@ from typing import Any
 
 import numpy as np
 
-from ._algebra import TermAlgebra
-from ._array import Array, array_namespace, row_dot
-from ._validate import as_points, check_dense_size
+from .algebra import TermAlgebra
+from ..backend import Array, array_namespace, row_dot
+from ..validation import as_points, check_dense_size
 from .dense import DenseSymTensor
-from .errors import OvertensorError
+from ..errors import OvertensorError
 from .kernels import DenseOp, FactoredOp, TargetOp
-from .moments import MomentTensor
+from .moment import MomentTensor
 from .symcp import SymCP
 
 __all__ = ["CorrectionS", "CorrectionG", "TensorSum", "SOp", "GOp", "SumOp", "inner", "transform"]

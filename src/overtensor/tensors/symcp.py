@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._validate import as_float_array, as_points, check_dense_size, check_order
-from .errors import OvertensorError
+from ..validation import as_float_array, as_points, check_dense_size, check_order
+from ..errors import OvertensorError
 from .kernels import FactoredOp
 
 if TYPE_CHECKING:

@@ -1,7 +1,7 @@
 r"""What to watch along a trajectory when the truth ``T* = Σ_j c_j a_j^{⊗l}`` is known.
 
 Pure functions of the parameters ``W (m, d)`` (masses ``s_i`` and unit
-directions ``w̄_i`` as in :func:`overtensor.objective.model_parts`):
+directions ``w̄_i`` as in :func:`overtensor.tensors.parameterization.model_parts`):
 
 - :func:`correlations`: for each true direction, ``max_i <w̄_i, a_j>``
   (``|·|`` for even order, where ``-a_j`` is the same component);
@@ -21,10 +21,10 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from ._array import Array, to_numpy
-from .errors import OvertensorError
-from .objective import model_parts
-from .symcp import SymCP
+from ..backend import Array, to_numpy
+from ..errors import OvertensorError
+from ..tensors.parameterization import model_parts
+from ..tensors.symcp import SymCP
 
 __all__ = ["correlations", "cone_masses", "movement", "active_count", "observer", "truth_list", "DEFAULT_CONE"]
 

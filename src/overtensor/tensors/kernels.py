@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields, is_dataclass, replace
 from typing import Protocol, TypeVar
 
-from ._array import Array, array_namespace, is_array_api_obj, matrix_transpose, row_dot
+from ..backend import Array, array_namespace, is_array_api_obj, matrix_transpose, row_dot
 
 __all__ = ["TargetOp", "FactoredOp", "DenseOp", "ShiftedOp", "factored_contract", "dense_contract", "power",
            "map_arrays"]

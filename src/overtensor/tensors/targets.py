@@ -7,9 +7,9 @@ from typing import Literal, Union
 
 import numpy as np
 
-from ._validate import check_dense_size, check_order, check_positive_int, check_seed
+from ..validation import check_dense_size, check_order, check_positive_int, check_seed
 from .dense import DenseSymTensor, Tensor, symmetrize
-from .errors import OvertensorError
+from ..errors import OvertensorError
 from .symcp import SymCP
 
 __all__ = ["make_target", "add_noise", "KINDS", "WEIGHT_PROFILES"]

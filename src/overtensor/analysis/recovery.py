@@ -10,8 +10,8 @@ r"""From ``m`` learned components back to the ``r`` the user came for.
 3. each cluster becomes one component: the mass-weighted mean direction
    ``ū ∝ Σ_i s_i σ_i w̄_i`` with weight ``Σ_i s_i <w̄_i, ū>^l``
    (the cluster's tensor evaluated at ``ū``);
-4. optionally polish at ``m = r̂`` by Levenberg–Marquardt (:func:`polish`), which
-   converges superlinearly on an exactly low-rank target.
+4. polishing at ``m = r̂`` (Levenberg–Marquardt, :func:`overtensor.pipeline.polish`)
+   converges superlinearly from there on an exactly low-rank target.
 
 :func:`match` compares a recovered tensor with a known truth by the
 Hungarian method on ``|cos|``.
@@ -23,12 +23,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .dense import Tensor
-from .errors import OvertensorError
-from .result import DecompositionResult
-from .symcp import SymCP
+from ..errors import OvertensorError
+from ..tensors.clustering import cluster_directions, merge_clusters
+from ..tensors.symcp import SymCP
 
-__all__ = ["recover", "polish", "match", "Match", "cluster_directions", "merge_clusters"]
+__all__ = ["recover", "match", "Match"]
 
 
 def _check_cos(name: str, value: float) -> float:
@@ -37,68 +36,7 @@ def _check_cos(name: str, value: float) -> float:
     return float(value)
 
 
-def cluster_directions(directions: np.ndarray, masses: np.ndarray, cos: float,
-                       even: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Greedy clustering of unit directions, heaviest first.
-
-    Parameters
-    ----------
-    directions : (n, d) array of unit (or zero) rows
-    masses : (n,) array; the heaviest unassigned direction seeds the next cluster
-    cos : float, ``τ``: a direction joins a seed with ``cos >= τ``
-    even : bool, compare ``|cos|`` and flip signs (even order)
-
-    Returns
-    -------
-    labels : (n,) int, cluster of each direction; cluster ``k`` is seeded by
-        the ``k``-th heaviest seed, which is its heaviest member
-    signs : (n,) float, ``±1``: ``signs[i] · directions[i]`` points along the seed
-    """
-    n = directions.shape[0]
-    labels = np.full(n, -1)
-    signs = np.ones(n)
-    C = directions @ directions.T
-    k = 0
-    for i in np.argsort(-np.abs(masses), kind="stable"):
-        if labels[i] >= 0:
-            continue
-        near = ((np.abs(C[i]) if even else C[i]) >= cos) & (labels < 0)
-        near[i] = True  # a zero row still seeds its own cluster
-        labels[near] = k
-        if even:
-            signs[near] = np.where(C[i, near] < 0, -1.0, 1.0)
-        k += 1
-    return labels, signs
-
-
-def merge_clusters(weights: np.ndarray, directions: np.ndarray, labels: np.ndarray, signs: np.ndarray,
-                   order: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One component per cluster: mass-weighted mean direction and total mass.
-
-    Parameters
-    ----------
-    weights : (n,) array, ``s_i``; directions : (n, d) unit rows
-    labels, signs : from :func:`cluster_directions`
-
-    Returns
-    -------
-    mean : (k, d) unit rows ``ū_k ∝ Σ_{i∈k} s_i σ_i w̄_i``
-    total : (k,) array, ``Σ_{i∈k} s_i``
-    projected : (k,) array, ``Σ_{i∈k} s_i <w̄_i, ū_k>^l``
-    """
-    k = int(labels.max()) + 1 if labels.size else 0
-    mean = np.zeros((k, directions.shape[1]))
-    np.add.at(mean, labels, (weights * signs)[:, None] * directions)
-    norms = np.linalg.norm(mean, axis=1, keepdims=True)
-    mean = mean / np.where(norms > 0, norms, 1.0)
-    total = np.bincount(labels, weights, minlength=k)
-    along = np.sum(directions * mean[labels], axis=1)
-    projected = np.bincount(labels, weights * along**order, minlength=k)
-    return mean, total, projected
-
-
-def recover(model: SymCP, *, mass_fraction: float = 1e-2, cos: float = 0.99, polish_target: Tensor | None = None,
-            polish_steps: int = 100) -> SymCP:
+def recover(model: SymCP, *, mass_fraction: float = 1e-2, cos: float = 0.99) -> SymCP:
     """Turn ``m`` learned components into ``r̂`` (a rank estimate).
 
     Parameters
@@ -107,9 +45,6 @@ def recover(model: SymCP, *, mass_fraction: float = 1e-2, cos: float = 0.99, pol
     mass_fraction : float in [0, 1), drop components whose mass ``|λ_i| ‖v_i‖^l``
         is below this fraction of the largest
     cos : float in (0, 1], ``τ``: directions with ``cos >= τ`` (``|cos|`` for even order) merge
-    polish_target : SymCP or DenseSymTensor, optional; when given, polish the ``r̂``
-        components on it by Levenberg–Marquardt (:func:`polish`, default tolerances)
-    polish_steps : int, the polish's iteration budget
 
     Returns
     -------
@@ -126,43 +61,7 @@ def recover(model: SymCP, *, mass_fraction: float = 1e-2, cos: float = 0.99, pol
     weights, directions = canon.weights[keep], canon.vectors[keep]
     labels, signs = cluster_directions(directions, weights, cos, even=model.order % 2 == 0)
     mean, _, projected = merge_clusters(weights, directions, labels, signs, model.order)
-    out = SymCP(projected, mean, model.order)
-    if polish_target is not None:
-        out = polish(out, polish_target, max_steps=polish_steps).model
-    return out
-
-
-def polish(model: SymCP, target: Tensor, *, max_steps: int = 100, tol: float = 1e-12, ftol: float = 1e-10,
-           xtol: float = 1e-15, cg_tol: float = 1e-10) -> DecompositionResult:
-    """Levenberg–Marquardt on ``½‖T(W) - T*‖²`` from the components of ``model``, ``m = model.rank``.
-
-    ``T(W) = Σ_i σ_i w_i^{⊗l}`` starts at ``w_i = |λ_i|^{1/l} v̄_i``, ``σ_i = sign λ_i``
-    (zero components dropped); each iteration solves ``(JᵀJ + μ I) h = -Jᵀ R`` by
-    preconditioned CG with matrix-free ``JᵀJ`` products (``O(m² d)``), see
-    :mod:`overtensor.solvers.newton`. ``result.relative_error`` is computed without
-    the difference of squares (:func:`overtensor.residual.residual_norm`), and
-    ``result.info["stop"]`` names the rule that stopped: ``tol``, ``ftol``, ``xtol``
-    or ``max_steps``. The same as ``decompose(target, model.rank, "polish", init=model)``.
-
-    Parameters
-    ----------
-    model : SymCP, the starting components (e.g. from :func:`recover`)
-    target : SymCP or DenseSymTensor
-    max_steps : int, LM iterations
-    tol : float, stop at relative error ``<= tol``
-    ftol : float, stop once an accepted step lowers ``‖R‖`` by less than ``ftol ‖R‖``
-    xtol : float, stop once the step ``‖h‖ <= xtol ‖W‖``
-    cg_tol : float, relative residual at which each CG solve stops
-    """
-    from .solvers.newton import check_options, solve_batch  # here: the solvers import this module's clustering
-    from .solvers.problem import make_problem
-
-    check_options(max_steps, tol, ftol, xtol, cg_tol)  # before reading the model: spec loading relies on it
-    canon = model.normalize()
-    if canon.rank == 0:
-        raise OvertensorError("cannot polish a model with no components")
-    problem = make_problem([target], canon.rank, [0])
-    return solve_batch(problem, init=canon, max_steps=max_steps, tol=tol, ftol=ftol, xtol=xtol, cg_tol=cg_tol)[0]
+    return SymCP(projected, mean, model.order)
 
 
 @dataclass(frozen=True)

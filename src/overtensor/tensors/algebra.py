@@ -1,4 +1,4 @@
-"""``+``, ``-`` and scalar ``*`` for the tensor types that combine into a :class:`~overtensor.corrections.TensorSum`."""
+"""``+``, ``-`` and scalar ``*`` for the tensor types that combine into a :class:`~overtensor.tensors.corrections.TensorSum`."""
 
 from __future__ import annotations
 

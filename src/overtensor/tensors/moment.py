@@ -35,10 +35,10 @@ from typing import Any
 import numpy as np
 from array_api_compat import device as array_device
 
-from ._algebra import TermAlgebra
-from ._array import Array, array_namespace, row_dot, to_numpy
-from ._validate import MAX_DENSE_ENTRIES, as_points, check_dense_size, check_order
-from .errors import OvertensorError
+from .algebra import TermAlgebra
+from ..backend import Array, array_namespace, row_dot, to_numpy
+from ..validation import MAX_DENSE_ENTRIES, as_points, check_dense_size, check_order
+from ..errors import OvertensorError
 from .kernels import power
 
 __all__ = ["MomentTensor", "MomentOp", "Samples", "moment_tensor", "DEFAULT_CHUNK", "GRAM_BLOCK"]
@@ -96,7 +96,7 @@ def _apply(fn: Callable[..., Any], A: np.ndarray | None, c: np.ndarray | None, b
 class Samples:
     """Rows ``x_k`` of a data set, read in chunks, optionally through an affine map ``x ↦ x A + c``.
 
-    Not an array and not a dataclass, so :func:`overtensor.kernels.map_arrays`
+    Not an array and not a dataclass, so :func:`overtensor.tensors.kernels.map_arrays`
     leaves it alone: every run of a batch shares it.
 
     Parameters

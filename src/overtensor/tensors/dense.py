@@ -6,8 +6,8 @@ from typing import Union
 
 import numpy as np
 
-from ._validate import as_points
-from .errors import OvertensorError
+from ..validation import as_points
+from ..errors import OvertensorError
 from .kernels import DenseOp
 from .symcp import SymCP
 

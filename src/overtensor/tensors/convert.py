@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .dense import DenseSymTensor
-from .errors import OvertensorError
+from ..errors import OvertensorError
 from .symcp import SymCP
 
 __all__ = ["as_target", "symcp_from_factors", "to_tensorly"]

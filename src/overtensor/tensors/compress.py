@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .dense import DenseSymTensor, symmetrize
-from .errors import OvertensorError
+from ..errors import OvertensorError
 from .symcp import SymCP
 
 __all__ = ["Compression", "compress"]
