@@ -191,8 +191,8 @@ def test_map_arrays_reaches_nested_operators():
 @pytest.mark.parametrize(
     "options,match",
     [
-        ({"backend": "jax2"}, "unknown backend 'jax2'; expected one of numpy, torch, array_api_strict"),
-        ({"dtype": "float16"}, "unknown dtype 'float16'"),
+        ({"backend": "jax2"}, "backend of method 'gd' must be one of 'numpy', 'torch', 'array_api_strict', got 'jax2'"),
+        ({"dtype": "float16"}, "dtype of method 'gd' must be one of 'float64', 'float32', got 'float16'"),
         ({"device": "cuda"}, "backend 'numpy' runs on the CPU only, got device 'cuda'"),
     ],
 )
