@@ -151,3 +151,13 @@ def test_auto_defaults_are_the_ones_the_solvers_apply(target):
     assert r.info["init_scale"] == pytest.approx(1e-3 * norm**0.5, rel=1e-14)
     assert r.info["reinit_scale"] == pytest.approx(0.5e-3 * norm**0.5, rel=1e-14)
     assert r.info["reg"] == pytest.approx(3e-4 * norm, rel=1e-14)
+
+
+def test_docs_option_tables_are_the_generated_ones():
+    """docs/options.md is options_page() verbatim; regenerate it with the command it names."""
+    from pathlib import Path
+
+    from overtensor.solvers.options import REGENERATE, options_page
+
+    committed = (Path(__file__).parents[1] / "docs" / "options.md").read_text()
+    assert committed == options_page(), f"docs/options.md is stale; run: {REGENERATE}"

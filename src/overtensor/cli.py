@@ -19,7 +19,6 @@ import click
 import numpy as np
 
 from . import __version__
-from .backend import BACKENDS, DTYPES
 from .api import decompose as _decompose
 from .api import methods
 from .tensors.dense import Tensor
@@ -116,6 +115,52 @@ def generate(dim: int, rank: int, order: int, kind: str, weights: str, spread: f
     click.echo(f"wrote {out}: rank {rank}, dim {dim}, order {order}, norm {target.norm():.4g}", err=True)
 
 
+#: Methods whose options get no flag: polish needs ``init=`` (use ``--recover --polish``).
+_NOT_CLI = ("polish",)
+
+
+class _MethodOptionsCommand(click.Command):
+    """A command whose method-option flags are generated from the option models on first use.
+
+    The models (:mod:`overtensor.solvers.options`) import pydantic, so ``overtensor --help``
+    and the other commands never build them; ``decompose`` and ``decompose --help`` do.
+    """
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        if not getattr(self, "_generated", False):
+            at = next(i for i, p in enumerate(self.params) if p.name == "recover")
+            self.params[at:at] = method_flags([m for m in methods() if m not in _NOT_CLI])
+            self._generated = True
+        return super().get_params(ctx)
+
+
+def method_flags(names: list[str]) -> list[click.Option]:
+    """One click option per option of the methods ``names``: type, choices and help from the models.
+
+    The help says which methods take the option and, for each, its bound and default.
+    """
+    from .solvers.options import bound, default_text, fields_by_name, flag_kind
+
+    flags = []
+    for name, uses in fields_by_name(names).items():
+        groups: dict[tuple[str, str, str], list[str]] = {}
+        for method, field in uses:
+            groups.setdefault((field.description or "", bound(field), default_text(field)), []).append(method)
+        parts = []
+        for (text, limit, default), takers in groups.items():
+            scope = "all methods" if len(takers) == len(names) else ", ".join(takers)
+            shown = [limit] * bool(limit) + [f"default: {default}"] * (default != "none")
+            parts.append(f"{scope}: {text}" + (f" [{'; '.join(shown)}]" if shown else ""))
+        kind = flag_kind(uses[0][1])
+        flag = "--" + name.replace("_", "-")
+        if kind is bool:
+            flags.append(click.Option([f"{flag}/--no-{flag[2:]}", name], default=None, help=" ".join(parts)))
+        else:
+            click_type = click.Choice(kind) if isinstance(kind, tuple) else kind
+            flags.append(click.Option([flag, name], type=click_type, default=None, help=" ".join(parts)))
+    return flags
+
+
 def _solve(target: Tensor, components: int, method: str, seed: int, given: dict[str, Any],
            polish_steps: int | None) -> DecompositionResult:
     """Run the solver, or with ``polish_steps`` the descent -> recover -> polish pipeline, with a
@@ -148,49 +193,15 @@ def _echo_pipeline(result: DecompositionResult, method: str, components: int, ta
                f"(stopped by {info['polish_stop']}; {result.seconds:.2f} s in all)")
 
 
-@main.command()
+@main.command(cls=_MethodOptionsCommand)
 @click.argument("target_file", metavar="FILE")
 @click.option("--components", "-m", type=int, required=True, help="Number of components m.")
-@click.option("--method", default="gd", show_default=True, help=f"One of: {', '.join(methods())}.")
+@click.option("--method", default="gd", show_default=True,
+              help=f"One of: {', '.join(m for m in methods() if m not in _NOT_CLI)} (hyphens or underscores).")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--step-size", type=float, help="Step size [default: 0.4 / ||T*||].")
-@click.option("--max-steps", type=int, help="Step budget [default: 10000].")
-@click.option("--tol", type=float, help="Target relative error [default: 1e-4].")
-@click.option("--reg", type=float, help="l2 regularizer lambda [default: 0].")
-@click.option("--init-scale", type=float, help="Norm of the initial components [default: 1e-3 ||T*||^(1/p)].")
-@click.option("--parameterization", type=click.Choice(["balanced", "plain"]),
-              help="Model T(W) [default: balanced].")
-@click.option("--signs", help="gd, beyond-lazy, lazy-gd: a signed model, 'half' or m comma-separated +1/-1 "
-                              "(even-order targets with weights of both signs) [default: unsigned].")
 @click.option("--moment-order", type=int, default=None,
               help="FILE is a 2-D .npy of samples (n, d): decompose their order-L empirical moment, "
                    "read in chunks from a memory map.")
-@click.option("--alpha", type=float, help="lazy-gd: scale alpha of the model alpha (T(W) - T(W0)) [default: 100].")
-@click.option("--cg-tol", type=float, help="lazy: relative residual at which CG stops [default: 1e-10].")
-@click.option("--max-iter", type=int,
-              help="lazy: CG iterations [default: 5000]; power: iterations per component [default: 100]; "
-                   "als: ALS sweeps [default: 500].")
-@click.option("--n-starts", type=int, help="power: random starts per component [default: 10].")
-@click.option("--power-tol", type=float, help="power: convergence of one power iteration [default: 1e-10].")
-@click.option("--als-tol", type=float, help="als: TensorLy's tolerance on the error decrease [default: 1e-10].")
-@click.option("--als-init", type=click.Choice(["random", "svd"]),
-              help="als: initialization [default: random]; svd is the stronger peer on dense low-rank targets "
-                   "(docs/benchmarks-peers.md).")
-@click.option("--backend", type=click.Choice(list(BACKENDS)),
-              help="Array library that runs the solver [default: numpy].")
-@click.option("--device", help="Device for --backend torch, e.g. cuda [default: the library's default].")
-@click.option("--dtype", type=click.Choice(DTYPES), help="Floating-point precision [default: float64].")
-@click.option("--max-epochs", type=int, help="beyond-lazy: epoch budget [default: 20].")
-@click.option("--epoch-steps", type=int, help="beyond-lazy: steps H0 of the first epoch [default: 100].")
-@click.option("--epoch-growth", type=float, help="beyond-lazy: epoch k has H0 * growth^k steps [default: 1.25].")
-@click.option("--reinit-scale", type=float,
-              help="beyond-lazy: re-draw components with norm below this [default: init scale / 2].")
-@click.option("--final-below", type=float,
-              help="beyond-lazy: drop the regularizer once the relative error is below this [default: 1e-2].")
-@click.option("--recycle/--no-recycle", default=None,
-              help="beyond-lazy: merge duplicate directions between epochs and re-draw the freed components "
-                   "[default: on].")
-@click.option("--merge-cos", type=float, help="beyond-lazy: cosine at which directions merge [default: 0.99].")
 @click.option("--recover", is_flag=True,
               help="Merge the m components into a rank estimate r^ (written to -o; matched against a factored target).")
 @click.option("--polish", is_flag=True,
@@ -210,7 +221,8 @@ def decompose(target_file: str, components: int, method: str, seed: int, output:
     """Decompose the tensor in FILE (.npz factored or .npy dense; samples with --moment-order) with m components.
 
     Method options left unset take the method's defaults; setting one the
-    method does not take is an error.
+    method does not take is an error. Each option's help says which methods
+    take it (docs/options.md has the tables).
     """
     # checked before the solve, so that a finished run is never lost to an unwritable -o
     out = _output_path(output, ".npz", target_file) if output else None

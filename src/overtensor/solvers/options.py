@@ -17,6 +17,7 @@ This module imports pydantic (about 0.1 s), so ``import overtensor`` and
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal, Optional, Union, get_args, get_origin
 
@@ -30,7 +31,8 @@ from ..errors import OvertensorError
 from . import beyond_lazy, gd, lazy_gd
 
 __all__ = ["Options", "Descent", "GD", "BeyondLazy", "LazyGD", "Lazy", "Power", "ALS", "Polish", "MODELS",
-           "method_key", "validate", "option_table", "bound", "type_name", "takes_cli"]
+           "method_key", "validate", "option_table", "bound", "type_name", "takes_cli", "flag_kind",
+           "default_text", "fields_by_name", "options_page"]
 
 
 class _NotANumber(ValueError):
@@ -330,6 +332,15 @@ def _number_text(x: Any) -> str:
     return str(int(x)) if isinstance(x, (int, float)) and math.isfinite(x) and float(x).is_integer() else repr(x)
 
 
+def flag_kind(field: FieldInfo) -> Any:
+    """What a command-line flag reads: ``float``, ``int``, ``bool``, ``str`` or the choices of a Literal."""
+    choices = _choices(field)
+    if choices:
+        return choices
+    kind = _base_type(field)
+    return str if kind is object else kind  # signs: 'half' or comma-separated values
+
+
 def takes_cli(field: FieldInfo) -> bool:
     """Whether the field is an option the command line and a spec can set (not an object such as ``init``)."""
     extra = field.json_schema_extra
@@ -361,6 +372,25 @@ def option_table(method: str) -> str:
         lines.append(f"| `{name}` | {type_name(field)} | {default_text(field)} | {bound(field) or '—'} | "
                      f"{help_text} |")
     return "\n".join(lines) + "\n"
+
+
+#: How docs/options.md is regenerated (tests/test_options.py checks it is current).
+REGENERATE = ('python -c "from overtensor.solvers.options import options_page; print(options_page(), end=\'\')" '
+              "> docs/options.md")
+
+
+def options_page() -> str:
+    """docs/options.md: a section per method with its :func:`option_table`."""
+    parts = ["# Method options", "",
+             f"<!-- generated from src/overtensor/solvers/options.py: {REGENERATE} -->", "",
+             "Every option of every method, from its model in `overtensor.solvers.options` (the same "
+             "declarations validate `overtensor.decompose`, generate the `overtensor decompose` flags and "
+             "check experiment specs). `auto`: a default that depends on the target, its rule in the help. "
+             "On the command line an option `max_steps` is the flag `--max-steps`.", ""]
+    for key, model in MODELS.items():
+        summary = re.sub(r":\w+:`([^`]+)`", r"`\1`", (model.__doc__ or "").strip())  # Sphinx roles: plain code
+        parts += [f"## `{key}`", "", summary, "", option_table(key)]
+    return "\n".join(parts)
 
 
 def fields_by_name(methods: Sequence[str]) -> dict[str, list[tuple[str, FieldInfo]]]:
