@@ -15,23 +15,21 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 import click
-import numpy as np
 
 from . import __version__
-from .api import decompose as _decompose
-from .api import methods
-from .tensors.dense import Tensor
 from .errors import OvertensorError
-from .io import atomic_path, atomic_write, check_output, load, save
-from .tensors.moment import moment_tensor
 from .progress import LOG, Progress, step_budget
-from .pipeline import pipeline
-from .analysis.recovery import match
-from .analysis.recovery import recover as _recover
-from .result import DecompositionResult
-from .tensors.symcp import SymCP
-from .tensors.targets import KINDS, make_target
+
+if TYPE_CHECKING:
+    from .result import DecompositionResult
+    from .tensors.dense import Tensor
+
+# The library (NumPy, the solvers) and the option models (pydantic) load inside the commands
+# that use them, so that ``overtensor --help`` stays fast (tests/test_cli.py).
 
 
 class _Group(click.Group):
@@ -88,15 +86,42 @@ def _parse_weights(text: str) -> str | list[float]:
 
 def _output_path(path: str, suffix: str, *inputs: str) -> Path:
     """The checked ``-o`` file: right suffix, writable folder, not a folder, not one of ``inputs``."""
+    from .io import check_output
+
     return check_output(path, suffix=suffix, inputs=inputs)
 
 
-@main.command()
+class _LazyCommand(click.Command):
+    """A command whose parameters are completed on first use by ``complete(params)``.
+
+    ``overtensor --help`` shows only the commands' short help, so what ``complete`` imports
+    (the library, the option models) loads for the command that needs it only.
+    """
+
+    def __init__(self, *args: Any, complete: Callable[[list[click.Parameter]], None], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._complete: Callable[[list[click.Parameter]], None] | None = complete
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        if self._complete is not None:
+            complete, self._complete = self._complete, None
+            complete(self.params)
+        return super().get_params(ctx)
+
+
+def _generate_params(params: list[click.Parameter]) -> None:
+    """``--kind`` of ``generate``: its choices from :data:`overtensor.tensors.targets.KINDS`."""
+    from .tensors.targets import KINDS
+
+    at = next(i for i, p in enumerate(params) if p.name == "weights")
+    params.insert(at, click.Option(["--kind"], type=click.Choice(KINDS), default="orthonormal", show_default=True,
+                                   help="How the true directions are drawn."))
+
+
+@main.command(cls=_LazyCommand, complete=_generate_params)
 @click.option("--dim", "-d", type=int, required=True, help="Dimension d.")
 @click.option("--rank", "-r", type=int, required=True, help="Number of true components r.")
 @click.option("--order", "-l", type=int, default=3, show_default=True, help="Tensor order l >= 2.")
-@click.option("--kind", type=click.Choice(KINDS), default="orthonormal", show_default=True,
-              help="How the true directions are drawn.")
 @click.option("--weights", default="equal", show_default=True,
               help="'equal', 'geometric' or a comma-separated list of r positive numbers.")
 @click.option("--spread", type=float, default=10.0, show_default=True,
@@ -108,6 +133,9 @@ def _output_path(path: str, suffix: str, *inputs: str) -> Path:
 def generate(dim: int, rank: int, order: int, kind: str, weights: str, spread: float, coherence: float,
              seed: int, output: str) -> None:
     """Generate a random rank-r symmetric target tensor (factored .npz)."""
+    from .io import save
+    from .tensors.targets import make_target
+
     out = _output_path(output, ".npz")
     target = make_target(dim, rank, order, kind=kind, weights=_parse_weights(weights),  # type: ignore[arg-type]
                          spread=spread, coherence=coherence, seed=seed)
@@ -119,19 +147,15 @@ def generate(dim: int, rank: int, order: int, kind: str, weights: str, spread: f
 _NOT_CLI = ("polish",)
 
 
-class _MethodOptionsCommand(click.Command):
-    """A command whose method-option flags are generated from the option models on first use.
+def _decompose_params(params: list[click.Parameter]) -> None:
+    """``--method``'s help and one flag per method option (:func:`method_flags`), before ``--recover``."""
+    from .api import methods
 
-    The models (:mod:`overtensor.solvers.options`) import pydantic, so ``overtensor --help``
-    and the other commands never build them; ``decompose`` and ``decompose --help`` do.
-    """
-
-    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
-        if not getattr(self, "_generated", False):
-            at = next(i for i, p in enumerate(self.params) if p.name == "recover")
-            self.params[at:at] = method_flags([m for m in methods() if m not in _NOT_CLI])
-            self._generated = True
-        return super().get_params(ctx)
+    names = [m for m in methods() if m not in _NOT_CLI]
+    method = next(p for p in params if p.name == "method")
+    method.help = f"One of: {', '.join(names)} (hyphens or underscores)."  # type: ignore[attr-defined]
+    at = next(i for i, p in enumerate(params) if p.name == "recover")
+    params[at:at] = method_flags(names)
 
 
 def method_flags(names: list[str]) -> list[click.Option]:
@@ -165,6 +189,8 @@ def _solve(target: Tensor, components: int, method: str, seed: int, given: dict[
            polish_steps: int | None) -> DecompositionResult:
     """Run the solver, or with ``polish_steps`` the descent -> recover -> polish pipeline, with a
     progress bar; Ctrl-C exits 130 with one line."""
+    from .api import decompose as _decompose
+    from .pipeline import pipeline
     bar = Progress(step_budget(method, given), method.replace("-", "_"))
     try:
         if polish_steps is not None:
@@ -193,11 +219,10 @@ def _echo_pipeline(result: DecompositionResult, method: str, components: int, ta
                f"(stopped by {info['polish_stop']}; {result.seconds:.2f} s in all)")
 
 
-@main.command(cls=_MethodOptionsCommand)
+@main.command(cls=_LazyCommand, complete=_decompose_params)
 @click.argument("target_file", metavar="FILE")
 @click.option("--components", "-m", type=int, required=True, help="Number of components m.")
-@click.option("--method", default="gd", show_default=True,
-              help=f"One of: {', '.join(m for m in methods() if m not in _NOT_CLI)} (hyphens or underscores).")
+@click.option("--method", default="gd", show_default=True, help="The method (its names: --help).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--moment-order", type=int, default=None,
               help="FILE is a 2-D .npy of samples (n, d): decompose their order-L empirical moment, "
@@ -224,6 +249,14 @@ def decompose(target_file: str, components: int, method: str, seed: int, output:
     method does not take is an error. Each option's help says which methods
     take it (docs/options.md has the tables).
     """
+    import numpy as np
+
+    from .analysis.recovery import match
+    from .analysis.recovery import recover as _recover
+    from .io import load, save
+    from .tensors.moment import moment_tensor
+    from .tensors.symcp import SymCP
+
     # checked before the solve, so that a finished run is never lost to an unwritable -o
     out = _output_path(output, ".npz", target_file) if output else None
     if components < 1:
@@ -364,6 +397,7 @@ def results(store_file: str, fmt: str, output: str | None) -> None:
     """Print the runs of STORE as a table, one row per run (config fields as columns, then metrics)."""
     from .experiments.store import Store
     from .experiments.table import tidy, write_table
+    from .io import atomic_path, atomic_write
 
     out = _output_path(output, f".{fmt}", store_file) if output else None
     with Store(store_file) as store:
@@ -385,8 +419,11 @@ def results(store_file: str, fmt: str, output: str | None) -> None:
               help="Success threshold on the relative error [default: each spec's epsilon, else 1e-2].")
 def report(store_file: str, out_dir: str, epsilon: float | None) -> None:
     """Draw the figures of every experiment in STORE and write an HTML report into a folder."""
+    import numpy as np
+
     from .experiments.report import write_report
     from .experiments.store import Store
+    from .io import check_output
 
     if epsilon is not None and not (np.isfinite(epsilon) and epsilon > 0):
         raise OvertensorError(f"--epsilon must be a finite number > 0, got {epsilon}")
@@ -437,6 +474,8 @@ def _fit_and_save(model: Any, data_file: str, output: str, as_json: bool) -> dic
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 def fit_gmm(data_file: str, output: str, components: str, whiten: bool, seed: int, as_json: bool) -> None:
     """Fit a spherical Gaussian mixture to the samples in DATA.npy (n, d)."""
+    import numpy as np
+
     from .models import SphericalGMM
 
     model = SphericalGMM(_parse_count(components, True), whiten=whiten, seed=seed)
