@@ -22,7 +22,7 @@ from click.testing import Result
 from conftest import cli_runner
 
 import overtensor as ot
-from overtensor import cli as cli_module
+from overtensor import api as ot_api
 from overtensor import io as ot_io
 from overtensor.cli import main
 from overtensor.experiments.store import Store
@@ -320,7 +320,7 @@ def test_read_only_folder_is_refused_before_any_work(cli, target_file: Path, tmp
     _write_bad_inputs(tmp_path)
     (tmp_path / "ro").mkdir()
     _read_only(monkeypatch, tmp_path / "ro")
-    monkeypatch.setattr(cli_module, "_decompose", lambda *a, **k: pytest.fail("solved before checking -o"))
+    monkeypatch.setattr(ot_api, "decompose", lambda *a, **k: pytest.fail("solved before checking -o"))
     out = cli(*args)
     assert_one_line_error(out, r"cannot (write|create) ro/\S+: folder ro is not writable")
     assert list((tmp_path / "ro").iterdir()) == []
@@ -343,7 +343,7 @@ def test_ctrl_c_in_process(cli, target_file: Path, tmp_path: Path, monkeypatch):
         progress(20)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli_module, "_decompose", interrupted)
+    monkeypatch.setattr(ot_api, "decompose", interrupted)  # the CLI calls it at run time
     before = files(tmp_path)
     out = cli("decompose", "t.npz", "-m", "3", "-o", "out.npz")
     assert out.exit_code == 130

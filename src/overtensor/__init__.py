@@ -11,6 +11,8 @@ such as :func:`decompose` is touched.
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 from .errors import OvertensorError
@@ -63,6 +65,23 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
+
+
+class _Package(types.ModuleType):
+    """The package module: a submodule that shares a public name's name stays behind that name.
+
+    Importing ``overtensor.pipeline`` binds the attribute ``pipeline`` of the package to the
+    submodule; ``overtensor.pipeline`` is the function (as an eager ``from .pipeline import
+    pipeline`` made it), so the function is bound instead.
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _LAZY and isinstance(value, types.ModuleType) and hasattr(value, name):
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 __all__ = [
