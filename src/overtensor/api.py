@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from .tensors.dense import Tensor
 from .tensors.convert import as_target
@@ -59,15 +59,26 @@ def coerce_options(method: str, options: Mapping[str, Any]) -> dict[str, Any]:
     return {name: getattr(checked, name) for name in options}
 
 
-def _solver(method: str, options: Mapping[str, Any]) -> tuple[Any, dict[str, Any], dict[str, Any]]:
-    """The solver, every option (defaults filled in) and the given ones, all validated."""
-    from .solvers.options import method_key, validate
+class _Call(NamedTuple):
+    """A validated call: the solver, its options (defaults filled in), the problem's, the given ones."""
+
+    solver: Any
+    options: dict[str, Any]
+    problem: dict[str, Any]
+    given: dict[str, Any]
+
+
+def _solver(method: str, options: Mapping[str, Any]) -> _Call:
+    """Validate ``options`` by the method's model; ``backend``, ``device``, ``dtype`` go to the problem."""
+    from .solvers.options import PROBLEM_OPTIONS, method_key, validate
 
     given = dict(options)
     progress = given.pop("progress", None)
     checked = validate(method, given)
     full = {name: getattr(checked, name) for name in type(checked).model_fields}
-    return METHODS[method_key(method)], {**full, "progress": progress}, {n: full[n] for n in given}
+    problem = {name: full.pop(name) for name in PROBLEM_OPTIONS if name in full}
+    return _Call(METHODS[method_key(method)], {**full, "progress": progress}, problem,
+                 {n: checked.__dict__[n] for n in given})
 
 
 def decompose(target: Tensor, components: int, method: str = "gd", *, seed: int = 0,
@@ -94,9 +105,9 @@ def decompose(target: Tensor, components: int, method: str = "gd", *, seed: int 
     -------
     DecompositionResult
     """
-    solver, options, given = _solver(method, options)
-    result = _run(solver, make_problem([as_target(target)], components, [seed]), method, options)[0]
-    return _with_options(result, seed, given)
+    call = _solver(method, options)
+    problem = make_problem([as_target(target)], components, [seed], **call.problem)
+    return _with_options(_run(call.solver, problem, method, call.options)[0], seed, call.given)
 
 
 def decompose_batch(targets: Sequence[Tensor], components: int, method: str = "gd", *,
@@ -111,9 +122,9 @@ def decompose_batch(targets: Sequence[Tensor], components: int, method: str = "g
     seeds = list(seeds)
     if not isinstance(targets, list):  # a tuple is one target: (weights, factors), (weights, vectors, order)
         targets = [targets] * len(seeds)
-    solver, options, given = _solver(method, options)
-    results = _run(solver, make_problem([as_target(t) for t in targets], components, seeds), method, options)
-    return [_with_options(r, s, given) for r, s in zip(results, seeds)]
+    call = _solver(method, options)
+    problem = make_problem([as_target(t) for t in targets], components, seeds, **call.problem)
+    return [_with_options(r, s, call.given) for r, s in zip(_run(call.solver, problem, method, call.options), seeds)]
 
 
 def _run(solver: Any, problem: Any, method: str, options: dict[str, Any]) -> list[DecompositionResult]:

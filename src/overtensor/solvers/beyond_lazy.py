@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..backend import get_backend, to_numpy
+from ..backend import to_numpy
 from ..analysis.diagnostics import observer, truth_list
 from ..errors import OvertensorError
 from ..tensors.parameterization import check_signs, model_parts
@@ -149,9 +149,6 @@ def solve_batch(
     recycle: bool,
     merge_cos: float,
     signs: str | Sequence[float] | None,
-    backend: str,
-    device: str | None,
-    dtype: str,
     tol: float,
     record_every: int,
     truth: SymCP | Sequence[SymCP] | None,
@@ -162,7 +159,8 @@ def solve_batch(
     The options, validated and with every default filled in, are those of
     :class:`overtensor.solvers.options.BeyondLazy` (call through :func:`overtensor.decompose`);
     the ``None`` ("auto") ones are resolved by :func:`_scales` and :func:`~.gd.step_sizes`.
-    Re-drawing and merging between epochs are NumPy whatever the ``backend`` (a re-drawn
+    The epochs' descent runs on the problem's arrays (:attr:`Problem.arrays`); re-drawing
+    and merging between epochs are NumPy whatever the backend (a re-drawn
     component keeps its slot's sign; merges stay within one sign).
 
     Returns
@@ -181,7 +179,7 @@ def solve_batch(
     rngs = [run_rng(seed) for seed in problem.seeds]
     W = np.stack([delta0[b] * random_directions(rngs[b], problem.components, problem.dim) for b in range(B)])
     observe = None if truth is None else observer(truth_list(truth, B, problem.dim, order), W)
-    on = get_backend(backend, device, dtype)
+    on = problem.arrays
     op, target_sq = problem.on(on)
     start = time.perf_counter()
     recorder = Recorder(B, start, observe)
@@ -220,7 +218,7 @@ def solve_batch(
                               "reg": float(lam_k[b]), "merged": int(counts[b, 0]),
                               "reinitialized": int(counts[b, 1]),
                               "active": int(np.sum(masses[b] >= threshold[b]))})
-    if dtype != "float64":  # the loop's estimate has a floor near sqrt(eps); report the float64 error
+    if problem.dtype != "float64":  # the loop's estimate has a floor near sqrt(eps); report the float64 error
         rel = relative_errors(problem, W, "balanced", sigma)
         converged = rel <= tol
     seconds = time.perf_counter() - start
@@ -231,6 +229,6 @@ def solve_batch(
                      info={"step_size": float(eta[b]), "init_scale": float(delta0[b]), "reinit_scale": float(delta1[b]),
                            "reg": float(lam[b]), "epoch_steps": epoch_steps, "epoch_growth": epoch_growth,
                            "final_below": float(switch[b]), "recycle": recycle, "merge_cos": merge_cos,
-                           "epochs": epochs[b], "interrupted": interrupted, "backend": backend, "dtype": dtype})
+                           "epochs": epochs[b], "interrupted": interrupted, "backend": problem.backend, "dtype": problem.dtype})
         for b in range(B)
     ]

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import get_backend, to_numpy
+from ..backend import to_numpy
 from ..analysis.diagnostics import observer, truth_list
 from ..errors import OvertensorError
 from ..tensors.parameterization import check_signs, homogeneity, model_parts
@@ -120,9 +120,6 @@ def solve_batch(
     record_every: int,
     parameterization: str,
     signs: str | Sequence[float] | None,
-    backend: str,
-    device: str | None,
-    dtype: str,
     truth: SymCP | Sequence[SymCP] | None,
     progress: Callable[[int], None] | None = None,
 ) -> list[DecompositionResult]:
@@ -132,7 +129,8 @@ def solve_batch(
     :class:`overtensor.solvers.options.GD` (call through :func:`overtensor.decompose`);
     ``None`` for ``step_size`` and ``init_scale`` is resolved here
     (:func:`step_sizes`, :func:`default_init_scale`). ``init`` (:func:`warm_start`)
-    starts every run of the batch from the same parameters. The initial draws are
+    starts every run of the batch from the same parameters. The loop runs on the problem's
+    array library, device and dtype (:attr:`Problem.arrays`); the initial draws are
     NumPy-seeded whatever the backend, so a seed gives the same run on every backend
     (up to rounding). ``truth`` adds the :mod:`overtensor.analysis.diagnostics` columns.
     """
@@ -146,7 +144,7 @@ def solve_batch(
     W0 = initial_params(problem, scales) if W0 is None else W0
     observe = None if truth is None else observer(
         truth_list(truth, B, problem.dim, problem.order), W0, parameterization=parameterization)
-    on = get_backend(backend, device, dtype)
+    on = problem.arrays
     start = time.perf_counter()
     recorder = Recorder(B, start, observe)
     op, target_sq = problem.on(on)
@@ -154,7 +152,7 @@ def solve_batch(
                   progress=progress)
     W = to_numpy(out.W).astype(np.float64)
     rel, converged = out.relative_error, out.converged
-    if dtype != "float64":  # the loop's estimate has a floor near sqrt(eps); report the float64 error
+    if problem.dtype != "float64":  # the loop's estimate has a floor near sqrt(eps); report the float64 error
         rel = relative_errors(problem, W, parameterization, sigma)
         converged = rel <= tol
     seconds = time.perf_counter() - start
@@ -165,7 +163,7 @@ def solve_batch(
                      info={"step_size": float(etas[b]), "init_scale": float(scales[b]), "warm_start": init is not None,
                            "interrupted": out.interrupted,
                            "reg": reg,
-                           "parameterization": parameterization, "backend": backend, "dtype": dtype,
+                           "parameterization": parameterization, "backend": problem.backend, "dtype": problem.dtype,
                            "signs": None if sigma is None else sigma.tolist()})
         for b in range(B)
     ]

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from ..backend import get_backend, to_numpy
+from ..backend import to_numpy
 from ..tensors.kernels import FactoredOp, ShiftedOp, map_arrays
 from ..tensors.parameterization import check_signs, model_parts
 from ..result import DecompositionResult, History
@@ -76,9 +76,6 @@ def solve_batch(
     tol: float,
     record_every: int,
     signs: str | Sequence[float] | None,
-    backend: str,
-    device: str | None,
-    dtype: str,
     progress: Callable[[int], None] | None = None,
 ) -> list[DecompositionResult]:
     """Gradient descent on the ``α``-scaled, centred model from a unit-scale start.
@@ -88,7 +85,7 @@ def solve_batch(
     ``step_size = None`` is resolved per run (:data:`DEFAULT_STEP` over the Gauss-Newton
     curvature at ``W_0``, :func:`gauss_newton_norm`, plus ``l² ‖T*‖ / α``), ``init_scale =
     None`` to ``‖T*‖^{1/2}``. ``tol`` applies to the error below. The step-size estimate and
-    the results are NumPy whatever the ``backend``.
+    the results are NumPy; the loop runs on the problem's arrays (:attr:`Problem.arrays`).
 
     Returns
     -------
@@ -119,7 +116,7 @@ def solve_batch(
     def movement(b: int, W_b: np.ndarray) -> dict[str, float]:
         return {"movement": float(np.linalg.norm(to_numpy(W_b) - W0[b]) / W0_norm[b])}
 
-    on = get_backend(backend, device, dtype)
+    on = problem.arrays
     start = time.perf_counter()
     recorder = Recorder(B, start, observe=movement)
     out = descend(on.asarray(W0), map_arrays(shifted, on.asarray), on.asarray(shifted_sq), config, recorder,
@@ -138,6 +135,6 @@ def solve_batch(
             seconds=seconds, method="lazy_gd", components=problem.components, history=History.from_rows(rows),
             params=W[b],
             info={"alpha": float(alpha), "step_size": float(etas[b]), "init_scale": float(scales[b]),
-                  "interrupted": out.interrupted, "backend": backend, "dtype": dtype, **movement(b, W[b])},
+                  "interrupted": out.interrupted, "backend": problem.backend, "dtype": problem.dtype, **movement(b, W[b])},
         ))
     return results

@@ -31,7 +31,7 @@ from ..errors import OvertensorError
 from . import beyond_lazy, gd, lazy_gd
 
 __all__ = ["Options", "Descent", "GD", "BeyondLazy", "LazyGD", "Lazy", "Power", "ALS", "Polish", "MODELS",
-           "method_key", "validate", "option_table", "bound", "type_name", "takes_cli", "flag_kind",
+           "PROBLEM_OPTIONS", "method_key", "validate", "option_table", "bound", "type_name", "takes_cli", "flag_kind",
            "default_text", "fields_by_name", "options_page"]
 
 
@@ -96,12 +96,17 @@ class Descent(Options):
                                            "with weights of both signs: 'half' (the first ⌈m/2⌉ positive) or m "
                                            "values ±1. Default: unsigned.")
     backend: Literal[tuple(BACKENDS)] = Field(  # type: ignore[valid-type]
-        "numpy", description="Array library that runs the descent loop.")
+        "numpy", description="Array library that runs the descent loop (an option of the problem, `make_problem`; SciPy steps stay on NumPy).")
     device: Optional[str] = Field(None, description="Device for backend torch, e.g. cuda. Default: the "
                                                     "library's default device.")
     dtype: Literal[DTYPES] = Field(  # type: ignore[valid-type]
         "float64", description="Floating-point precision of the loop; float32 resolves relative errors down to "
                                "about 3e-4 only (the final error is recomputed in float64).")
+
+
+#: The options that configure the problem (:func:`~overtensor.solvers.problem.make_problem`), not the solver:
+#: where the arrays live. The gradient methods take them; the others run on NumPy.
+PROBLEM_OPTIONS = ("backend", "device", "dtype")
 
 
 class _Budget(BaseModel):
