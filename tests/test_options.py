@@ -162,3 +162,12 @@ def test_docs_option_tables_are_the_generated_ones():
 
     committed = (Path(__file__).parents[1] / "docs" / "options.md").read_text()
     assert committed == options_page(), f"docs/options.md is stale; run: {REGENERATE}"
+
+
+def test_examples_in_the_docstrings_run():
+    import doctest
+
+    from overtensor.solvers import options
+
+    result = doctest.testmod(options)
+    assert result.attempted >= 2 and result.failed == 0

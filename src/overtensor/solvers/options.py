@@ -35,10 +35,6 @@ __all__ = ["Options", "Descent", "GD", "BeyondLazy", "LazyGD", "Lazy", "Power", 
            "default_text", "fields_by_name", "options_page"]
 
 
-class _NotANumber(ValueError):
-    pass
-
-
 def _number(value: Any) -> Any:
     """Refuse a bool where a number is meant (pydantic's lax mode reads ``True`` as 1)."""
     if isinstance(value, (bool, np.bool_)):
@@ -223,7 +219,7 @@ MODELS: dict[str, type[Options]] = {
 
 def method_key(method: str) -> str:
     """The registered name of ``method`` (hyphens or underscores), or a one-line error."""
-    key = method.replace("-", "_") if isinstance(method, str) else method
+    key = method.replace("-", "_") if isinstance(method, str) else None
     if key not in MODELS:
         raise OvertensorError(f"unknown method {method!r}; expected one of {', '.join(MODELS)}")
     return key
@@ -237,6 +233,15 @@ def validate(method: str, options: Mapping[str, Any]) -> Options:
     OvertensorError
         One line naming the method and the option: unknown (with the valid names), of
         the wrong type, or out of bounds (with the bound).
+
+    Examples
+    --------
+    >>> validate("beyond-lazy", {"max_epochs": "5"}).max_epochs
+    5
+    >>> validate("gd", {"step_size": -1.0})
+    Traceback (most recent call last):
+    ...
+    overtensor.errors.OvertensorError: step_size of method 'gd' must be a finite number > 0, got -1.0
     """
     key = method_key(method)
     model = MODELS[key]
@@ -369,6 +374,11 @@ def option_table(method: str) -> str:
 
     Generated from the method's model (:data:`MODELS`); the docs' option tables are
     this text (tests/test_options.py checks that they match).
+
+    Examples
+    --------
+    >>> print(option_table("power").splitlines()[3])
+    | `n_starts` | int | 10 | >= 1 | Random unit starts per component. |
     """
     model = MODELS[method_key(method)]
     lines = ["| option | type | default | bound | help |", "|---|---|---|---|---|"]
