@@ -72,7 +72,8 @@ def _cli(flag: bool) -> dict[str, Any]:
 class Options(BaseModel):
     """What every method takes: the tolerance that decides ``converged``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+    # defer_build: a model's validator is built on its first use, not when this module loads
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True, defer_build=True)
 
     tol: Real = Field(1e-4, ge=0, description="Target relative error ‖T(W) - T*‖ / ‖T*‖: `converged` means at "
                                                 "most this (gradient methods stop there; 0: run the whole budget).")
@@ -105,11 +106,17 @@ class Descent(Options):
 PROBLEM_OPTIONS = ("backend", "device", "dtype")
 
 
-class _Budget(BaseModel):
+class _Part(BaseModel):
+    """A part of a model (no model of its own): built only with the models that use it."""
+
+    model_config = ConfigDict(defer_build=True)
+
+
+class _Budget(_Part):
     max_steps: Whole = Field(10_000, ge=0, description="Step budget.")
 
 
-class _Truth(BaseModel):
+class _Truth(_Part):
     truth: Any = Field(None, description="SymCP (or one per run): adds corr_j, cone_mass_j and movement columns "
                                          "to the history.", json_schema_extra=_cli(False))
 
