@@ -34,7 +34,7 @@ def test_lazy_names_are_the_defining_modules_objects():
 
     assert ot.decompose is decompose and ot.SymCP is SymCP and ot.solvers.METHODS["gd"] is not None
     assert set(ot.__all__) <= set(dir(ot))
-    import overtensor.pipeline  # noqa: F401  # binds the submodule to the package: the function stays
+    import overtensor.pipeline  # binds the submodule to the package: the function stays
     from overtensor.pipeline import pipeline
 
     assert ot.pipeline is pipeline

@@ -65,30 +65,30 @@ def test_solvers_take_exactly_the_model_fields_and_declare_no_default():
 
 # (method, options, the one-line message): an unknown option, a bad type, a bad value for several methods
 BAD = [
-    ("gd", {"bogus": 1}, "unknown option 'bogus' for method 'gd'; expected one of tol, step_size, init_scale, "
-                         "record_every, signs, backend, device, dtype, max_steps, truth, reg, parameterization, init"),
-    ("power", {"max_steps": 5}, "unknown option 'max_steps' for method 'power'; expected one of tol, n_starts, "
-                                "max_iter, power_tol"),
+    ("gd", {"bogus": 1}, ("unknown option 'bogus' for method 'gd'; expected one of tol, step_size, init_scale, "
+                         "record_every, signs, backend, device, dtype, max_steps, truth, reg, parameterization, init")),
+    ("power", {"max_steps": 5}, ("unknown option 'max_steps' for method 'power'; expected one of tol, n_starts, "
+                                "max_iter, power_tol")),
     ("beyond-lazy", {"max_steps": 5}, "unknown option 'max_steps' for method 'beyond_lazy'; expected one of "),
-    ("lazy", {"step_size": 0.1}, "unknown option 'step_size' for method 'lazy'; expected one of tol, cg_tol, "
-                                 "max_iter, record_every"),
+    ("lazy", {"step_size": 0.1}, ("unknown option 'step_size' for method 'lazy'; expected one of tol, cg_tol, "
+                                 "max_iter, record_every")),
     ("gd", {"max_steps": 2.5}, "max_steps of method 'gd' must be an integer, got 2.5"),
     ("gd", {"max_steps": "many"}, "max_steps of method 'gd' must be an integer, got 'many'"),
-    ("gd", {"parameterization": "weird"}, "parameterization of method 'gd' must be one of 'balanced', 'plain', "
-                                          "got 'weird'"),
+    ("gd", {"parameterization": "weird"}, ("parameterization of method 'gd' must be one of 'balanced', 'plain', "
+                                          "got 'weird'")),
     ("beyond_lazy", {"recycle": 1}, "recycle of method 'beyond_lazy' must be true or false, got 1"),
     ("als", {"als_init": "svd2"}, "als_init of method 'als' must be one of 'random', 'svd', got 'svd2'"),
     ("power", {"n_starts": True}, "n_starts of method 'power' must be an integer, got True"),
-    ("gd", {"backend": "jax2"}, "backend of method 'gd' must be one of 'numpy', 'torch', 'array_api_strict', "
-                                "got 'jax2'"),
+    ("gd", {"backend": "jax2"}, ("backend of method 'gd' must be one of 'numpy', 'torch', 'array_api_strict', "
+                                "got 'jax2'")),
     ("gd", {"signs": "all"}, "signs of method 'gd' must be 'half' or a list of m values +1/-1, got 'all'"),
     ("gd", {"step_size": -1.0}, "step_size of method 'gd' must be a finite number > 0, got -1.0"),
     ("gd", {"tol": float("inf")}, "tol of method 'gd' must be a finite number >= 0, got inf"),
     ("gd", {"max_steps": -3}, "max_steps of method 'gd' must be an integer >= 0, got -3"),
-    ("beyond_lazy", {"merge_cos": 0.0}, "merge_cos of method 'beyond_lazy' must be a finite number > 0 and <= 1, "
-                                        "got 0.0"),
-    ("beyond_lazy", {"epoch_growth": 0.9}, "epoch_growth of method 'beyond_lazy' must be a finite number >= 1, "
-                                           "got 0.9"),
+    ("beyond_lazy", {"merge_cos": 0.0}, ("merge_cos of method 'beyond_lazy' must be a finite number > 0 and <= 1, "
+                                        "got 0.0")),
+    ("beyond_lazy", {"epoch_growth": 0.9}, ("epoch_growth of method 'beyond_lazy' must be a finite number >= 1, "
+                                           "got 0.9")),
     ("lazy", {"cg_tol": 1.0}, "cg_tol of method 'lazy' must be a finite number > 0 and < 1, got 1.0"),
     ("lazy_gd", {"alpha": -1}, "alpha of method 'lazy_gd' must be a finite number > 0, got -1"),
     ("power", {"max_iter": 0}, "max_iter of method 'power' must be an integer >= 1, got 0"),

@@ -18,27 +18,55 @@ from __future__ import annotations
 
 import math
 import re
+import types
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Any, Literal, Optional, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import annotated_types
 import numpy as np
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 
 from ..backend import BACKENDS, DTYPES
 from ..errors import OvertensorError
 from . import beyond_lazy, gd, lazy_gd
 
-__all__ = ["Options", "Descent", "GD", "BeyondLazy", "LazyGD", "Lazy", "Power", "ALS", "Polish", "MODELS",
-           "PROBLEM_OPTIONS", "method_key", "validate", "option_table", "bound", "type_name", "takes_cli", "flag_kind",
-           "default_text", "fields_by_name", "options_page"]
+__all__ = [
+    "ALS",
+    "GD",
+    "MODELS",
+    "PROBLEM_OPTIONS",
+    "BeyondLazy",
+    "Descent",
+    "Lazy",
+    "LazyGD",
+    "Options",
+    "Polish",
+    "Power",
+    "bound",
+    "default_text",
+    "fields_by_name",
+    "flag_kind",
+    "method_key",
+    "option_table",
+    "options_page",
+    "takes_cli",
+    "type_name",
+    "validate",
+]
 
 
 def _number(value: Any) -> Any:
     """Refuse a bool where a number is meant (pydantic's lax mode reads ``True`` as 1)."""
     if isinstance(value, (bool, np.bool_)):
-        raise ValueError("a bool is not a number")
+        raise ValueError("a bool is not a number")  # noqa: TRY004  # pydantic reports a ValueError
     return value
 
 
@@ -62,7 +90,7 @@ def _sign_values(value: Any) -> Any:
 Real = Annotated[float, BeforeValidator(_number), Field(allow_inf_nan=False)]
 #: A whole number (an int, a whole float, a whole numeric string; not a bool).
 Whole = Annotated[int, BeforeValidator(_integer)]
-Signs = Annotated[Union[Literal["half"], list[Real], None], BeforeValidator(_sign_values)]
+Signs = Annotated[Literal["half"] | list[Real] | None, BeforeValidator(_sign_values)]
 
 
 def _cli(flag: bool) -> dict[str, Any]:
@@ -82,10 +110,10 @@ class Options(BaseModel):
 class Descent(Options):
     """The options of the gradient methods (``gd``, ``beyond_lazy``, ``lazy_gd``)."""
 
-    step_size: Optional[Real] = Field(
+    step_size: Real | None = Field(
         None, gt=0, description=f"Step size η. Auto: {gd.DEFAULT_STEP} / σ, σ = max_(‖x‖=1) |T*(x^⊗l)| estimated by "
                                 "power iteration (`solvers.gd.step_sizes`).")
-    init_scale: Optional[Real] = Field(
+    init_scale: Real | None = Field(
         None, gt=0, description=f"Norm δ0 of the initial components. Auto: {gd.DEFAULT_INIT} · ‖T*‖^(1/p), p = 2 "
                                 "balanced, l plain (`solvers.gd.default_init_scale`).")
     record_every: Whole = Field(10, ge=1, description="History interval in steps.")
@@ -94,7 +122,7 @@ class Descent(Options):
                                            "values ±1. Default: unsigned.")
     backend: Literal[tuple(BACKENDS)] = Field(  # type: ignore[valid-type]
         "numpy", description="Array library that runs the descent loop (an option of the problem, `make_problem`; SciPy steps stay on NumPy).")
-    device: Optional[str] = Field(None, description="Device for backend torch, e.g. cuda. Default: the "
+    device: str | None = Field(None, description="Device for backend torch, e.g. cuda. Default: the "
                                                     "library's default device.")
     dtype: Literal[DTYPES] = Field(  # type: ignore[valid-type]
         "float64", description="Floating-point precision of the loop; float32 resolves relative errors down to "
@@ -131,7 +159,7 @@ class GD(_Truth, _Budget, Descent):
                                         "(excludes init_scale).", json_schema_extra=_cli(False))
 
     @model_validator(mode="after")
-    def _init_or_scale(self) -> "GD":
+    def _init_or_scale(self) -> GD:
         if self.init is not None and self.init_scale is not None:
             raise ValueError("init and init_scale exclude each other: init sets the starting parameters")
         return self
@@ -140,18 +168,18 @@ class GD(_Truth, _Budget, Descent):
 class BeyondLazy(_Truth, Descent):
     """Epochs of gradient descent with re-initialization (:mod:`overtensor.solvers.beyond_lazy`)."""
 
-    init_scale: Optional[Real] = Field(
+    init_scale: Real | None = Field(
         None, gt=0, description=f"Norm δ0 of the initial and re-drawn components. Auto: {gd.DEFAULT_INIT} · "
                                 "‖T*‖^(1/2) (`solvers.gd.default_init_scale`).")
-    reinit_scale: Optional[Real] = Field(
+    reinit_scale: Real | None = Field(
         None, gt=0, description=f"δ1 < δ0: components with norm below it are re-drawn. Auto: "
                                 f"{beyond_lazy.DEFAULT_REINIT} · δ0.")
-    reg: Optional[Real] = Field(None, ge=0, description=f"λ of the ℓ2 regularizer. Auto: {beyond_lazy.DEFAULT_REG} "
+    reg: Real | None = Field(None, ge=0, description=f"λ of the ℓ2 regularizer. Auto: {beyond_lazy.DEFAULT_REG} "
                                                         "· ‖T*‖.")
     epoch_steps: Whole = Field(100, ge=1, description="Steps H0 of the first epoch.")
     epoch_growth: Real = Field(1.25, ge=1, description="γ: epoch k takes ⌈H0 γ^k⌉ steps.")
     max_epochs: Whole = Field(20, ge=1, description="Epoch budget.")
-    final_below: Optional[Real] = Field(
+    final_below: Real | None = Field(
         None, ge=0, description=f"λ is off for an epoch that starts below this relative error. Auto: "
                                 f"max({beyond_lazy.DEFAULT_FINAL_BELOW}, λ √m / ‖T*‖), above the bias λ leaves "
                                 "(`solvers.beyond_lazy._scales`).")
@@ -161,7 +189,7 @@ class BeyondLazy(_Truth, Descent):
                                                           "(recycle).")
 
     @model_validator(mode="after")
-    def _below_init(self) -> "BeyondLazy":
+    def _below_init(self) -> BeyondLazy:
         if self.reinit_scale is not None and self.init_scale is not None and self.reinit_scale >= self.init_scale:
             raise ValueError(f"reinit_scale (δ1 = {self.reinit_scale}) must be below init_scale "
                              f"(δ0 = {self.init_scale})")
@@ -173,10 +201,10 @@ class LazyGD(_Budget, Descent):
 
     alpha: Real = Field(lazy_gd.DEFAULT_ALPHA, gt=0, description="Scale α of the model α (T(W) - T(W0)); large α "
                                                                  "is lazy, α = 1 ordinary training.")
-    step_size: Optional[Real] = Field(
+    step_size: Real | None = Field(
         None, gt=0, description=f"Step size η. Auto: {lazy_gd.DEFAULT_STEP} / (λ_max(J0ᵀJ0) + l² ‖T*‖ / α), the "
                                 "Gauss-Newton curvature at W0 plus the residual's, per run.")
-    init_scale: Optional[Real] = Field(None, gt=0, description="Norm of the rows of W0. Auto: ‖T*‖^(1/2).")
+    init_scale: Real | None = Field(None, gt=0, description="Norm of the rows of W0. Auto: ‖T*‖^(1/2).")
 
 
 class Lazy(Options):
@@ -297,7 +325,7 @@ def _unwrap(ann: Any) -> Any:
     origin = get_origin(ann)
     if origin is Annotated:
         return _unwrap(get_args(ann)[0])
-    if origin is Union:
+    if origin in (Union, types.UnionType):
         args = [a for a in get_args(ann) if a is not type(None)]
         return _unwrap(args[0]) if len(args) == 1 else ann
     return ann
@@ -330,7 +358,7 @@ def type_name(field: FieldInfo) -> str:
 
 
 def _is_signs(field: FieldInfo) -> bool:
-    return get_origin(_unwrap(field.annotation)) is Union
+    return get_origin(_unwrap(field.annotation)) in (Union, types.UnionType)
 
 
 def bound(field: FieldInfo) -> str:
@@ -405,10 +433,10 @@ def options_page() -> str:
     """docs/options.md: a section per method with its :func:`option_table`."""
     parts = ["# Method options", "",
              f"<!-- generated from src/overtensor/solvers/options.py: {REGENERATE} -->", "",
-             "Every option of every method, from its model in `overtensor.solvers.options` (the same "
+             ("Every option of every method, from its model in `overtensor.solvers.options` (the same "
              "declarations validate `overtensor.decompose`, generate the `overtensor decompose` flags and "
              "check experiment specs). `auto`: a default that depends on the target, its rule in the help. "
-             "On the command line an option `max_steps` is the flag `--max-steps`.", ""]
+             "On the command line an option `max_steps` is the flag `--max-steps`."), ""]
     for key, model in MODELS.items():
         summary = re.sub(r":\w+:`([^`]+)`", r"`\1`", (model.__doc__ or "").strip())  # Sphinx roles: plain code
         parts += [f"## `{key}`", "", summary, "", option_table(key)]
