@@ -173,7 +173,7 @@ def test_polish_as_a_method_and_its_bad_input():
         ot.decompose(truth, 2, "polish", init=W[:, :5])
     with pytest.raises(ot.OvertensorError, match="init is all zeros"):
         ot.decompose(truth, 2, "polish", init=np.zeros((2, 6)))
-    with pytest.raises(ot.OvertensorError, match="ftol must be a finite number >= 0"):
+    with pytest.raises(ot.OvertensorError, match="ftol of method 'polish' must be a finite number >= 0, got -1.0"):
         ot.polish(truth, truth, ftol=-1.0)
 
 

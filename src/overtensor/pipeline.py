@@ -32,7 +32,7 @@ from .tensors.compress import Compression, compress
 from .tensors.dense import DenseSymTensor, Tensor, symmetrize
 from .errors import OvertensorError
 from .analysis.recovery import recover
-from .solvers.newton import check_options, solve_batch
+from .solvers.newton import solve_batch
 from .solvers.problem import make_problem
 from .tensors.clustering import merge_clusters
 from .tensors.residual import dense_array, relative_residual
@@ -195,8 +195,7 @@ def pipeline(target: Tensor, components: int, method: str = "gd", *, seed: int =
     )
 
 
-def polish(model: SymCP, target: Tensor, *, max_steps: int = 100, tol: float = 1e-12, ftol: float = 1e-10,
-           xtol: float = 1e-15, cg_tol: float = 1e-10) -> DecompositionResult:
+def polish(model: SymCP, target: Tensor, **options: Any) -> DecompositionResult:
     """Levenberg–Marquardt on ``½‖T(W) - T*‖²`` from the components of ``model``, ``m = model.rank``.
 
     ``T(W) = Σ_i σ_i w_i^{⊗l}`` starts at ``w_i = |λ_i|^{1/l} v̄_i``, ``σ_i = sign λ_i``
@@ -211,15 +210,17 @@ def polish(model: SymCP, target: Tensor, *, max_steps: int = 100, tol: float = 1
     ----------
     model : SymCP, the starting components (e.g. from :func:`recover`)
     target : SymCP or DenseSymTensor
-    max_steps : int, LM iterations
-    tol : float, stop at relative error ``<= tol``
-    ftol : float, stop once an accepted step lowers ``‖R‖`` by less than ``ftol ‖R‖``
-    xtol : float, stop once the step ``‖h‖ <= xtol ‖W‖``
-    cg_tol : float, relative residual at which each CG solve stops
+    **options : ``max_steps`` (LM iterations), ``tol``, ``ftol``, ``xtol``, ``cg_tol``: the
+        options of method ``polish`` but ``init`` (:class:`overtensor.solvers.options.Polish`,
+        table: ``option_table("polish")``)
     """
-    check_options(max_steps, tol, ftol, xtol, cg_tol)  # before reading the model: spec loading relies on it
+    from .solvers.options import validate  # pydantic: imported when a polish runs, not with overtensor
+
+    if "init" in options:
+        raise OvertensorError("polish takes its start from model, not init=")
+    opts = validate("polish", options)
     canon = model.normalize()
     if canon.rank == 0:
         raise OvertensorError("cannot polish a model with no components")
     problem = make_problem([target], canon.rank, [0])
-    return solve_batch(problem, init=canon, max_steps=max_steps, tol=tol, ftol=ftol, xtol=xtol, cg_tol=cg_tol)[0]
+    return solve_batch(problem, **{**opts.model_dump(exclude={"init"}), "init": canon})[0]

@@ -63,22 +63,19 @@ def _dense(problem: Problem, b: int) -> np.ndarray:
 def solve_batch(
     problem: Problem,
     *,
-    max_iter: int = 500,
-    als_tol: float = 1e-10,
-    als_init: str = "random",
-    tol: float = 1e-4,
+    max_iter: int,
+    als_tol: float,
+    als_init: str,
+    tol: float,
     progress: Callable[[int], None] | None = None,
 ) -> list[DecompositionResult]:
     """Rank-``m`` CP-ALS (TensorLy) on each dense target, seeded by the run's seed.
 
-    Parameters
-    ----------
-    max_iter : int, ALS sweeps (``n_iter_max``)
-    als_tol : float, ALS stops when its relative error decreases by less (TensorLy's ``tol``)
-    als_init : {"random", "svd"}, TensorLy's initialization (``random`` uses the seed); ``svd`` is
-        the stronger peer on dense low-rank targets (docs/benchmarks-peers.md: 1e-8 in 89 of 90
-        runs, ``random`` in none within 500 sweeps), so compare against it there
-    tol : float, ``converged`` means relative error ``<= tol``
+    The options (``max_iter`` ALS sweeps, TensorLy's ``n_iter_max``; ``als_tol``, its ``tol``;
+    ``als_init``; ``tol`` for ``converged``) are validated, defaults filled in, by
+    :class:`overtensor.solvers.options.ALS`. ``als_init="random"`` uses the seed; ``svd`` is
+    the stronger peer on dense low-rank targets (docs/benchmarks-peers.md: 1e-8 in 89 of 90
+    runs, ``random`` in none within 500 sweeps), so compare against it there.
 
     Returns
     -------
@@ -88,13 +85,6 @@ def solve_batch(
     from tensorly import cp_to_tensor
     from tensorly.decomposition import parafac
 
-    if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
-        raise OvertensorError(f"max_iter must be an integer >= 1, got {max_iter!r}")
-    for name, v in (("als_tol", als_tol), ("tol", tol)):
-        if not (np.isfinite(v) and v >= 0):
-            raise OvertensorError(f"{name} must be a finite number >= 0, got {v!r}")
-    if als_init not in ("random", "svd"):
-        raise OvertensorError(f"als_init must be 'random' or 'svd', got {als_init!r}")
     results = []
     for b, seed in enumerate(problem.seeds):
         dense = _dense(problem, b)

@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..backend import get_backend, to_numpy
+from ..backend import to_numpy
 from ..analysis.diagnostics import observer, truth_list
 from ..errors import OvertensorError
 from ..tensors.parameterization import check_signs, model_parts
@@ -34,18 +34,15 @@ from ..tensors.clustering import cluster_directions, merge_clusters
 from ..result import DecompositionResult
 from ..tensors.symcp import SymCP
 from .descent import ACTIVE_THRESHOLD, DescentConfig, Recorder, descend
-from .gd import build_result, check_common, default_init_scale, relative_errors, step_sizes
+from .gd import build_result, default_init_scale, relative_errors, step_sizes
 from .problem import Problem, random_directions, run_rng
 
 __all__ = ["solve_batch", "merge_duplicates", "reinitialize", "Refresh"]
 
-# Defaults, chosen by benchmarks/choose_defaults.py (docs/defaults.md).
+# The target-dependent defaults' rules (:func:`_scales`), chosen by benchmarks/choose_defaults.py
+# (docs/defaults.md); the plain defaults are declared in :class:`overtensor.solvers.options.BeyondLazy`.
 DEFAULT_REINIT = 0.5  # δ_1 = DEFAULT_REINIT · δ_0
 DEFAULT_REG = 3e-4  # λ = DEFAULT_REG · ‖T*‖
-DEFAULT_EPOCH_STEPS = 100  # H_0
-DEFAULT_GROWTH = 1.25  # γ
-DEFAULT_EPOCHS = 20
-DEFAULT_MERGE_COS = 0.99  # τ
 DEFAULT_FINAL_BELOW = 1e-2
 
 
@@ -122,23 +119,6 @@ def refresh(W: np.ndarray, rng: np.random.Generator, *, init_scale: float, thres
     return Refresh(W, merged, count)
 
 
-def _check_options(*, reinit_scale: float | None, init_scale: float | None, epoch_steps: int, epoch_growth: float,
-                   max_epochs: int, merge_cos: float, final_below: float | None) -> None:
-    if reinit_scale is not None and not (np.isfinite(reinit_scale) and reinit_scale > 0):
-        raise OvertensorError(f"reinit_scale must be a finite number > 0, got {reinit_scale!r}")
-    if reinit_scale is not None and init_scale is not None and reinit_scale >= init_scale:
-        raise OvertensorError(f"reinit_scale (δ1 = {reinit_scale}) must be below init_scale (δ0 = {init_scale})")
-    for name, v in (("epoch_steps", epoch_steps), ("max_epochs", max_epochs)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise OvertensorError(f"{name} must be an integer >= 1, got {v!r}")
-    if not (np.isfinite(epoch_growth) and epoch_growth >= 1):
-        raise OvertensorError(f"epoch_growth must be a finite number >= 1, got {epoch_growth!r}")
-    if not (np.isfinite(merge_cos) and 0 < merge_cos <= 1):
-        raise OvertensorError(f"merge_cos must lie in (0, 1], got {merge_cos!r}")
-    if final_below is not None and not (np.isfinite(final_below) and final_below >= 0):
-        raise OvertensorError(f"final_below must be a finite number >= 0, got {final_below!r}")
-
-
 def _scales(problem: Problem, *, init_scale: float | None, reinit_scale: float | None, reg: float | None,
             final_below: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per-run ``(δ_0, δ_1, λ, final_below)``, each ``(B,)``, defaults relative to ``‖T*‖``."""
@@ -158,47 +138,30 @@ def _scales(problem: Problem, *, init_scale: float | None, reinit_scale: float |
 def solve_batch(
     problem: Problem,
     *,
-    step_size: float | None = None,
-    init_scale: float | None = None,
-    reinit_scale: float | None = None,
-    reg: float | None = None,
-    epoch_steps: int = DEFAULT_EPOCH_STEPS,
-    epoch_growth: float = DEFAULT_GROWTH,
-    max_epochs: int = DEFAULT_EPOCHS,
-    final_below: float | None = None,
-    recycle: bool = True,
-    merge_cos: float = DEFAULT_MERGE_COS,
-    signs: str | Sequence[float] | None = None,
-    backend: str = "numpy",
-    device: str | None = None,
-    dtype: str = "float64",
-    tol: float = 1e-4,
-    record_every: int = 10,
-    truth: SymCP | Sequence[SymCP] | None = None,
+    step_size: float | None,
+    init_scale: float | None,
+    reinit_scale: float | None,
+    reg: float | None,
+    epoch_steps: int,
+    epoch_growth: float,
+    max_epochs: int,
+    final_below: float | None,
+    recycle: bool,
+    merge_cos: float,
+    signs: str | Sequence[float] | None,
+    tol: float,
+    record_every: int,
+    truth: SymCP | Sequence[SymCP] | None,
     progress: Callable[[int], None] | None = None,
 ) -> list[DecompositionResult]:
     """Beyond-lazy gradient descent (balanced model) for each run of the batch.
 
-    Parameters
-    ----------
-    step_size : float, ``η``, default ``0.3 / σ`` as for ``gd``
-    init_scale : float, ``δ_0``, default ``1e-3 · ‖T*‖^{1/2}``
-    reinit_scale : float, ``δ_1 < δ_0``, default ``0.5 δ_0``
-    reg : float, ``λ``, default ``3e-4 · ‖T*‖``
-    epoch_steps : int, ``H_0``; epoch_growth : float, ``γ >= 1``; max_epochs : int
-    final_below : float, ``λ`` is switched off for an epoch that starts below this relative
-        error; default ``max(1e-2, λ sqrt(m) / ‖T*‖)``, above the bias ``≈ λ sqrt(r) / (2‖T*‖)``
-        that ``λ`` leaves once every direction is fit
-    recycle : bool, merge duplicate directions between epochs and re-draw the freed components
-    merge_cos : float, ``τ`` for ``recycle``
-    signs : None, ``"half"`` or ``m`` values of +1/-1: a signed model, as for ``gd``
-    backend, device, dtype : where the epochs' descent runs, as for ``gd`` (re-drawing and
-        merging between epochs are NumPy; in float32 the final error is recomputed in float64)
-        (a re-drawn component keeps its slot's sign; merges stay within one sign)
-    tol : float, stop at relative error ``<= tol``
-    record_every : int, history interval in steps
-    truth : SymCP or one per run, optional; adds ``corr_j``, ``cone_mass_j`` and
-        ``movement`` columns to the history (:mod:`overtensor.analysis.diagnostics`)
+    The options, validated and with every default filled in, are those of
+    :class:`overtensor.solvers.options.BeyondLazy` (call through :func:`overtensor.decompose`);
+    the ``None`` ("auto") ones are resolved by :func:`_scales` and :func:`~.gd.step_sizes`.
+    The epochs' descent runs on the problem's arrays (:attr:`Problem.arrays`); re-drawing
+    and merging between epochs are NumPy whatever the backend (a re-drawn
+    component keeps its slot's sign; merges stay within one sign).
 
     Returns
     -------
@@ -208,10 +171,6 @@ def solve_batch(
     The history has two rows at an epoch boundary that falls on the record
     interval: before and after the between-epoch update.
     """
-    check_common(step_size=step_size, reg=0.0 if reg is None else reg, tol=tol, max_steps=0,
-                 record_every=record_every, init_scale=init_scale)
-    _check_options(reinit_scale=reinit_scale, init_scale=init_scale, epoch_steps=epoch_steps,
-                   epoch_growth=epoch_growth, max_epochs=max_epochs, merge_cos=merge_cos, final_below=final_below)
     B, order = problem.size, problem.order
     sigma = check_signs(signs, problem.components)
     eta = step_sizes(problem, step_size)
@@ -220,7 +179,7 @@ def solve_batch(
     rngs = [run_rng(seed) for seed in problem.seeds]
     W = np.stack([delta0[b] * random_directions(rngs[b], problem.components, problem.dim) for b in range(B)])
     observe = None if truth is None else observer(truth_list(truth, B, problem.dim, order), W)
-    on = get_backend(backend, device, dtype)
+    on = problem.arrays
     op, target_sq = problem.on(on)
     start = time.perf_counter()
     recorder = Recorder(B, start, observe)
@@ -259,7 +218,7 @@ def solve_batch(
                               "reg": float(lam_k[b]), "merged": int(counts[b, 0]),
                               "reinitialized": int(counts[b, 1]),
                               "active": int(np.sum(masses[b] >= threshold[b]))})
-    if dtype != "float64":  # the loop's estimate has a floor near sqrt(eps); report the float64 error
+    if problem.dtype != "float64":  # the loop's estimate has a floor near sqrt(eps); report the float64 error
         rel = relative_errors(problem, W, "balanced", sigma)
         converged = rel <= tol
     seconds = time.perf_counter() - start
@@ -270,6 +229,6 @@ def solve_batch(
                      info={"step_size": float(eta[b]), "init_scale": float(delta0[b]), "reinit_scale": float(delta1[b]),
                            "reg": float(lam[b]), "epoch_steps": epoch_steps, "epoch_growth": epoch_growth,
                            "final_below": float(switch[b]), "recycle": recycle, "merge_cos": merge_cos,
-                           "epochs": epochs[b], "interrupted": interrupted, "backend": backend, "dtype": dtype})
+                           "epochs": epochs[b], "interrupted": interrupted, "backend": problem.backend, "dtype": problem.dtype})
         for b in range(B)
     ]

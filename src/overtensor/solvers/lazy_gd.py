@@ -22,20 +22,20 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from ..backend import get_backend, to_numpy
-from ..errors import OvertensorError
+from ..backend import to_numpy
 from ..tensors.kernels import FactoredOp, ShiftedOp, map_arrays
 from ..tensors.parameterization import check_signs, model_parts
 from ..result import DecompositionResult, History
 from ..tensors.symcp import SymCP
 from .descent import DescentConfig, Recorder, descend
-from .gd import check_common, initial_params
+from .gd import initial_params
 from .lazy import Tangent
 from .problem import Problem
 
 __all__ = ["solve_batch", "gauss_newton_norm"]
 
-#: ``α`` when none is given: large enough that the run is lazy (movement ~ 1e-2), see the docstring.
+#: The default ``α`` (:class:`~overtensor.solvers.options.LazyGD`): large enough that the run is lazy
+#: (movement ~ 1e-2), see the docstring.
 DEFAULT_ALPHA = 100.0
 #: ``η = DEFAULT_STEP / (λ_max(J_0ᵀ J_0) + l² ‖T*‖ / α)`` when no step size is given.
 DEFAULT_STEP = 0.5
@@ -69,33 +69,23 @@ def gauss_newton_norm(W0: np.ndarray, order: int, signs: np.ndarray | None = Non
 def solve_batch(
     problem: Problem,
     *,
-    alpha: float = DEFAULT_ALPHA,
-    step_size: float | None = None,
-    init_scale: float | None = None,
-    max_steps: int = 10_000,
-    tol: float = 1e-4,
-    record_every: int = 10,
-    signs: str | Sequence[float] | None = None,
-    backend: str = "numpy",
-    device: str | None = None,
-    dtype: str = "float64",
+    alpha: float,
+    step_size: float | None,
+    init_scale: float | None,
+    max_steps: int,
+    tol: float,
+    record_every: int,
+    signs: str | Sequence[float] | None,
     progress: Callable[[int], None] | None = None,
 ) -> list[DecompositionResult]:
     """Gradient descent on the ``α``-scaled, centred model from a unit-scale start.
 
-    Parameters
-    ----------
-    alpha : float, the scale ``α > 0`` (default 100: lazy; ``α = 1`` is
-        ordinary training of ``T(W) - T(W_0)``)
-    step_size : float, default ``0.5 / (λ_max(J_0ᵀ J_0) + l² ‖T*‖ / α)``, the
-        Gauss-Newton curvature at ``W_0`` plus a bound on the residual's curvature,
-        each run its own (so a batched run equals its single run)
-    init_scale : float, norm of the rows of ``W_0``, default ``‖T*‖^{1/2}``
-        (every component starts with mass ``‖T*‖``)
-    max_steps, tol, record_every : as for ``gd``; ``tol`` applies to the error below
-    signs : None, ``"half"`` or ``m`` values of +1/-1: a signed model, as for ``gd``
-    backend, device, dtype : where the loop runs, as for ``gd`` (the step-size estimate and
-        the results are NumPy)
+    The options, validated and with every default filled in, are those of
+    :class:`overtensor.solvers.options.LazyGD` (call through :func:`overtensor.decompose`);
+    ``step_size = None`` is resolved per run (:data:`DEFAULT_STEP` over the Gauss-Newton
+    curvature at ``W_0``, :func:`gauss_newton_norm`, plus ``l² ‖T*‖ / α``), ``init_scale =
+    None`` to ``‖T*‖^{1/2}``. ``tol`` applies to the error below. The step-size estimate and
+    the results are NumPy; the loop runs on the problem's arrays (:attr:`Problem.arrays`).
 
     Returns
     -------
@@ -103,10 +93,6 @@ def solve_batch(
     ``model = α(T(W) - T(W_0))`` as a SymCP (``2m`` terms), ``params = W``;
     ``info["movement"] = ‖W - W_0‖ / ‖W_0‖``, also a history column.
     """
-    if not (np.isfinite(alpha) and alpha > 0):
-        raise OvertensorError(f"alpha must be a finite number > 0, got {alpha!r}")
-    check_common(step_size=step_size, reg=0.0, tol=tol, max_steps=max_steps, record_every=record_every,
-                 init_scale=init_scale)
     B, l = problem.size, problem.order
     sigma = check_signs(signs, problem.components)
     norm = problem.target_norm
@@ -130,7 +116,7 @@ def solve_batch(
     def movement(b: int, W_b: np.ndarray) -> dict[str, float]:
         return {"movement": float(np.linalg.norm(to_numpy(W_b) - W0[b]) / W0_norm[b])}
 
-    on = get_backend(backend, device, dtype)
+    on = problem.arrays
     start = time.perf_counter()
     recorder = Recorder(B, start, observe=movement)
     out = descend(on.asarray(W0), map_arrays(shifted, on.asarray), on.asarray(shifted_sq), config, recorder,
@@ -149,6 +135,6 @@ def solve_batch(
             seconds=seconds, method="lazy_gd", components=problem.components, history=History.from_rows(rows),
             params=W[b],
             info={"alpha": float(alpha), "step_size": float(etas[b]), "init_scale": float(scales[b]),
-                  "interrupted": out.interrupted, "backend": backend, "dtype": dtype, **movement(b, W[b])},
+                  "interrupted": out.interrupted, "backend": problem.backend, "dtype": problem.dtype, **movement(b, W[b])},
         ))
     return results

@@ -49,7 +49,7 @@ from ..result import DecompositionResult, History
 from ..tensors.symcp import SymCP
 from .problem import Problem
 
-__all__ = ["Jacobian", "Outcome", "check_options", "solve_batch", "levenberg_marquardt", "split_init"]
+__all__ = ["Jacobian", "Outcome", "solve_batch", "levenberg_marquardt", "split_init"]
 
 
 @dataclass(frozen=True)
@@ -221,26 +221,15 @@ def split_init(init: object, order: int, dim: int) -> tuple[np.ndarray, np.ndarr
     return W, np.ones(W.shape[0])
 
 
-def check_options(max_steps: int, tol: float, ftol: float, xtol: float, cg_tol: float) -> None:
-    """The polish options' bounds; one-line ``OvertensorError`` naming the bad one."""
-    if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) or max_steps < 0:
-        raise OvertensorError(f"max_steps must be an integer >= 0, got {max_steps!r}")
-    for name, v in (("tol", tol), ("ftol", ftol), ("xtol", xtol)):
-        if not (np.isfinite(v) and v >= 0):
-            raise OvertensorError(f"{name} must be a finite number >= 0, got {v!r}")
-    if not (np.isfinite(cg_tol) and 0 < cg_tol < 1):
-        raise OvertensorError(f"cg_tol must be a number in (0, 1), got {cg_tol!r}")
-
-
 def solve_batch(
     problem: Problem,
     *,
-    init: object = None,
-    max_steps: int = 100,
-    tol: float = 1e-12,
-    ftol: float = 1e-10,
-    xtol: float = 1e-15,
-    cg_tol: float = 1e-10,
+    init: object,
+    max_steps: int,
+    tol: float,
+    ftol: float,
+    xtol: float,
+    cg_tol: float,
     progress: Callable[[int], None] | None = None,
 ) -> list[DecompositionResult]:
     """Levenberg–Marquardt polish of ``init`` on each target (module docstring).
@@ -250,18 +239,15 @@ def solve_batch(
     init : SymCP or (m, d) array, required; ``m`` must equal ``components``.
         A SymCP ``Σ λ_i v_i^{⊗l}`` starts at ``w_i = |λ_i|^{1/l} v̄_i`` (signs kept);
         an array is ``W`` with ``T(W) = Σ_i w_i^{⊗l}``.
-    max_steps : int, LM iterations (each: one target contraction, one residual, one CG solve)
-    tol : float, stop at relative error ``<= tol`` (from :func:`~overtensor.tensors.residual.residual_norm`)
-    ftol : float, stop when an accepted step lowers ``‖R‖`` by less than ``ftol ‖R‖``
-    xtol : float, stop when ``‖h‖ <= xtol ‖W‖``
-    cg_tol : float, CG stops at relative residual ``cg_tol``
+    max_steps, tol, ftol, xtol, cg_tol : the stopping rules of the module docstring, validated
+        with their defaults by :class:`overtensor.solvers.options.Polish` (each LM iteration:
+        one target contraction, one residual, one CG solve)
 
     Returns
     -------
     One result per run; ``relative_error`` is cancellation-free, ``info["stop"]`` names
     the rule that stopped, ``params`` is the final ``W (m, d)``.
     """
-    check_options(max_steps, tol, ftol, xtol, cg_tol)
     if init is None:
         raise OvertensorError("method polish needs init= (a SymCP or an (m, d) array); "
                               "from the CLI use --recover --polish")

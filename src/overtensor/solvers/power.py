@@ -20,7 +20,6 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..errors import OvertensorError
 from ..tensors.kernels import FactoredOp, ShiftedOp
 from ..result import DecompositionResult, History
 from ..tensors.symcp import SymCP
@@ -37,20 +36,17 @@ def _deflated(problem: Problem, weights: np.ndarray, vectors: np.ndarray) -> Shi
 def solve_batch(
     problem: Problem,
     *,
-    n_starts: int = 10,
-    max_iter: int = 100,
-    power_tol: float = 1e-10,
-    tol: float = 1e-4,
+    n_starts: int,
+    max_iter: int,
+    power_tol: float,
+    tol: float,
     progress: Callable[[int], None] | None = None,
 ) -> list[DecompositionResult]:
     """Greedy rank-one extraction: ``components`` rounds of power iteration and deflation.
 
-    Parameters
-    ----------
-    n_starts : int, random unit starts per component (drawn from the run's seed)
-    max_iter : int, power iterations per component
-    power_tol : float, a start has converged once ``‖x_{t+1} - ±x_t‖ <= power_tol``
-    tol : float, ``converged`` means relative error ``<= tol``
+    The options (``n_starts`` starts per component, drawn from the run's seed; ``max_iter``
+    iterations per component; ``power_tol``; ``tol`` for ``converged``) are validated,
+    defaults filled in, by :class:`overtensor.solvers.options.Power`.
 
     Returns
     -------
@@ -58,12 +54,6 @@ def solve_batch(
     found), ``params`` the unit vectors ``x_k (m, d)``, ``steps`` the power
     iterations over all components, one history row per component.
     """
-    for name, v in (("n_starts", n_starts), ("max_iter", max_iter)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise OvertensorError(f"{name} must be an integer >= 1, got {v!r}")
-    for name, v in (("power_tol", power_tol), ("tol", tol)):
-        if not (np.isfinite(v) and v >= 0):
-            raise OvertensorError(f"{name} must be a finite number >= 0, got {v!r}")
     B, m, d, l = problem.size, problem.components, problem.dim, problem.order
     starts = np.stack([random_directions(run_rng(s), m * n_starts, d).reshape(m, n_starts, d)
                        for s in problem.seeds])  # (B, m, S, d)
