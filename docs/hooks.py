@@ -4,7 +4,7 @@ Two markers, each an HTML comment so the page reads the same on GitHub:
 
 - ``<!-- options: METHOD -->`` becomes ``overtensor.solvers.options.option_table("METHOD")``,
   the Markdown table of the method's options, generated from the one declaration of them;
-- ``<!-- readme: HEADING, HEADING -->`` becomes those ``##`` sections of README.md (``intro``:
+- ``<!-- readme: HEADING | HEADING -->`` becomes those ``##`` sections of README.md (``intro``:
   the text before the first one), with the README's ``docs/...`` links made relative to the
   page, so the quick start has one source.
 """
@@ -43,4 +43,4 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
 
         markdown = OPTIONS.sub(lambda m: option_table(m.group(1)), markdown)
     depth = page.file.src_uri.count("/")
-    return README.sub(lambda m: readme_sections([h.strip() for h in m.group(1).split(",")], depth), markdown)
+    return README.sub(lambda m: readme_sections([h.strip() for h in m.group(1).split("|")], depth), markdown)
