@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import doctest
 import importlib
+import importlib.util
 import pkgutil
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -71,3 +73,36 @@ def test_method_page_examples(page: Path) -> None:
     result = runner.run(test)
     assert result.attempted > 0 or page.name == "index.md", f"{page.name} has no example"
     assert result.failed == 0, f"{result.failed} of {result.attempted} examples failed in {page.name}"
+
+
+def _hooks() -> Any:
+    """docs/hooks.py, the site's MkDocs hooks (plain Python: they need no MkDocs to import)."""
+    spec = importlib.util.spec_from_file_location("docs_hooks", DOCS / "hooks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_method_has_a_page_with_its_option_table() -> None:
+    hooks = _hooks()
+    for method in overtensor.methods():
+        page = DOCS / "methods" / f"{method}.md"
+        assert page.exists(), f"no docs page for method {method!r}"
+        assert hooks.OPTIONS.findall(page.read_text(encoding="utf-8")) == [method], page.name
+
+
+def test_readme_markers_name_readme_sections() -> None:
+    """Each ``<!-- readme: ... -->`` marker of the site names sections the README has (else the build fails)."""
+    hooks = _hooks()
+    markers = [(p, m) for p in sorted(DOCS.rglob("*.md")) for m in hooks.README.findall(p.read_text(encoding="utf-8"))]
+    assert markers
+    for page, marker in markers:
+        text = hooks.readme_sections([h.strip() for h in marker.split("|")], depth=1)
+        assert text.strip() and "](docs/" not in text, page.name  # README links rebased into the site
+
+
+def test_option_tables_render() -> None:
+    options = pytest.importorskip("overtensor.solvers.options")  # arrives with the option declarations
+    for method in overtensor.methods():
+        assert options.option_table(method).lstrip().startswith("|"), method  # a Markdown table
+    assert "step_size" in options.option_table("gd") and "alpha" in options.option_table("lazy_gd")
