@@ -59,7 +59,7 @@ def recover(model: SymCP, *, mass_fraction: float = 1e-2, cos: float = 0.99) -> 
     >>> rec = ot.recover(model)
     >>> rec.rank, rec.weights.tolist()                     # the halves merge, the dust is dropped
     (2, [1.0, 1.0])
-    >>> rec.distance(ot.SymCP([1.0, 1.0], e[:2], 3)) < 1e-12
+    >>> ot.residual_norm(rec, ot.SymCP([1.0, 1.0], e[:2], 3)) < 1e-12
     True
     """
     if not np.isfinite(mass_fraction) or not 0 <= mass_fraction < 1:

@@ -44,7 +44,7 @@ class DenseSymTensor:
     >>> T = ot.DenseSymTensor(np.einsum("i,j,k->ijk", x, x, x))   # x^{⊗3}
     >>> T, T.shape
     (DenseSymTensor(dim=2, order=3), (2, 2, 2))
-    >>> bool(np.isclose(T.evaluate([1.0, 0.0]), 1.0)), T.distance(ot.SymCP([1.0], [x], 3)) < 1e-12
+    >>> bool(np.isclose(T.evaluate([1.0, 0.0]), 1.0)), ot.residual_norm(ot.SymCP([1.0], [x], 3), T) < 1e-12
     (True, True)
     >>> ot.DenseSymTensor(np.arange(8.0).reshape(2, 2, 2))
     Traceback (most recent call last):

@@ -95,7 +95,7 @@ class SymCP:
         >>> N = S.normalize()
         >>> N.rank, N.weights.tolist(), N.vectors.tolist()  # 2 (3 e2)^3 = 54 e2^3
         (1, [54.0], [[0.0, 1.0]])
-        >>> N.distance(S) < 1e-12
+        >>> ot.residual_norm(N, S) < 1e-12
         True
 
         For odd order a negative weight is a flipped vector, so every weight
@@ -182,7 +182,20 @@ class SymCP:
         return out[0] if single else out
 
     def to_tensorly(self) -> Any:
-        """This tensor as a TensorLy ``CPTensor`` (weights, ``l`` equal factors ``V^T (d, n)``)."""
+        """This tensor as a TensorLy ``CPTensor`` (weights, ``l`` equal factors ``V^T (d, n)``).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import overtensor as ot
+        >>> S = ot.make_target(dim=5, rank=2, order=3, seed=0)
+        >>> cp = S.to_tensorly()
+        >>> len(cp.factors), cp.factors[0].shape
+        (3, (5, 2))
+        >>> back = ot.SymCP.from_tensorly(cp)
+        >>> ot.residual_norm(back, S) < 1e-12, np.allclose(cp.to_tensor(), S.to_dense())
+        (True, True)
+        """
         from .convert import to_tensorly
 
         return to_tensorly(self)
