@@ -127,12 +127,12 @@ def match(recovered: SymCP, truth: SymCP, *, threshold: float = 0.99) -> Match:
     >>> import numpy as np
     >>> import overtensor as ot
     >>> truth = ot.SymCP([1.0, 2.0, 3.0], np.eye(3), 3)
-    >>> found = ot.SymCP([3.0, 1.1], [[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]], 3)  # misses component 1
+    >>> found = ot.SymCP([3.0, 1.05], [[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]], 3)  # misses component 1
     >>> m = ot.match(found, truth)
     >>> m.partners.tolist(), m.missing, m.spurious
     ([1, -1, 0], (1,), ())
-    >>> np.round(m.weight_errors, 3).tolist()             # |1.1 - 1| / 1, no partner, exact
-    [0.1, nan, 0.0]
+    >>> np.round(m.weight_errors, 3).tolist()             # |1.05 - 1| / 1, no partner, exact
+    [0.05, nan, 0.0]
     """
     threshold = _check_cos("threshold", threshold)
     if not isinstance(recovered, SymCP) or not isinstance(truth, SymCP):
