@@ -36,11 +36,17 @@ def readme_sections(headings: list[str], depth: int = 0) -> str:
     return "\n".join(re.sub(r"\]\(docs/", f"]({up}", found[h]) for h in headings)
 
 
+def escape_stars(text: str) -> str:
+    """``*`` outside code spans escaped: the help texts write ``T*`` for the target, not emphasis."""
+    parts = re.split(r"(`[^`]*`)", text)
+    return "".join(p if p.startswith("`") else p.replace("*", "\\*") for p in parts)
+
+
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
     """Fill in the markers of one page (MkDocs calls this for every page)."""
     if OPTIONS.search(markdown):
         from overtensor.solvers.options import option_table
 
-        markdown = OPTIONS.sub(lambda m: option_table(m.group(1)), markdown)
+        markdown = OPTIONS.sub(lambda m: escape_stars(option_table(m.group(1))), markdown)
     depth = page.file.src_uri.count("/")
     return README.sub(lambda m: readme_sections([h.strip() for h in m.group(1).split("|")], depth), markdown)

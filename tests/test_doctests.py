@@ -106,3 +106,7 @@ def test_option_tables_render() -> None:
     for method in overtensor.methods():
         assert options.option_table(method).lstrip().startswith("|"), method  # a Markdown table
     assert "step_size" in options.option_table("gd") and "alpha" in options.option_table("lazy_gd")
+
+
+def test_option_table_stars_are_not_emphasis() -> None:
+    assert _hooks().escape_stars("| ‖T(W) - T*‖ / ‖T*‖ | `a*b` |") == "| ‖T(W) - T\\*‖ / ‖T\\*‖ | `a*b` |"
