@@ -104,6 +104,20 @@ def decompose(target: Tensor, components: int, method: str = "gd", *, seed: int 
     Returns
     -------
     DecompositionResult
+
+    Examples
+    --------
+    >>> import overtensor as ot
+    >>> target = ot.make_target(dim=10, rank=3, order=3, seed=0)
+    >>> result = ot.decompose(target, 10, method="gd", seed=0, tol=1e-4)
+    >>> result.converged, result.relative_error <= 1e-4, result.model.rank
+    (True, True, 10)
+    >>> ot.recover(result.model).rank                      # back to the 3 true components
+    3
+    >>> ot.decompose(target, 10, step_size=-1.0)           # a bad option is one line
+    Traceback (most recent call last):
+        ...
+    overtensor.errors.OvertensorError: ...step_size...
     """
     call = _solver(method, options)
     problem = make_problem([as_target(target)], components, [seed], **call.problem)
@@ -118,6 +132,18 @@ def decompose_batch(targets: Sequence[Tensor], components: int, method: str = "g
     seed), or a list of ``B`` targets of one type and shape. Result ``b`` equals
     ``decompose(targets[b], components, method, seed=seeds[b], **options)`` bit for bit
     (tests/test_batch.py).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import overtensor as ot
+    >>> target = ot.make_target(dim=10, rank=3, order=3, seed=0)
+    >>> results = ot.decompose_batch(target, 10, seeds=range(3))
+    >>> [r.converged for r in results]
+    [True, True, True]
+    >>> single = ot.decompose(target, 10, seed=2)
+    >>> np.array_equal(single.params, results[2].params)   # bit for bit
+    True
     """
     seeds = list(seeds)
     if not isinstance(targets, list):  # a tuple is one target: (weights, factors), (weights, vectors, order)

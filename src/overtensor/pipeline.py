@@ -160,6 +160,16 @@ def pipeline(target: Tensor, components: int, method: str = "gd", *, seed: int =
     history has the descent and every polish (column ``phase``); ``info`` has
     ``compressed_dim``, ``descent_relative_error``, ``descent_steps``,
     ``recovered_components``, ``added_components`` (step 4b), ``polish_stop`` and ``polish_runs``.
+
+    Examples
+    --------
+    >>> import overtensor as ot
+    >>> dense = ot.make_target(12, 3, 3, kind="gaussian", seed=0).to_dense()   # (12, 12, 12)
+    >>> result = ot.pipeline(ot.DenseSymTensor(dense), 8, "gd", seed=0, tol=1e-3, max_steps=200)
+    >>> result.method, result.model.rank, result.info["compressed_dim"]
+    ('gd+polish', 3, 3)
+    >>> result.relative_error < 1e-10                      # exact, where descent alone stops at 1e-3
+    True
     """
     if not (np.isfinite(exact_tol) and exact_tol >= 0):
         raise OvertensorError(f"exact_tol must be a finite number >= 0, got {exact_tol!r}")
@@ -213,6 +223,16 @@ def polish(model: SymCP, target: Tensor, **options: Any) -> DecompositionResult:
     **options : ``max_steps`` (LM iterations), ``tol``, ``ftol``, ``xtol``, ``cg_tol``: the
         options of method ``polish`` but ``init`` (:class:`overtensor.solvers.options.Polish`,
         table: ``option_table("polish")``)
+
+    Examples
+    --------
+    >>> import overtensor as ot
+    >>> target = ot.make_target(dim=10, rank=3, order=3, seed=0)
+    >>> rough = ot.decompose(target, 8, seed=0, tol=1e-2)  # descent to the basin only
+    >>> start = ot.recover(rough.model)
+    >>> result = ot.polish(start, target)
+    >>> start.rank, result.relative_error < 1e-10, result.info["stop"]
+    (3, True, 'tol')
     """
     from .solvers.options import validate  # pydantic: imported when a polish runs, not with overtensor
 
