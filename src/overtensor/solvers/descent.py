@@ -23,7 +23,7 @@ from functools import partial
 from typing import Any, NamedTuple
 
 import numpy as np
-from array_api_compat import device as array_device
+from array_api_compat import device as array_device, is_numpy_array
 
 from ..backend import Array, array_namespace, to_numpy
 from ..errors import OvertensorError
@@ -194,6 +194,7 @@ class _Context(NamedTuple):
     recorder: Recorder
     progress: Callable[[int], None] | None
     power: float  # the history's masses are (‖w_i‖²)^power, p/2 for a model of homogeneity p
+    to_numpy: Callable[[Array], np.ndarray]  # np.asarray itself on NumPy (no per-call type test)
 
 
 class _Live(NamedTuple):
@@ -208,7 +209,9 @@ class _Live(NamedTuple):
     reg_rows: Array | float  # (b,) λ_k for the loss, or one for all
     signs: Array | None  # (m,) fixed signs of a signed model, shared by the batch
     scale: np.ndarray  # (b,) ‖T*‖
+    active_at: np.ndarray  # (b, 1) the mass of an active component: active_threshold · ‖T*‖
     tol: np.ndarray  # (b,)
+    stop_at: np.ndarray  # (b,) the default rule's bound: tol, or -inf where tol = 0 (never)
     etas: np.ndarray  # (b,) step sizes in NumPy, for the divergence message
 
     def keep(self, rows: np.ndarray) -> "_Live":
@@ -225,8 +228,8 @@ class _Live(NamedTuple):
             return x if isinstance(x, float) else take(x)
 
         return _Live(self.runs[rows], take(self.W), map_arrays(self.op, take), take(self.target_sq), some(self.eta),
-                     some(self.reg), some(self.reg_rows), self.signs, self.scale[rows], self.tol[rows],
-                     self.etas[rows])
+                     some(self.reg), some(self.reg_rows), self.signs, self.scale[rows], self.active_at[rows], self.tol[rows],
+                     self.stop_at[rows], self.etas[rows])
 
     def regularized(self, xp: Any, lam: np.ndarray) -> "_Live":
         """With ``λ_k = lam (b,)``: one float when the runs share it (the common case), else arrays."""
@@ -245,8 +248,9 @@ def _start(xp: Any, W: Array, target: TargetOp, target_sq: Array, config: Descen
     signs = None if config.signs is None else xp.asarray(config.signs, dtype=W.dtype, device=dev)
     scale = np.sqrt(to_numpy(target_sq).astype(np.float64))
     tols = np.broadcast_to(np.asarray(config.tol, dtype=np.float64), (B,))
-    return _Live(np.arange(B), W, target, target_sq, eta, float(config.reg), float(config.reg), signs, scale, tols,
-                 etas)
+    stop_at = np.where(tols > 0, tols, -np.inf)  # reached_tol in one comparison
+    return _Live(np.arange(B), W, target, target_sq, eta, float(config.reg), float(config.reg), signs, scale,
+                 (config.active_threshold * scale)[:, None], tols, stop_at, etas)
 
 
 def descend(
@@ -285,7 +289,8 @@ def descend(
     runs = _Runs(np.zeros(B, dtype=np.int64) if steps is None else steps.copy(), np.zeros(B, dtype=bool),
                  np.full(B, np.nan), [W[b, ...] for b in range(B)])
     running = np.ones(B, dtype=bool) if running is None else running
-    ctx = _Context(xp, config, hooks, recorder, progress, homogeneity(config.parameterization, target.order) / 2)
+    ctx = _Context(xp, config, hooks, recorder, progress, homogeneity(config.parameterization, target.order) / 2,
+                   np.asarray if is_numpy_array(W) else to_numpy)
     everything = _start(xp, W, target, target_sq, config)
     if not running.all():
         _stop_here(ctx, runs, everything.keep(np.flatnonzero(~running)))
@@ -340,7 +345,8 @@ def _epoch(ctx: _Context, runs: _Runs, live: _Live, length: int) -> tuple[_Live,
             out = step(W)
             if k == check:
                 pending = _count(runs.steps, live.runs, pending)
-                done = _check(ctx, runs, live, W, out, k == length)
+                done = _check(ctx, runs, live, W, out, k == length,
+                              k % every == phases[0] if len(phases) == 1 else None)
                 if k == length:
                     break
                 if done.any():
@@ -394,30 +400,50 @@ def _stop_here(ctx: _Context, runs: _Runs, live: _Live) -> None:
         runs.final[b] = live.W[j, ...]
 
 
-def _check(ctx: _Context, runs: _Runs, live: _Live, W: Array, out: Step | _Evaluated, last: bool) -> np.ndarray:
+def _check(ctx: _Context, runs: _Runs, live: _Live, W: Array, out: Step | _Evaluated, last: bool,
+           row: bool | None) -> np.ndarray:
     """Errors at the live runs' parameters ``W`` (``out`` is the step from them): divergence,
-    history rows, the stopping rule, the final parameters of those that stop; returns which stop."""
-    r = runs.rel[live.runs] = np.sqrt(to_numpy(out.residual_sq(ctx.xp, live.target_sq))) / live.scale
-    if not np.all(r <= DIVERGENCE_FACTOR):  # also catches nan
+    history rows, the stopping rule, the final parameters of those that stop; returns which stop.
+
+    ``row``: whether every live run is due a history row here, or None to read it from each
+    run's step count. Array methods, not ``np.`` functions: this runs every few steps.
+    """
+    r2 = out.residual_sq(ctx.xp, live.target_sq)
+    r = runs.rel[live.runs] = np.sqrt(ctx.to_numpy(r2)) / live.scale
+    if not r.max() <= DIVERGENCE_FACTOR:  # also catches nan
         _diverged(r, runs.steps, live.etas)
-    done = ctx.hooks.stop(r, live.tol)
-    due = done | last | (runs.steps[live.runs] % ctx.config.record_every == 0)
-    if due.any():
-        _record(ctx, runs, live, W, due, out.loss(ctx.xp, live.reg_rows, live.target_sq))  # type: ignore[arg-type]
-    if last or done.any():
+    done = r <= live.stop_at if ctx.hooks.stop is reached_tol else ctx.hooks.stop(r, live.tol)
+    stopping = last or bool(done.any())
+    if row is None:
+        due = done | last | (runs.steps[live.runs] % ctx.config.record_every == 0)
+        row = bool(due.any())
+    else:
+        due = done | True if row else done | last
+    if row or stopping:
+        _record(ctx, runs, live, W, due, _loss(ctx.xp, out, r2, live.reg_rows))
+    if stopping:
         runs.converged[live.runs[done]] = True
         for j in np.flatnonzero(done | last):
             runs.final[live.runs[j]] = W[int(j), ...]
     return done
 
 
+def _loss(xp: Any, out: Step | _Evaluated, r2: Array, reg: Array | float) -> Array:
+    """``½‖T(W) - T*‖² + (λ/2)‖W‖²`` at the step's start: :meth:`Step.loss` with its ``residual_sq``
+    ``r2`` (already computed for the check) not computed again."""
+    if isinstance(out, Step):
+        return 0.5 * r2 + 0.5 * reg * xp.sum(out.masses, axis=-1)
+    return out.evaluation.loss
+
+
 def _record(ctx: _Context, runs: _Runs, live: _Live, W: Array, rows: np.ndarray, loss: Array) -> None:
     """A history row for each live run where ``rows`` (a mask over them) is set."""
-    masses = to_numpy(ctx.xp.vecdot(W, W)) ** ctx.power
-    loss = to_numpy(loss)
-    threshold = ctx.config.active_threshold * live.scale
-    for j in np.flatnonzero(rows):
-        b = live.runs[j]
-        active = int(np.sum(masses[j] >= threshold[j]))
-        ctx.recorder.add(b, {"step": int(runs.steps[b]), "loss": float(loss[j]), "relative_error": float(runs.rel[b]),
-                             "active": active, **ctx.recorder.extra(b, W[int(j), ...])})
+    masses = ctx.to_numpy(ctx.xp.vecdot(W, W))
+    if ctx.power != 1:
+        masses = masses ** ctx.power
+    active = (masses >= live.active_at).sum(axis=-1).tolist()
+    loss, rel, steps = ctx.to_numpy(loss).tolist(), runs.rel[live.runs].tolist(), runs.steps[live.runs].tolist()
+    for j in rows.nonzero()[0].tolist():
+        b = int(live.runs[j])
+        ctx.recorder.add(b, {"step": steps[j], "loss": loss[j], "relative_error": rel[j], "active": active[j],
+                             **ctx.recorder.extra(b, W[j, ...])})
