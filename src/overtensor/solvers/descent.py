@@ -45,7 +45,11 @@ ACTIVE_THRESHOLD = 1e-3
 
 
 class DescentConfig(NamedTuple):
-    """Settings of :func:`descend`; ``step_size`` and ``tol`` are one value or one per run, ``(B,)``."""
+    """Settings of :func:`descend`; ``step_size`` and ``tol`` are one value or one per run, ``(B,)``.
+
+    ``reg`` is ``λ`` unless :attr:`Hooks.reg` schedules it; ``max_steps`` is the length of the
+    one epoch unless :attr:`Hooks.epochs` gives them.
+    """
 
     step_size: float | np.ndarray
     reg: float
