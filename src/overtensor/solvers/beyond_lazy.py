@@ -129,7 +129,7 @@ class Epochs:
     """The schedule and refresh that make :func:`~overtensor.solvers.descent.descend` beyond-lazy.
 
     ``λ_k = λ`` while the error at the start of epoch ``k`` is above ``final_below``, else 0
-    (the first starts at error 1); between epochs each moving run is :func:`refresh`\ ed
+    (the first starts at error 1); between epochs each moving run goes through :func:`refresh`
     from its own generator; each epoch's end is logged per run (``log[b]``, one dict per epoch).
     ``delta0, delta1, lam, switch : (B,)``, per run, as :func:`_scales` gives them.
     """
