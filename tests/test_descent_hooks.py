@@ -12,11 +12,18 @@ import numpy as np
 import pytest
 
 import overtensor as ot
-from overtensor.tensors.kernels import map_arrays
-from overtensor.solvers.descent import CHECK_EVERY, DescentConfig, EpochEnd, Hooks, Recorder, descend
+from overtensor.solvers.descent import (
+    CHECK_EVERY,
+    DescentConfig,
+    EpochEnd,
+    Hooks,
+    Recorder,
+    descend,
+)
 from overtensor.solvers.objective import evaluate
 from overtensor.solvers.problem import make_problem
 from overtensor.solvers.step import balanced_step
+from overtensor.tensors.kernels import map_arrays
 
 M, D = 6, 10
 
@@ -36,7 +43,7 @@ def _by_hand(problem, W: np.ndarray, eta: float, schedule: list[tuple[int, np.nd
     W = W.copy()
     for length, lam in schedule:
         for b in range(problem.size):
-            op_b = map_arrays(problem.op, lambda x: x[b:b + 1])
+            op_b = map_arrays(problem.op, lambda x, b=b: x[b:b + 1])
             for _ in range(length):
                 ev = evaluate(W[b:b + 1], op_b, float(lam[b]), "balanced", problem.target_sq[b:b + 1])
                 W[b] = W[b] - eta * ev.grad[0]

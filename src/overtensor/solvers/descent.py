@@ -23,7 +23,8 @@ from functools import partial
 from typing import Any, NamedTuple
 
 import numpy as np
-from array_api_compat import device as array_device, is_numpy_array
+from array_api_compat import device as array_device
+from array_api_compat import is_numpy_array
 
 from ..backend import Array, array_namespace, to_numpy
 from ..errors import OvertensorError
@@ -32,8 +33,8 @@ from ..tensors.parameterization import homogeneity
 from .objective import Evaluation, evaluate
 from .step import Step, balanced_step
 
-__all__ = ["ACTIVE_THRESHOLD", "CHECK_EVERY", "DescentConfig", "EpochEnd", "Hooks", "Outcome", "Recorder",
-           "descend", "gd_step", "reached_tol"]
+__all__ = ["ACTIVE_THRESHOLD", "CHECK_EVERY", "NO_HOOKS", "DescentConfig", "EpochEnd", "Hooks", "Outcome",
+           "Recorder", "descend", "gd_step", "reached_tol"]
 
 # A run has diverged once its relative error exceeds this (or is not finite).
 DIVERGENCE_FACTOR = 1e3
@@ -102,6 +103,10 @@ class Hooks(NamedTuple):
     refresh: Callable[[int, np.ndarray, np.ndarray], np.ndarray] | None = None
     stop: Callable[[np.ndarray, np.ndarray], np.ndarray] = reached_tol
     on_epoch: Callable[[EpochEnd], None] | None = None
+
+
+#: Plain descent: one epoch of ``max_steps`` at ``λ = reg``, stopping at ``tol``.
+NO_HOOKS = Hooks()
 
 
 class _Evaluated(NamedTuple):
@@ -218,7 +223,7 @@ class _Live(NamedTuple):
     stop_at: np.ndarray  # (b,) the default rule's bound: tol, or -inf where tol = 0 (never)
     etas: np.ndarray  # (b,) step sizes in NumPy, for the divergence message
 
-    def keep(self, rows: np.ndarray) -> "_Live":
+    def keep(self, rows: np.ndarray) -> _Live:
         """The subset ``rows`` (indices into ``runs``); the arrays are taken only when it shrinks."""
         if rows.size == self.runs.size:
             return self
@@ -232,10 +237,10 @@ class _Live(NamedTuple):
             return x if isinstance(x, float) else take(x)
 
         return _Live(self.runs[rows], take(self.W), map_arrays(self.op, take), take(self.target_sq), some(self.eta),
-                     some(self.reg), some(self.reg_rows), self.signs, self.scale[rows], self.active_at[rows], self.tol[rows],
-                     self.stop_at[rows], self.etas[rows])
+                     some(self.reg), some(self.reg_rows), self.signs, self.scale[rows], self.active_at[rows],
+                     self.tol[rows], self.stop_at[rows], self.etas[rows])
 
-    def regularized(self, xp: Any, lam: np.ndarray) -> "_Live":
+    def regularized(self, xp: Any, lam: np.ndarray) -> _Live:
         """With ``λ_k = lam (b,)``: one float when the runs share it (the common case), else arrays."""
         if np.all(lam == lam[0]):
             return self._replace(reg=float(lam[0]), reg_rows=float(lam[0]))
@@ -267,7 +272,7 @@ def descend(
     steps: np.ndarray | None = None,
     running: np.ndarray | None = None,
     progress: Callable[[int], None] | None = None,
-    hooks: Hooks = Hooks(),
+    hooks: Hooks = NO_HOOKS,
 ) -> Outcome:
     """Run :func:`gd_step` on every run of the batch that is still ``running``, epoch by epoch.
 
