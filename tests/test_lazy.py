@@ -10,7 +10,7 @@ import pytest
 
 import overtensor as ot
 from overtensor.solvers.lazy import Tangent, derivative_rule, lazy_threshold
-from overtensor.solvers.gd import initial_params
+from overtensor.solvers.base import initial_params
 from overtensor.solvers.problem import make_problem
 
 from conftest import EPS, dense_from, outer_power, random_symmetric, residual_floor

@@ -135,7 +135,7 @@ def test_option_table_lists_every_field_with_default_and_bound():
     assert rows["max_epochs"] == ["int", "20", ">= 1"]
     assert rows["step_size"] == ["float", "auto", "> 0"]  # 0.3 / σ: target-dependent
     assert rows["recycle"] == ["bool", "true", "—"]
-    assert "0.3 / σ" in option_table("gd")  # the rule gd.step_sizes applies (gd.DEFAULT_STEP)
+    assert "0.3 / σ" in option_table("gd")  # the rule gd.step_sizes applies (base.DEFAULT_STEP)
     with pytest.raises(ot.OvertensorError, match="unknown method 'sgd'"):
         option_table("sgd")
 

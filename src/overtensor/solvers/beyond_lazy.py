@@ -22,22 +22,22 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..backend import to_numpy
 from ..analysis.diagnostics import observer, truth_list
 from ..errors import OvertensorError
 from ..tensors.parameterization import check_signs, model_parts
 from ..tensors.clustering import cluster_directions, merge_clusters
 from ..result import DecompositionResult
 from ..tensors.symcp import SymCP
-from .descent import ACTIVE_THRESHOLD, DescentConfig, Recorder, descend
-from .gd import build_result, default_init_scale, relative_errors, step_sizes
+from .base import build_results, default_init_scale, finish, step_sizes
+from .descent import ACTIVE_THRESHOLD, DescentConfig, EpochEnd, Hooks, Recorder, descend
 from .problem import Problem, random_directions, run_rng
 
-__all__ = ["solve_batch", "merge_duplicates", "reinitialize", "Refresh"]
+__all__ = ["solve_batch", "merge_duplicates", "reinitialize", "refresh", "Epochs", "Refresh"]
 
 # The target-dependent defaults' rules (:func:`_scales`), chosen by benchmarks/choose_defaults.py
 # (docs/defaults.md); the plain defaults are declared in :class:`overtensor.solvers.options.BeyondLazy`.
@@ -119,6 +119,63 @@ def refresh(W: np.ndarray, rng: np.random.Generator, *, init_scale: float, thres
     return Refresh(W, merged, count)
 
 
+@dataclass
+class Epochs:
+    """The schedule and refresh that make :func:`~overtensor.solvers.descent.descend` beyond-lazy.
+
+    ``λ_k = λ`` while the error at the start of epoch ``k`` is above ``final_below``, else 0
+    (the first starts at error 1); between epochs each moving run goes through :func:`refresh`
+    from its own generator; each epoch's end is logged per run (``log[b]``, one dict per epoch).
+    ``delta0, delta1, lam, switch : (B,)``, per run, as :func:`_scales` gives them.
+    """
+
+    problem: Problem
+    delta0: np.ndarray
+    delta1: np.ndarray
+    lam: np.ndarray
+    switch: np.ndarray
+    merge_cos: float | None
+    signs: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        self.rngs = [run_rng(seed) for seed in self.problem.seeds]
+        self.counts = np.zeros((self.problem.size, 2), dtype=np.int64)  # (merged, reinitialized) this epoch
+        self.log: list[list[dict[str, Any]]] = [[] for _ in range(self.problem.size)]
+
+    def start(self) -> np.ndarray:
+        """``(B, m, d)`` initial parameters ``δ_0 · g_i / ‖g_i‖``, drawn from each run's generator."""
+        m, d = self.problem.components, self.problem.dim
+        return np.stack([self.delta0[b] * random_directions(rng, m, d) for b, rng in enumerate(self.rngs)])
+
+    def reg(self, k: int, rel: np.ndarray) -> np.ndarray:
+        """``λ_k`` per run, from the errors ``rel (B,)`` at the epoch's start (1 at the first: ``W_0 ≈ 0``)."""
+        return np.where((np.ones_like(rel) if k == 0 else rel) > self.switch, self.lam, 0.0)
+
+    def refresh(self, k: int, runs: np.ndarray, W: np.ndarray) -> np.ndarray:
+        """The between-epoch update of the moving ``runs``, ``W (b, m, d)``; counts what it did."""
+        W = W.copy()
+        for j, b in enumerate(runs):
+            new = refresh(W[j], self.rngs[b], init_scale=self.delta0[b], threshold=self.delta1[b],
+                          merge_cos=self.merge_cos, order=self.problem.order, signs=self.signs)
+            W[j], self.counts[b] = new.W, (new.merged, new.reinitialized)
+        return W
+
+    def on_epoch(self, end: EpochEnd) -> None:
+        """Log the epoch for each run that moved in it."""
+        masses = model_parts(end.W, self.problem.order)[0]
+        threshold = ACTIVE_THRESHOLD * self.problem.target_norm
+        for j, b in enumerate(end.runs):
+            self.log[b].append({"epoch": end.epoch, "step": int(end.steps[b]),
+                                "relative_error": float(end.relative_error[b]), "reg": float(end.reg[b]),
+                                "merged": int(self.counts[b, 0]), "reinitialized": int(self.counts[b, 1]),
+                                "active": int(np.sum(masses[j] >= threshold[b]))})
+        self.counts[:] = 0
+
+    def hooks(self, lengths: Sequence[int]) -> Hooks:
+        """This plan as :func:`descend`'s hooks, with epochs of ``lengths`` steps."""
+        return Hooks(epochs=lengths, reg=self.reg, refresh=self.refresh, on_epoch=self.on_epoch)
+
+
 def _scales(problem: Problem, *, init_scale: float | None, reinit_scale: float | None, reg: float | None,
             final_below: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per-run ``(δ_0, δ_1, λ, final_below)``, each ``(B,)``, defaults relative to ``‖T*‖``."""
@@ -171,64 +228,24 @@ def solve_batch(
     The history has two rows at an epoch boundary that falls on the record
     interval: before and after the between-epoch update.
     """
-    B, order = problem.size, problem.order
     sigma = check_signs(signs, problem.components)
     eta = step_sizes(problem, step_size)
     delta0, delta1, lam, switch = _scales(problem, init_scale=init_scale, reinit_scale=reinit_scale, reg=reg,
                                           final_below=final_below)
-    rngs = [run_rng(seed) for seed in problem.seeds]
-    W = np.stack([delta0[b] * random_directions(rngs[b], problem.components, problem.dim) for b in range(B)])
-    observe = None if truth is None else observer(truth_list(truth, B, problem.dim, order), W)
+    plan = Epochs(problem, delta0, delta1, lam, switch, merge_cos if recycle else None, sigma)
+    W = plan.start()
+    observe = None if truth is None else observer(truth_list(truth, problem.size, problem.dim, problem.order), W)
     on = problem.arrays
     op, target_sq = problem.on(on)
     start = time.perf_counter()
-    recorder = Recorder(B, start, observe)
-    steps = np.zeros(B, dtype=np.int64)
-    rel = np.ones(B)
-    converged = np.zeros(B, dtype=bool)
-    epochs: list[list[dict[str, Any]]] = [[] for _ in range(B)]
-    threshold = ACTIVE_THRESHOLD * problem.target_norm
-    interrupted = False
-    for k in range(max_epochs):
-        running = ~converged
-        if not running.any() or interrupted:
-            break
-        counts = np.zeros((B, 2), dtype=np.int64)
-        if k > 0:
-            for b in np.flatnonzero(running):
-                new = refresh(W[b], rngs[b], init_scale=delta0[b], threshold=delta1[b],
-                              merge_cos=merge_cos if recycle else None, order=order, signs=sigma)
-                W[b], counts[b] = new.W, (new.merged, new.reinitialized)
-        lam_k = np.where(rel > switch, lam, 0.0)
-        length = math.ceil(epoch_steps * epoch_growth**k)
-        for value in np.unique(lam_k[running]):
-            group = running & (lam_k == value)
-            config = DescentConfig(eta, float(value), tol, length, record_every, signs=sigma)
-            out = descend(on.asarray(W), op, target_sq, config, recorder, steps=steps, running=group,
-                          progress=progress)
-            W, steps = to_numpy(out.W).astype(np.float64), out.steps
-            rel = np.where(group, out.relative_error, rel)
-            converged |= out.converged
-            if out.interrupted:  # Ctrl-C: this epoch's state is the result
-                interrupted = True
-                break
-        masses = model_parts(W, order)[0]
-        for b in np.flatnonzero(running):
-            epochs[b].append({"epoch": k, "step": int(steps[b]), "relative_error": float(rel[b]),
-                              "reg": float(lam_k[b]), "merged": int(counts[b, 0]),
-                              "reinitialized": int(counts[b, 1]),
-                              "active": int(np.sum(masses[b] >= threshold[b]))})
-    if problem.dtype != "float64":  # the loop's estimate has a floor near sqrt(eps); report the float64 error
-        rel = relative_errors(problem, W, "balanced", sigma)
-        converged = rel <= tol
-    seconds = time.perf_counter() - start
-    return [
-        build_result(problem, b, W[b], relative_error=rel[b], converged=converged[b], steps=steps[b],
-                     seconds=seconds, method="beyond_lazy", rows=recorder.rows[b], parameterization="balanced",
-                     signs=sigma,
-                     info={"step_size": float(eta[b]), "init_scale": float(delta0[b]), "reinit_scale": float(delta1[b]),
-                           "reg": float(lam[b]), "epoch_steps": epoch_steps, "epoch_growth": epoch_growth,
-                           "final_below": float(switch[b]), "recycle": recycle, "merge_cos": merge_cos,
-                           "epochs": epochs[b], "interrupted": interrupted, "backend": problem.backend, "dtype": problem.dtype})
-        for b in range(B)
-    ]
+    recorder = Recorder(problem.size, start, observe)
+    lengths = [math.ceil(epoch_steps * epoch_growth**k) for k in range(max_epochs)]
+    out = descend(on.asarray(W), op, target_sq, DescentConfig(eta, 0.0, tol, 0, record_every, signs=sigma), recorder,
+                  progress=progress, hooks=plan.hooks(lengths))
+    done = finish(problem, out, recorder.rows, start, method="beyond_lazy", tol=tol, signs=sigma)
+    return build_results(problem, done, [
+        {"step_size": float(eta[b]), "init_scale": float(delta0[b]), "reinit_scale": float(delta1[b]),
+         "reg": float(lam[b]), "epoch_steps": epoch_steps, "epoch_growth": epoch_growth,
+         "final_below": float(switch[b]), "recycle": recycle, "merge_cos": merge_cos, "epochs": plan.log[b],
+         "interrupted": out.interrupted, "backend": problem.backend, "dtype": problem.dtype}
+        for b in range(problem.size)])

@@ -8,76 +8,29 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import numpy as np
 
-from ..backend import to_numpy
 from ..analysis.diagnostics import observer, truth_list
 from ..errors import OvertensorError
-from ..tensors.parameterization import check_signs, homogeneity, model_parts
-from .objective import evaluate
-from ..result import DecompositionResult, History
+from ..result import DecompositionResult
+from ..tensors.parameterization import check_signs, homogeneity
 from ..tensors.symcp import SymCP
+from .base import build_results, default_init_scale, finish, initial_params, step_sizes
 from .descent import DescentConfig, Recorder, descend
-from .problem import Problem, random_directions, run_rng
+from .problem import Problem
 
-__all__ = ["solve_batch", "warm_start", "default_step_size", "default_init_scale", "build_result",
-           "relative_errors"]
-
-#: ``η = DEFAULT_STEP / σ`` when no step size is given, ``σ = max_{‖x‖=1} |T*(x^{⊗l})|`` (estimated):
-#: a component of mass ``c`` on a direction of weight ``c`` has radial curvature ``4c``, so
-#: ``η < 0.5 / c`` is needed; 0.3 leaves a margin (grid in docs/defaults.md).
-DEFAULT_STEP = 0.3
-#: ``δ_0 = DEFAULT_INIT · ‖T*‖^{1/p}`` when no init scale is given (``p``: the model's homogeneity).
-DEFAULT_INIT = 1e-3
+__all__ = ["solve_batch", "warm_start"]
 
 
-def default_step_size(problem: Problem, b: int) -> float:
-    return DEFAULT_STEP / float(problem.spectral_norm[b])
-
-
-def step_sizes(problem: Problem, step_size: float | None) -> np.ndarray:
-    """``(B,)`` step sizes: the given one for every run, or each run's default."""
-    if step_size is not None:
-        return np.full(problem.size, float(step_size))
-    return np.array([default_step_size(problem, b) for b in range(problem.size)])
-
-
-def default_init_scale(problem: Problem, b: int, parameterization: str) -> float:
-    p = homogeneity(parameterization, problem.order)
-    return DEFAULT_INIT * float(problem.target_norm[b]) ** (1.0 / p)
-
-
-def build_result(problem: Problem, b: int, W: np.ndarray, *, relative_error: float, converged: bool,
-                 steps: int, seconds: float, method: str, rows: list[dict[str, float]],
-                 parameterization: str, info: dict[str, Any], signs: np.ndarray | None = None) -> DecompositionResult:
-    """Package run ``b`` of a batch as a :class:`DecompositionResult` (``signs (m,)``: a signed model)."""
-    masses, directions, _ = model_parts(W, problem.order, parameterization)
-    keep = masses > 0
-    if signs is not None:
-        masses = signs * masses
-    model = SymCP(masses[keep], directions[keep], problem.order)
-    return DecompositionResult(
-        model=model, relative_error=float(relative_error), converged=bool(converged), steps=int(steps),
-        seconds=float(seconds), method=method, components=problem.components,
-        history=History.from_rows(rows), params=np.array(W), info=info,
-    )
-
-
-def relative_errors(problem: Problem, W: np.ndarray, parameterization: str,
-                    signs: np.ndarray | None = None) -> np.ndarray:
-    """``‖T(W_b) - T*_b‖ / ‖T*_b‖`` for each run, in float64 NumPy: ``W (B, m, d) -> (B,)``."""
-    ev = evaluate(W, problem.op, 0.0, parameterization, problem.target_sq, signs)
-    return np.sqrt(ev.residual_sq) / problem.target_norm
-
-
-def initial_params(problem: Problem, scales: np.ndarray) -> np.ndarray:
-    """``(B, m, d)`` random directions with norms ``scales[b]``, run ``b`` drawn from ``seeds[b]``."""
-    return np.stack([
-        scales[b] * random_directions(run_rng(seed), problem.components, problem.dim)
-        for b, seed in enumerate(problem.seeds)
-    ])
+def _start(problem: Problem, init: object, init_scale: float | None,
+           parameterization: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(W_0 (B, m, d), δ_0 (B,))``: the warm start and its largest row norm, or the random draw."""
+    if init is not None:
+        W0 = warm_start(init, problem, parameterization)
+        return W0, np.linalg.norm(W0, axis=-1).max(axis=-1)
+    scales = np.array([init_scale or default_init_scale(problem, b, parameterization) for b in range(problem.size)])
+    return initial_params(problem, scales), scales
 
 
 def warm_start(init: object, problem: Problem, parameterization: str) -> np.ndarray:
@@ -135,35 +88,20 @@ def solve_batch(
     (up to rounding). ``truth`` adds the :mod:`overtensor.analysis.diagnostics` columns.
     """
     sigma = check_signs(signs, problem.components, parameterization)
-    B = problem.size
     etas = step_sizes(problem, step_size)
-    W0 = warm_start(init, problem, parameterization) if init is not None else None
-    scales = (np.linalg.norm(W0, axis=-1).max(axis=-1) if W0 is not None else
-              np.array([init_scale or default_init_scale(problem, b, parameterization) for b in range(B)]))
+    W0, scales = _start(problem, init, init_scale, parameterization)
     config = DescentConfig(etas, reg, tol, max_steps, record_every, parameterization, signs=sigma)
-    W0 = initial_params(problem, scales) if W0 is None else W0
     observe = None if truth is None else observer(
-        truth_list(truth, B, problem.dim, problem.order), W0, parameterization=parameterization)
+        truth_list(truth, problem.size, problem.dim, problem.order), W0, parameterization=parameterization)
     on = problem.arrays
     start = time.perf_counter()
-    recorder = Recorder(B, start, observe)
+    recorder = Recorder(problem.size, start, observe)
     op, target_sq = problem.on(on)
-    out = descend(on.asarray(W0), op, target_sq, config, recorder,
-                  progress=progress)
-    W = to_numpy(out.W).astype(np.float64)
-    rel, converged = out.relative_error, out.converged
-    if problem.dtype != "float64":  # the loop's estimate has a floor near sqrt(eps); report the float64 error
-        rel = relative_errors(problem, W, parameterization, sigma)
-        converged = rel <= tol
-    seconds = time.perf_counter() - start
-    return [
-        build_result(problem, b, W[b], relative_error=rel[b], converged=converged[b],
-                     steps=out.steps[b], seconds=seconds, method="gd", rows=recorder.rows[b],
-                     parameterization=parameterization, signs=sigma,
-                     info={"step_size": float(etas[b]), "init_scale": float(scales[b]), "warm_start": init is not None,
-                           "interrupted": out.interrupted,
-                           "reg": reg,
-                           "parameterization": parameterization, "backend": problem.backend, "dtype": problem.dtype,
-                           "signs": None if sigma is None else sigma.tolist()})
-        for b in range(B)
-    ]
+    out = descend(on.asarray(W0), op, target_sq, config, recorder, progress=progress)
+    done = finish(problem, out, recorder.rows, start, method="gd", tol=tol,
+                  parameterization=parameterization, signs=sigma)
+    return build_results(problem, done, [
+        {"step_size": float(etas[b]), "init_scale": float(scales[b]), "warm_start": init is not None,
+         "interrupted": out.interrupted, "reg": reg, "parameterization": parameterization, "backend": problem.backend,
+         "dtype": problem.dtype, "signs": None if sigma is None else sigma.tolist()}
+        for b in range(problem.size)])

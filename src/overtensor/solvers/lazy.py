@@ -38,7 +38,7 @@ import numpy as np
 
 from ..result import DecompositionResult, History
 from ..tensors.symcp import SymCP
-from .gd import initial_params
+from .base import initial_params
 from .problem import Problem
 
 __all__ = ["Tangent", "derivative_rule", "lazy_threshold", "solve_batch"]

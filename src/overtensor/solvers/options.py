@@ -36,7 +36,7 @@ from pydantic.fields import FieldInfo
 
 from ..backend import BACKENDS, DTYPES
 from ..errors import OvertensorError
-from . import beyond_lazy, gd, lazy_gd
+from . import base, beyond_lazy, lazy_gd
 
 __all__ = [
     "ALS",
@@ -111,11 +111,11 @@ class Descent(Options):
     """The options of the gradient methods (``gd``, ``beyond_lazy``, ``lazy_gd``)."""
 
     step_size: Real | None = Field(
-        None, gt=0, description=f"Step size η. Auto: {gd.DEFAULT_STEP} / σ, σ = max_(‖x‖=1) |T*(x^⊗l)| estimated by "
-                                "power iteration (`solvers.gd.step_sizes`).")
+        None, gt=0, description=f"Step size η. Auto: {base.DEFAULT_STEP} / σ, σ = max_(‖x‖=1) |T*(x^⊗l)| estimated by "
+                                "power iteration (`solvers.base.step_sizes`).")
     init_scale: Real | None = Field(
-        None, gt=0, description=f"Norm δ0 of the initial components. Auto: {gd.DEFAULT_INIT} · ‖T*‖^(1/p), p = 2 "
-                                "balanced, l plain (`solvers.gd.default_init_scale`).")
+        None, gt=0, description=f"Norm δ0 of the initial components. Auto: {base.DEFAULT_INIT} · ‖T*‖^(1/p), p = 2 "
+                                "balanced, l plain (`solvers.base.default_init_scale`).")
     record_every: Whole = Field(10, ge=1, description="History interval in steps.")
     signs: Signs = Field(None, description="A signed balanced model Σ σ_i ‖w_i‖² w̄_i^⊗l for even-order targets "
                                            "with weights of both signs: 'half' (the first ⌈m/2⌉ positive) or m "
@@ -169,8 +169,8 @@ class BeyondLazy(_Truth, Descent):
     """Epochs of gradient descent with re-initialization (:mod:`overtensor.solvers.beyond_lazy`)."""
 
     init_scale: Real | None = Field(
-        None, gt=0, description=f"Norm δ0 of the initial and re-drawn components. Auto: {gd.DEFAULT_INIT} · "
-                                "‖T*‖^(1/2) (`solvers.gd.default_init_scale`).")
+        None, gt=0, description=f"Norm δ0 of the initial and re-drawn components. Auto: {base.DEFAULT_INIT} · "
+                                "‖T*‖^(1/2) (`solvers.base.default_init_scale`).")
     reinit_scale: Real | None = Field(
         None, gt=0, description=f"δ1 < δ0: components with norm below it are re-drawn. Auto: "
                                 f"{beyond_lazy.DEFAULT_REINIT} · δ0.")

@@ -62,14 +62,7 @@ def solve_batch(
     steps = np.zeros(B, dtype=np.int64)
     rows: list[list[dict[str, float]]] = [[] for _ in range(B)]
     for k in range(m):
-        op = _deflated(problem, weights, vectors)
-        X, iters = power_iterations(op, starts[:, k], max_iter, power_tol)
-        values = np.asarray(op.evaluate(X))  # (B, S): T_k(x^{⊗l})
-        best = np.argmax(np.abs(values), axis=1)
-        x = X[np.arange(B), best]
-        lam = values[np.arange(B), best]
-        if l % 2 == 1:  # odd order: -x carries -λ
-            x, lam = x * np.sign(lam)[:, None], np.abs(lam)
+        x, lam, iters = _extract(_deflated(problem, weights, vectors), starts[:, k], max_iter, power_tol, l)
         weights = np.concatenate([weights, lam[:, None]], axis=1)
         vectors = np.concatenate([vectors, x[:, None]], axis=1)
         steps += iters
@@ -90,3 +83,20 @@ def solve_batch(
         )
         for b in range(B)
     ]
+
+
+def _extract(op: ShiftedOp, starts: np.ndarray, max_iter: int, power_tol: float,
+             order: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One component of each run: power iteration from ``starts (B, S, d)`` on the deflated ``op``.
+
+    Returns the best start's ``x (B, d)``, ``λ = T_k(x^{⊗l}) (B,)`` (at odd order ``λ > 0``,
+    its sign moved into ``x``) and the iterations taken ``(B,)``.
+    """
+    X, iters = power_iterations(op, starts, max_iter, power_tol)
+    values = np.asarray(op.evaluate(X))  # (B, S): T_k(x^{⊗l})
+    best = np.argmax(np.abs(values), axis=1)
+    rows = np.arange(X.shape[0])
+    x, lam = X[rows, best], values[rows, best]
+    if order % 2 == 1:  # odd order: -x carries -λ
+        x, lam = x * np.sign(lam)[:, None], np.abs(lam)
+    return x, lam, iters
