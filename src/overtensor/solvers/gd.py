@@ -22,6 +22,8 @@ from ..result import DecompositionResult, History
 from ..tensors.symcp import SymCP
 from .descent import DescentConfig, Recorder, descend
 from .problem import Problem, random_directions, run_rng
+from .subspace import span_of
+from ..tensors.kernels import map_arrays
 
 __all__ = ["solve_batch", "warm_start", "default_step_size", "default_init_scale", "check_common", "build_result",
            "relative_errors"]
@@ -191,11 +193,16 @@ def solve_batch(
         truth_list(truth, B, problem.dim, problem.order), W0, parameterization=parameterization)
     on = get_backend(backend, device, dtype)
     start = time.perf_counter()
-    recorder = Recorder(B, start, observe)
     op, target_sq = problem.on(on)
-    out = descend(on.asarray(W0), op, target_sq, config, recorder,
+    span = span_of(problem, W0)  # a factored target: the same run in the span of [W_0; A]
+    if span is not None:
+        op, observe = map_arrays(span.op, on.asarray), span.lift_observer(observe)
+    recorder = Recorder(B, start, observe)
+    out = descend(on.asarray(W0 if span is None else span.reduce(W0)), op, target_sq, config, recorder,
                   progress=progress)
     W = to_numpy(out.W).astype(np.float64)
+    if span is not None:
+        W = span.lift(W)
     rel, converged = out.relative_error, out.converged
     if dtype != "float64":  # the loop's estimate has a floor near sqrt(eps); report the float64 error
         rel = relative_errors(problem, W, parameterization, sigma)

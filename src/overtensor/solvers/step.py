@@ -32,9 +32,11 @@ batch size, so a batched run makes exactly the arithmetic of its single run.
 
 from __future__ import annotations
 
+import weakref
 from functools import lru_cache
 from typing import Any, NamedTuple
 
+import numpy as np
 from array_api_compat import device as array_device
 
 from ..backend import Array, matrix_transpose
@@ -130,28 +132,86 @@ def _weighted_power(G: Array, k: int, weights: Array) -> Array:
     return P
 
 
+def _stack(xp: Any, W: Array, A: Array) -> Array:
+    """``S = [W; A]``, ``(..., m + r, d)``: the buffer the previous step wrote ``W`` into, else a copy."""
+    buf = _STACKS.get(W, A)
+    return buf if buf is not None else xp.concat([W, A], axis=-2)
+
+
 def _stacked(xp: Any, W: Array, target: FactoredOp, eta: Array | float, reg: float, signs: Array | None) -> Step:
-    # W̄ is never formed: G = D⁻¹ (W Wᵀ) D⁻¹ with D = diag(n), s = diag(W Wᵀ), and
-    # M [W̄; A] = (M D⁻¹ on the first m columns) [W; A]: besides the products, one copy of W
+    # W̄ is never formed: one Gram S Sᵀ of S = [W; A] (one-triangle syrk) holds W Wᵀ and W Aᵀ,
+    # G = D⁻¹ (W Wᵀ) D⁻¹ with D = diag(n), s = diag(W Wᵀ), and M [W̄; A] = (M D⁻¹ on the first
+    # m columns) [W; A]. M is built in the Gram's first m rows; on NumPy the product writes
+    # into the next step's S, so no (m, d) pass is left besides the products
     l, m = target.order, W.shape[-2]
     A, c = target.vectors, target.weights
-    G = W @ matrix_transpose(W)  # (..., m, m); NumPy computes one triangle (syrk)
-    s = xp.linalg.diagonal(G) * 1.0  # a copy: NumPy's diagonal is a view, and G is scaled below
+    S = _stack(xp, W, A)
+    F = S @ matrix_transpose(S)  # (..., m + r, m + r)
+    s = xp.linalg.diagonal(F)[..., :m] * 1.0  # a copy: F is overwritten below
     n = xp.sqrt(s)
     inv = _inverse(xp, n, s)
-    G *= inv[..., :, None] * inv[..., None, :]  # W̄ W̄ᵀ
-    C = (W @ matrix_transpose(A)) * inv[..., None]  # W̄ Aᵀ, (..., m, r)
+    G, C = F[..., :m, :m], F[..., :m, m:]
+    G *= inv[..., :, None]
+    G *= inv[..., None, :]  # W̄ W̄ᵀ
+    C *= inv[..., :, None]  # W̄ Aᵀ, (..., m, r)
     weights, factor = (s, n) if signs is None else (signs * s, signs * n)
     KG = _weighted_power(G, l - 1, weights)  # σ_k s_k G_ik^{l-1}
     KC = _weighted_power(C, l - 1, -c)  # -c_j C_ij^{l-1}
     Qv = -xp.vecdot(KC, C)  # T*(w̄_i^{⊗l})
     Rv = xp.vecdot(KG, G) - Qv  # R(w̄_i^{⊗l})
     scale = (-eta * l) * factor  # (..., m)
-    KG *= scale[..., :, None] * inv[..., None, :]
+    KG *= scale[..., :, None]
+    KG *= inv[..., None, :]
     KG += _eye(xp, m, W) * (1.0 - eta * ((2 - l) * (Rv if signs is None else signs * Rv) + reg))[..., None]
     KC *= scale[..., :, None]
-    M = xp.concat([KG, KC], axis=-1)
-    return Step(M @ xp.concat([W, A], axis=-2), s, weights, Rv, Qv)
+    G[...] = KG
+    C[...] = KC
+    return Step(_product(xp, F[..., :m, :], S, A), s, weights, Rv, Qv)
+
+
+def _product(xp: Any, M: Array, S: Array, A: Array) -> Array:
+    """``M S``, ``(..., m, d)``; on NumPy the leading rows of a new ``[M S; A]``, which the next
+    step takes as its ``S`` (:class:`_StackRegistry`)."""
+    if not isinstance(S, np.ndarray):
+        return M @ S
+    m = M.shape[-2]
+    out = np.empty(S.shape, dtype=S.dtype)
+    out[..., m:, :] = A  # (r, d): a tenth of an (m, d) pass where r = m / 10
+    W = np.matmul(M, S, out=out[..., :m, :])
+    _STACKS.add(out, A)
+    return W
+
+
+class _StackRegistry:
+    """The buffers ``[W; A]`` that :func:`_product` made, weakly held, each with its ``A``.
+
+    ``get(W, A)`` returns the buffer when ``W`` is exactly its first ``m`` rows and its last
+    rows hold this ``A`` (the same array object). Arrays of a step are immutable to the
+    loop, so the rows of ``A`` stay as written; only the newest few buffers are remembered.
+    """
+
+    SIZE = 8
+
+    def __init__(self) -> None:
+        self._entries: dict[int, tuple[weakref.ref[np.ndarray], weakref.ref[Any]]] = {}
+
+    def add(self, buf: np.ndarray, A: Array) -> None:
+        if len(self._entries) >= self.SIZE:
+            del self._entries[next(iter(self._entries))]  # the oldest
+        self._entries[id(buf)] = (weakref.ref(buf), weakref.ref(A))
+
+    def get(self, W: Array, A: Array) -> np.ndarray | None:
+        base = getattr(W, "base", None)
+        entry = None if base is None else self._entries.get(id(base))
+        if entry is None or entry[0]() is not base or entry[1]() is not A:
+            return None
+        if base.shape[-2] != W.shape[-2] + A.shape[-2] or base.strides != W.strides or \
+                base.shape[:-2] != W.shape[:-2] or W.ctypes.data != base.ctypes.data:
+            return None
+        return base
+
+
+_STACKS = _StackRegistry()
 
 
 def _blocked(xp: Any, W: Array, target: TargetOp, eta: Array | float, reg: float, signs: Array | None) -> Step:
