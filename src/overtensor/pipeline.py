@@ -9,7 +9,8 @@ r"""Over-parameterized descent, then ``recover``, then a second-order polish: th
    of the power method) is added and all polished again, kept if the error falls by 10%
    or more: a descent that stopped on a plateau with a true component unfit (a saddle,
    where gd can sit for 10^4 steps) is finished by the polish instead of by more steps;
-5. while the fit is exact (relative error ``<= exact_tol``), one component fewer is tried,
+5. while the fit is exact (relative error ``<= exact_tol``) and has more components than the
+   rank of the target's unfolding allows any exact fit (:func:`rank_floor`), one component fewer is tried,
    the closest pair merged or else the lightest dropped, and kept if its polish is exact
    too: above the rank, exact fits are not unique (components can split a true one's
    span), and the smallest exact ``r̂`` is the true rank of a generic low-rank target;
@@ -39,7 +40,7 @@ from .tensors.residual import dense_array, relative_residual
 from .result import DecompositionResult, History
 from .tensors.symcp import SymCP
 
-__all__ = ["pipeline", "polish", "fewer_components"]
+__all__ = ["pipeline", "polish", "fewer_components", "rank_floor"]
 
 
 def fewer_components(model: SymCP) -> list[SymCP]:
@@ -66,17 +67,34 @@ def fewer_components(model: SymCP) -> list[SymCP]:
     return [merged, SymCP(canon.weights[keep], canon.vectors[keep], l)]
 
 
-def _prune(fit: DecompositionResult, target: Tensor, exact_tol: float,
-           polish_options: dict[str, Any]) -> tuple[DecompositionResult, list[DecompositionResult]]:
+def rank_floor(comp: Compression, exact_tol: float, order: int) -> int:
+    """A lower bound on the rank of every fit of the target exact to ``exact_tol`` (relative).
+
+    A fit ``F`` of rank ``q`` has an unfolding of rank ``<= q``, so ``σ_{q+1}(T*_(1)) <= ‖T* - F‖``.
+    A fit of the compressed ``T_c`` exact to ``exact_tol``, lifted, is within
+    ``g = sqrt((exact_tol ‖T*‖)² + l · dropped²)`` of ``T*`` (Pythagoras, ``tensors/compress.py``),
+    so ``q >= #{j : σ_j > g}``. The ``σ_j`` come from the eigenvalues of ``T_(1) T_(1)ᵀ``,
+    each within ``d eps σ_1²``, so ``sqrt(d eps) σ_1`` is added to ``g`` before counting.
+    """
+    s = comp.singular_values
+    norm = float(np.sqrt(np.sum(s**2)))  # ‖T*‖_F, the unfolding's Frobenius norm
+    gap = math.hypot(exact_tol * norm, math.sqrt(order) * comp.dropped)
+    resolution = math.sqrt(s.size * np.finfo(np.float64).eps) * float(s[0])
+    return int(np.count_nonzero(s > gap + resolution))
+
+
+def _prune(fit: DecompositionResult, target: Tensor, exact_tol: float, polish_options: dict[str, Any],
+           floor: int = 1) -> tuple[DecompositionResult, list[DecompositionResult]]:
     """Step 5 of the module docstring: drop components while an exact fit stays exact.
 
+    No fit with fewer than ``floor`` components is tried (:func:`rank_floor`: none can be exact).
     Returns the last exact fit (or ``fit`` itself) and every polish run on the way.
     """
     runs: list[DecompositionResult] = []
     # a trial that will be exact converges superlinearly; one that lowers ‖R‖ by less than 1% a
     # step is heading for an inexact stationary point, and 30 steps are plenty either way
     trial_options = {**polish_options, "ftol": max(polish_options["ftol"], 1e-2), "max_steps": 30}
-    while fit.relative_error <= exact_tol:
+    while fit.relative_error <= exact_tol and fit.model.rank > floor:
         for candidate in fewer_components(fit.model):
             trial = polish(candidate, target, **trial_options)
             runs.append(trial)
@@ -166,8 +184,10 @@ def pipeline(target: Tensor, components: int, method: str = "gd", *, seed: int =
     if max_added is not None and (isinstance(max_added, bool) or not isinstance(max_added, int) or max_added < 0):
         raise OvertensorError(f"max_added must be an integer >= 0, got {max_added!r}")
     comp: Compression | None = None
+    floor = 1
     if isinstance(target, DenseSymTensor) and compress_dense:
         comp = compress(target, rank_tol=rank_tol)
+        floor = rank_floor(comp, exact_tol, target.order)
         comp = comp if comp.rank < target.dim else None  # full rank: nothing to gain
     start = time.perf_counter()
     work = comp.tensor if comp is not None else target
@@ -177,7 +197,7 @@ def pipeline(target: Tensor, components: int, method: str = "gd", *, seed: int =
     recovered = fit.model.rank
     fit, grown = _grow(fit, work, exact_tol, components if max_added is None else max_added, seed, opts)
     added = fit.model.rank - recovered
-    fit, tries = _prune(fit, work, exact_tol, opts)
+    fit, tries = _prune(fit, work, exact_tol, opts, floor)
     phases = [descent, fit]
     if comp is not None:
         fit = polish(comp.lift(fit.model), target, **opts)
