@@ -302,3 +302,23 @@ def test_pipeline_tries_no_fit_below_the_rank_floor(monkeypatch):
     res = module.pipeline(ot.DenseSymTensor(truth.to_dense()), 12, seed=0, tol=1e-3)
     assert res.model.rank == 3 and res.relative_error <= 1e-10
     assert min(ranks) == 3 and len(ranks) == res.info["polish_runs"]  # no 2-component trial
+
+
+def test_fill_adds_every_missing_component_at_once_from_the_residual():
+    import importlib
+
+    module = importlib.import_module("overtensor.pipeline")
+    # four components in dimension 4: a compressed target (k̂ = r), where the pipeline fills
+    truth = ot.make_target(4, 4, 3, kind="gaussian", weights=[1.0, 0.5, 0.1, 0.05], seed=0)
+    target = ot.DenseSymTensor(truth.to_dense())
+    heavy = ot.SymCP(truth.weights[:2], truth.vectors[:2], 3)
+    opts = {"max_steps": 100, "tol": 1e-12, "ftol": 1e-10}
+    fit = module.polish(heavy, target, **opts)  # the two heavy ones, fit as well as two can
+    assert fit.relative_error > 1e-3
+    filled, runs = module._fill(fit, target, 1e-10, 4, 10, opts)
+    assert len(runs) == 1 and filled.model.rank == 4 and filled.relative_error <= 1e-10
+    m = ot.match(filled.model, truth)
+    assert not m.missing and not m.spurious and np.max(m.weight_errors) < 1e-8
+    # at the floor, or with no room to add, nothing is tried
+    assert module._fill(fit, target, 1e-10, 2, 10, opts)[1] == []
+    assert module._fill(fit, target, 1e-10, 4, 0, opts)[1] == []
