@@ -42,10 +42,13 @@ from array_api_compat import device as array_device
 from ..backend import Array, matrix_transpose
 from ..tensors.kernels import FactoredOp, TargetOp, power
 
-__all__ = ["BLOCK_ENTRIES", "Step", "arrangement", "balanced_step"]
+__all__ = ["BLOCK_ENTRIES", "CARRY_ENTRIES", "Step", "arrangement", "balanced_step"]
 
 #: Largest ``(rows, m)`` block of the Gram matrix formed at once (32 MB in float64).
 BLOCK_ENTRIES = 2**22
+#: From this many entries of ``W``, the stacked step on NumPy carries ``[W; A]`` from one step to
+#: the next instead of copying ``W`` into it; below, the copy costs less than the bookkeeping.
+CARRY_ENTRIES = 2**15
 
 
 class Step(NamedTuple):
@@ -134,7 +137,7 @@ def _weighted_power(G: Array, k: int, weights: Array) -> Array:
 
 def _stack(xp: Any, W: Array, A: Array) -> Array:
     """``S = [W; A]``, ``(..., m + r, d)``: the buffer the previous step wrote ``W`` into, else a copy."""
-    buf = _STACKS.get(W, A)
+    buf = _STACKS.get(W, A) if W.shape[-2] * W.shape[-1] >= CARRY_ENTRIES else None
     return buf if buf is not None else xp.concat([W, A], axis=-2)
 
 
@@ -170,45 +173,42 @@ def _stacked(xp: Any, W: Array, target: FactoredOp, eta: Array | float, reg: flo
 
 
 def _product(xp: Any, M: Array, S: Array, A: Array) -> Array:
-    """``M S``, ``(..., m, d)``; on NumPy the leading rows of a new ``[M S; A]``, which the next
-    step takes as its ``S`` (:class:`_StackRegistry`)."""
-    if not isinstance(S, np.ndarray):
-        return M @ S
+    """``M S``, ``(..., m, d)``; on NumPy, from ``CARRY_ENTRIES`` entries, the leading rows of a
+    new ``[M S; A]``, which the next step takes as its ``S`` (:class:`_StackRegistry`)."""
     m = M.shape[-2]
+    if not isinstance(S, np.ndarray) or m * S.shape[-1] < CARRY_ENTRIES:
+        return M @ S
     out = np.empty(S.shape, dtype=S.dtype)
     out[..., m:, :] = A  # (r, d): a tenth of an (m, d) pass where r = m / 10
     W = np.matmul(M, S, out=out[..., :m, :])
-    _STACKS.add(out, A)
+    _STACKS.add(W, out, A)
     return W
 
 
 class _StackRegistry:
-    """The buffers ``[W; A]`` that :func:`_product` made, weakly held, each with its ``A``.
+    """The arrays ``W`` that :func:`_product` returned, weakly held, each with its buffer ``[W; A]``.
 
-    ``get(W, A)`` returns the buffer when ``W`` is exactly its first ``m`` rows and its last
-    rows hold this ``A`` (the same array object). Arrays of a step are immutable to the
-    loop, so the rows of ``A`` stay as written; only the newest few buffers are remembered.
+    ``get(W, A)`` returns the buffer when ``W`` is one of those very arrays (so exactly the
+    buffer's first ``m`` rows) and the buffer's last rows hold this ``A`` (the same array
+    object). Nothing writes a step's arrays but the step, so the rows of ``A`` stay as
+    written; only the newest few are remembered.
     """
 
     SIZE = 8
 
     def __init__(self) -> None:
-        self._entries: dict[int, tuple[weakref.ref[np.ndarray], weakref.ref[Any]]] = {}
+        self._entries: dict[int, tuple[weakref.ref[np.ndarray], weakref.ref[np.ndarray], weakref.ref[Any]]] = {}
 
-    def add(self, buf: np.ndarray, A: Array) -> None:
+    def add(self, W: np.ndarray, buf: np.ndarray, A: Array) -> None:
         if len(self._entries) >= self.SIZE:
             del self._entries[next(iter(self._entries))]  # the oldest
-        self._entries[id(buf)] = (weakref.ref(buf), weakref.ref(A))
+        self._entries[id(W)] = (weakref.ref(W), weakref.ref(buf), weakref.ref(A))
 
     def get(self, W: Array, A: Array) -> np.ndarray | None:
-        base = getattr(W, "base", None)
-        entry = None if base is None else self._entries.get(id(base))
-        if entry is None or entry[0]() is not base or entry[1]() is not A:
+        entry = self._entries.get(id(W))
+        if entry is None or entry[0]() is not W or entry[2]() is not A:
             return None
-        if base.shape[-2] != W.shape[-2] + A.shape[-2] or base.strides != W.strides or \
-                base.shape[:-2] != W.shape[:-2] or W.ctypes.data != base.ctypes.data:
-            return None
-        return base
+        return entry[1]()  # alive: W is a view of it
 
 
 _STACKS = _StackRegistry()
