@@ -18,7 +18,10 @@ from ..tensors.parameterization import check_signs, homogeneity
 from ..tensors.symcp import SymCP
 from .base import build_results, default_init_scale, finish, initial_params, step_sizes
 from .descent import DescentConfig, Recorder, descend
+from ..backend import to_numpy
+from ..tensors.kernels import map_arrays
 from .problem import Problem
+from .subspace import span_of
 
 __all__ = ["solve_batch", "warm_start"]
 
@@ -95,9 +98,15 @@ def solve_batch(
         truth_list(truth, problem.size, problem.dim, problem.order), W0, parameterization=parameterization)
     on = problem.arrays
     start = time.perf_counter()
-    recorder = Recorder(problem.size, start, observe)
     op, target_sq = problem.on(on)
-    out = descend(on.asarray(W0), op, target_sq, config, recorder, progress=progress)
+    span = span_of(problem, W0)  # a factored target: the same run in the span of [W_0; A]
+    if span is not None:
+        op, observe = map_arrays(span.op, on.asarray), span.lift_observer(observe)
+    recorder = Recorder(problem.size, start, observe)
+    out = descend(on.asarray(W0 if span is None else span.reduce(W0)), op, target_sq, config, recorder,
+                  progress=progress)
+    if span is not None:
+        out = out._replace(W=span.lift(to_numpy(out.W).astype(np.float64)))
     done = finish(problem, out, recorder.rows, start, method="gd", tol=tol,
                   parameterization=parameterization, signs=sigma)
     return build_results(problem, done, [

@@ -86,8 +86,10 @@ class Jacobian:
         """``JᵀJ`` as an ``(m d, m d)`` array: block ``(k, i)`` is ``l [S∘G^{l-1}]_ik I + l (l-1) [S∘G^{l-2}]_ik w_i w_kᵀ``."""
         m, d = self.W.shape
         l = self.order
-        out = np.einsum("ki,ab->kaib", l * self.gram_l1, np.eye(d))
-        out += l * (l - 1) * np.einsum("ki,ia,kb->kaib", self.gram_l2, self.W, self.W)
+        # broadcast products, not einsum: a three-operand einsum loops in C without BLAS or
+        # vectorization, 1.4x slower at m d = 140
+        out = (l * self.gram_l1)[:, None, :, None] * np.eye(d)[None, :, None, :]
+        out += ((l * (l - 1)) * self.gram_l2[:, None, :, None] * self.W.T[None, :, :, None]) * self.W[:, None, None, :]
         return out.reshape(m * d, m * d)
 
     def block_solve(self, V: np.ndarray, mu: float) -> np.ndarray:
@@ -121,7 +123,10 @@ def _lm_direction(jac: Jacobian, g: np.ndarray, mu: float, cg_tol: float) -> tup
         A = jac.dense()
         A[np.diag_indices(n)] += mu
         try:
-            return scipy.linalg.cho_solve(scipy.linalg.cho_factor(A), -g.ravel()).reshape(m, d), 0
+            # W is finite (every iterate passed SymCP's check), and a NaN pivot fails the factorization
+            # (LinAlgError: CG below), so scipy's two finiteness scans are skipped
+            factor = scipy.linalg.cho_factor(A, check_finite=False)
+            return scipy.linalg.cho_solve(factor, -g.ravel(), check_finite=False).reshape(m, d), 0
         except np.linalg.LinAlgError:  # singular to working precision (μ ≈ 0 at a degenerate point): CG below
             pass
     A = LinearOperator((n, n), matvec=lambda x: (jac.normal(x.reshape(m, d)) + mu * x.reshape(m, d)).ravel(),
