@@ -8,15 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import EPS, residual_floor
 
 import overtensor as ot
 from overtensor.backend import get_backend, to_numpy
-from overtensor.tensors.kernels import DenseOp, FactoredOp, ShiftedOp, map_arrays, power
 from overtensor.solvers.descent import CHECK_EVERY, DescentConfig, Recorder, descend
-
 from overtensor.solvers.problem import make_problem
-
-from conftest import EPS, residual_floor
+from overtensor.tensors.kernels import DenseOp, FactoredOp, ShiftedOp, map_arrays, power
 
 
 def _targets():

@@ -575,7 +575,7 @@ def test_results_csv_json_and_parquet(tmp_path: Path, local_store: Path, referen
     rows = json.loads((tmp_path / "runs.json").read_text())
     assert len(rows) == TOTAL
     by_key = {(r["key"], r["seed"]): r for r in rows}
-    for key, (err, conv, steps, _) in reference.items():
+    for key, (err, _conv, steps, _) in reference.items():
         assert by_key[key]["steps"] == steps and by_key[key]["relative_error"] == pytest.approx(err, rel=1e-6)
     assert sum(float(r["relative_error"]) <= 1e-2 for r in table) == sum(r["converged"] for r in rows)
     out = cli("results", str(local_store), "--format", "parquet", "-o", "runs.parquet", cwd=tmp_path)
@@ -625,8 +625,8 @@ def test_every_experiment_figure_draws(tmp_path: Path):
     out = cli("report", "r.db", "-o", "rep", cwd=tmp_path)
     assert out.exit_code == 0, out.stderr
     names = {p.name for p in (tmp_path / "rep").glob("*.png")}
-    assert names == {"e1_lazy_threshold.png", "e1_measured_threshold.png", "e3_phase.png", "e4_scaling.png", "e4_exponents.png",
-                     "e5_trajectory.png", "e5_steps_vs_d.png", "e6_error_vs_step.png",
+    assert names == {"e1_lazy_threshold.png", "e1_measured_threshold.png", "e3_phase.png", "e4_scaling.png",
+                     "e4_exponents.png", "e5_trajectory.png", "e5_steps_vs_d.png", "e6_error_vs_step.png",
                      "mine_error_vs_components.png"}
 
 

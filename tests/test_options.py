@@ -50,5 +50,5 @@ def test_solver_called_directly_checks_too(target):
     from overtensor.solvers import gd
     from overtensor.solvers.problem import make_problem
 
-    with pytest.raises(ot.OvertensorError, match="^tol must be a number, got 'x'$"):
+    with pytest.raises(ot.OvertensorError, match=r"^tol must be a number, got 'x'$"):
         gd.solve_batch(make_problem([target], 4, [0]), tol="x")

@@ -6,17 +6,17 @@ Tensor Decomposition* (NeurIPS 2020) with exact factored mathematics.
 
 from __future__ import annotations
 
+from .analysis.recovery import Match, match, recover
 from .api import check_options, decompose, decompose_batch, methods
-from .tensors.compress import Compression, compress
-from .tensors.dense import DenseSymTensor, Tensor
 from .errors import OvertensorError
 from .io import load, save
 from .pipeline import pipeline, polish
-from .analysis.recovery import Match, match, recover
-from .tensors.residual import relative_residual, residual_norm
 from .result import DecompositionResult, History
+from .tensors.compress import Compression, compress
 from .tensors.corrections import CorrectionG, CorrectionS, TensorSum, transform
+from .tensors.dense import DenseSymTensor, Tensor
 from .tensors.moment import MomentTensor, moment_tensor
+from .tensors.residual import relative_residual, residual_norm
 from .tensors.symcp import SymCP
 from .tensors.targets import add_noise, make_target
 

@@ -7,14 +7,14 @@ import inspect
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from .validation import as_number
-from .tensors.dense import Tensor
-from .tensors.convert import as_target
 from .errors import OvertensorError
 from .progress import Progress, step_budget
 from .result import DecompositionResult
 from .solvers import METHODS
 from .solvers.problem import make_problem
+from .tensors.convert import as_target
+from .tensors.dense import Tensor
+from .validation import as_number
 
 __all__ = ["decompose", "decompose_batch", "methods", "check_options", "coerce_options"]
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,18 +18,18 @@ import click
 import numpy as np
 
 from . import __version__
-from .backend import BACKENDS, DTYPES
-from .api import decompose as _decompose
-from .api import methods
-from .tensors.dense import Tensor
-from .errors import OvertensorError
-from .io import atomic_path, atomic_write, check_output, load, save
-from .tensors.moment import moment_tensor
-from .progress import LOG, Progress, step_budget
-from .pipeline import pipeline
 from .analysis.recovery import match
 from .analysis.recovery import recover as _recover
+from .api import decompose as _decompose
+from .api import methods
+from .backend import BACKENDS, DTYPES
+from .errors import OvertensorError
+from .io import atomic_path, atomic_write, check_output, load, save
+from .pipeline import pipeline
+from .progress import LOG, Progress, step_budget
 from .result import DecompositionResult
+from .tensors.dense import Tensor
+from .tensors.moment import moment_tensor
 from .tensors.symcp import SymCP
 from .tensors.targets import KINDS, make_target
 

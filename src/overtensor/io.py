@@ -18,9 +18,9 @@ from typing import IO
 
 import numpy as np
 
-from .tensors.dense import DenseSymTensor, Tensor
 from .errors import OvertensorError
 from .result import RESULT_FORMAT
+from .tensors.dense import DenseSymTensor, Tensor
 from .tensors.symcp import SymCP
 
 __all__ = ["load", "save", "atomic_write", "atomic_path", "check_output"]

@@ -27,16 +27,16 @@ from typing import Any
 
 import numpy as np
 
-from .api import decompose
-from .tensors.compress import Compression, compress
-from .tensors.dense import DenseSymTensor, Tensor, symmetrize
-from .errors import OvertensorError
 from .analysis.recovery import recover
+from .api import decompose
+from .errors import OvertensorError
+from .result import DecompositionResult, History
 from .solvers.newton import check_options, solve_batch
 from .solvers.problem import make_problem
 from .tensors.clustering import merge_clusters
+from .tensors.compress import Compression, compress
+from .tensors.dense import DenseSymTensor, Tensor, symmetrize
 from .tensors.residual import dense_array, relative_residual
-from .result import DecompositionResult, History
 from .tensors.symcp import SymCP
 
 __all__ = ["pipeline", "polish", "fewer_components"]

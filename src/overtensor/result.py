@@ -51,7 +51,7 @@ class History:
         self._columns = cols
 
     @classmethod
-    def from_rows(cls, rows: Sequence[Mapping[str, float]]) -> "History":
+    def from_rows(cls, rows: Sequence[Mapping[str, float]]) -> History:
         names = list(rows[0]) if rows else []
         return cls({n: [r[n] for r in rows] for n in names})
 
@@ -141,7 +141,7 @@ class DecompositionResult:
         atomic_write(path, lambda fh: np.savez(fh, **arrays))
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> "DecompositionResult":
+    def load(cls, path: str | os.PathLike[str]) -> DecompositionResult:
         """A result written by :meth:`save`; its header (versions included) is ``info["saved"]``."""
         try:
             with np.load(path, allow_pickle=False) as data:

@@ -17,13 +17,13 @@ from typing import Any, NamedTuple
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import matplotlib.ticker as ticker  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure as MplFigure  # noqa: E402
+import matplotlib.pyplot as plt
+import matplotlib.ticker as ticker
+import numpy as np
+from matplotlib.figure import Figure as MplFigure
 
-from .spec import lazy_threshold  # noqa: E402
-from .store import RunRecord  # noqa: E402
+from .spec import lazy_threshold
+from .store import RunRecord
 
 __all__ = ["Figure", "Table", "FIGURES", "figures_for", "success_rate", "smallest_successful"]
 
@@ -119,7 +119,7 @@ def e1(runs: Sequence[RunRecord], epsilon: float) -> list[Figure]:
         threshold = lazy_threshold(dim, order)
         points = [(m / threshold, *_mean_std([r.relative_error for r in rs]), len(rs), m)
                   for m, rs in _group(group, lambda r: r.components).items()]
-        x, y, err, n, ms = map(list, zip(*points))
+        x, y, err, _n, _ms = map(list, zip(*points))
         ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=f"d = {dim}, l = {order}")
         rows += [(dim, order, m, _fmt(xi), _fmt(yi), _fmt(e), k) for xi, yi, e, k, m in points]
     ax.axvline(1.0, color="grey", linestyle="--", linewidth=1)
@@ -309,7 +309,7 @@ def e5(runs: Sequence[RunRecord], epsilon: float) -> list[Figure]:
         stats = [(d, *_mean_std([r.steps for r in rs]), len(rs)) for d, rs in by_d.items()]
         if not stats:
             continue
-        d_, mean, std, n = zip(*stats)
+        d_, mean, std, _n = zip(*stats)
         slope = _fit_exponent(d_, mean)
         fit = f", slope {slope:.2f} (theory {(order - 2) / 2:g})" if slope is not None else ""
         ax.errorbar(d_, mean, yerr=std, marker="o", capsize=3, label=f"{label}, l = {order}{fit}")
@@ -401,7 +401,7 @@ def generic(runs: Sequence[RunRecord], epsilon: float) -> list[Figure]:
     for label, group in _group(_ok(runs), lambda r: r.label).items():
         stats = [(m, *_mean_std([r.relative_error for r in rs]), len(rs))
                  for m, rs in _group(group, lambda r: r.components).items()]
-        m_, mean, std, n = zip(*stats)
+        m_, mean, std, _n = zip(*stats)
         ax.errorbar(m_, mean, yerr=std, marker="o", capsize=3, label=label)
         rows += [(label, m, _fmt(mu), _fmt(s), k) for m, mu, s, k in stats]
     ax.set(yscale="log", xlabel="components m", ylabel="relative error", title="relative error vs components")

@@ -37,7 +37,7 @@ import math
 import typing
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal, NamedTuple, Union
+from typing import Annotated, Any, Literal, NamedTuple
 
 import numpy as np
 import yaml
@@ -52,8 +52,8 @@ from ..tensors.targets import KINDS, make_target
 __all__ = ["Spec", "Block", "Record", "RunConfig", "TargetConfig", "Run", "load_spec", "parse_spec",
            "target_seed", "lazy_threshold", "build_target"]
 
-Seeds = Union[Annotated[int, Field(ge=1)], list[Annotated[int, Field(ge=0)]]]
-Scalar = Union[bool, int, float, str, None]
+Seeds = Annotated[int, Field(ge=1)] | list[Annotated[int, Field(ge=0)]]
+Scalar = bool | int | float | str | None
 
 
 class _Model(BaseModel):
@@ -79,11 +79,11 @@ class Record(_Model):
 class ComponentRule(_Model):
     """``m`` relative to the target: exactly one of the two factors (a number or a list)."""
 
-    times_rank: Union[float, list[float], None] = None
-    times_threshold: Union[float, list[float], None] = None
+    times_rank: float | list[float] | None = None
+    times_threshold: float | list[float] | None = None
 
     @model_validator(mode="after")
-    def _one(self) -> "ComponentRule":
+    def _one(self) -> ComponentRule:
         if (self.times_rank is None) == (self.times_threshold is None):
             raise ValueError("give exactly one of times_rank, times_threshold")
         return self
@@ -98,12 +98,12 @@ class Block(_Model):
     """
 
     target: dict[str, Any]
-    method: Union[str, list[str]]
+    method: str | list[str]
     options: dict[str, Any] = {}
-    components: Union[Annotated[int, Field(ge=1)], list[Annotated[int, Field(ge=1)]], ComponentRule]
-    seeds: Union[Seeds, None] = None
-    label: Union[str, None] = None
-    polish: Union[dict[str, Scalar], None] = None
+    components: Annotated[int, Field(ge=1)] | list[Annotated[int, Field(ge=1)]] | ComponentRule
+    seeds: Seeds | None = None
+    label: str | None = None
+    polish: dict[str, Scalar] | None = None
 
 
 class Spec(_Model):
@@ -117,7 +117,7 @@ class Spec(_Model):
     record: Record = Record()
     runs: Annotated[list[Block], Field(min_length=1)]
 
-    def expand(self) -> list["Run"]:
+    def expand(self) -> list[Run]:
         """All ``(config, seed)`` runs, in spec order (blocks, grid, seeds)."""
         runs = []
         for i, block in enumerate(self.runs):
@@ -135,10 +135,10 @@ class TargetConfig(_Model):
     rank: Annotated[int, Field(ge=1)]
     order: Annotated[int, Field(ge=2)] = 3
     kind: Literal[KINDS] = "orthonormal"  # type: ignore[valid-type]
-    weights: Union[Literal["equal", "geometric"], list[Annotated[float, Field(gt=0)]]] = "equal"
+    weights: Literal["equal", "geometric"] | list[Annotated[float, Field(gt=0)]] = "equal"
     spread: Annotated[float, Field(ge=1)] = 10.0
     coherence: Annotated[float, Field(ge=0, lt=1)] = 0.5
-    seed: Union[Annotated[int, Field(ge=0)], None] = None
+    seed: Annotated[int, Field(ge=0)] | None = None
 
 
 class RunConfig(_Model):
@@ -150,7 +150,7 @@ class RunConfig(_Model):
     method: str
     options: dict[str, Scalar]
     components: int
-    polish: Union[dict[str, Scalar], None] = None
+    polish: dict[str, Scalar] | None = None
 
     @property
     def key(self) -> str:
@@ -449,8 +449,8 @@ def _path(prefix: str, loc: Sequence) -> str:
 
 def _branchless(loc: tuple) -> tuple:
     """Drop pydantic's union-branch tags (``'int'``, ``'list[int]'``...) from an error location."""
-    return tuple(p for p in loc if isinstance(p, int) or not any(c in p for c in "[]-(") and p not in (
-        "int", "float", "str", "bool", "function-after", "function-before"))
+    return tuple(p for p in loc if isinstance(p, int) or (not any(c in p for c in "[]-(") and p not in (
+        "int", "float", "str", "bool", "function-after", "function-before")))
 
 
 def _fields_at(model: type[BaseModel], loc: Sequence) -> list[str]:

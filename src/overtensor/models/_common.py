@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
-from ..errors import OvertensorError
 from ..api import decompose
+from ..errors import OvertensorError
 from ..tensors.moment import MomentTensor, moment_tensor
 from ..tensors.symcp import SymCP
 

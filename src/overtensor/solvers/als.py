@@ -23,9 +23,9 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from ..tensors.dense import symmetrize
 from ..errors import OvertensorError
 from ..result import DecompositionResult, History
+from ..tensors.dense import symmetrize
 from ..tensors.symcp import SymCP
 from .problem import Problem
 
@@ -83,7 +83,8 @@ def solve_batch(
     Returns
     -------
     One result per run; ``params`` are the (non-symmetric) factors stacked
-    ``(l, m, d)``, the CP weights folded into the first; the history holds TensorLy's ALS error ``‖T* - CP‖/‖T*‖`` per sweep.
+    ``(l, m, d)``, the CP weights folded into the first; the history holds TensorLy's ALS error
+    ``‖T* - CP‖/‖T*‖`` per sweep.
     """
     from tensorly import cp_to_tensor
     from tensorly.decomposition import parafac
@@ -125,6 +126,7 @@ def solve_batch(
         results.append(DecompositionResult(
             model=model.normalize(), relative_error=rel, converged=rel <= tol, steps=len(rows) - 1,
             seconds=seconds, method="als", components=problem.components, history=History.from_rows(rows),
-            params=np.stack([factors[0].T * weights[:, None]] + [A.T for A in factors[1:]]), info={"cp_error": cp_error, "als_init": als_init},
+            params=np.stack([factors[0].T * weights[:, None]] + [A.T for A in factors[1:]]),
+            info={"cp_error": cp_error, "als_init": als_init},
         ))
     return results

@@ -26,12 +26,12 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..backend import get_backend, to_numpy
 from ..analysis.diagnostics import observer, truth_list
+from ..backend import get_backend, to_numpy
 from ..errors import OvertensorError
-from ..tensors.parameterization import check_signs, model_parts
-from ..tensors.clustering import cluster_directions, merge_clusters
 from ..result import DecompositionResult
+from ..tensors.clustering import cluster_directions, merge_clusters
+from ..tensors.parameterization import check_signs, model_parts
 from ..tensors.symcp import SymCP
 from .descent import ACTIVE_THRESHOLD, DescentConfig, Recorder, descend
 from .gd import build_result, check_common, default_init_scale, relative_errors, step_sizes
@@ -91,7 +91,8 @@ def merge_duplicates(W: np.ndarray, cos: float, order: int) -> tuple[np.ndarray,
     return out, W.shape[0] - k
 
 
-def reinitialize(W: np.ndarray, rng: np.random.Generator, init_scale: float, threshold: float) -> tuple[np.ndarray, int]:
+def reinitialize(W: np.ndarray, rng: np.random.Generator, init_scale: float,
+                 threshold: float) -> tuple[np.ndarray, int]:
     """Re-draw every row with ``‖w_i‖ < threshold`` as ``init_scale · g / ‖g‖``.
 
     Returns the new ``(m, d)`` array and the number of rows re-drawn.

@@ -139,7 +139,7 @@ class _Live(NamedTuple):
     eta: Array | float  # (b, 1) step sizes, or one for all (the fast, common case)
     signs: Array | None = None  # (m,) fixed signs of a signed model, shared by the batch
 
-    def keep(self, rows: np.ndarray) -> "_Live":
+    def keep(self, rows: np.ndarray) -> _Live:
         """The subset ``rows`` (indices into ``runs``); the arrays are taken only when it shrinks."""
         if rows.size == self.runs.size:
             return self

@@ -12,15 +12,15 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import get_backend, to_numpy
-from ..validation import as_number
 from ..analysis.diagnostics import observer, truth_list
+from ..backend import get_backend, to_numpy
 from ..errors import OvertensorError
-from ..tensors.parameterization import check_parameterization, check_signs, homogeneity, model_parts
-from .objective import evaluate
 from ..result import DecompositionResult, History
+from ..tensors.parameterization import check_parameterization, check_signs, homogeneity, model_parts
 from ..tensors.symcp import SymCP
+from ..validation import as_number
 from .descent import DescentConfig, Recorder, descend
+from .objective import evaluate
 from .problem import Problem, random_directions, run_rng
 
 __all__ = ["solve_batch", "warm_start", "default_step_size", "default_init_scale", "check_common", "build_result",

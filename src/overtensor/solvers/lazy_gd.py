@@ -24,9 +24,9 @@ import numpy as np
 
 from ..backend import get_backend, to_numpy
 from ..errors import OvertensorError
+from ..result import DecompositionResult, History
 from ..tensors.kernels import FactoredOp, ShiftedOp, map_arrays
 from ..tensors.parameterization import check_signs, model_parts
-from ..result import DecompositionResult, History
 from ..tensors.symcp import SymCP
 from .descent import DescentConfig, Recorder, descend
 from .gd import check_common, initial_params
@@ -50,7 +50,7 @@ def gauss_newton_norm(W0: np.ndarray, order: int, signs: np.ndarray | None = Non
     Lanczos run (SciPy ``eigsh``) from a fixed start.
     """
     m, d = W0.shape
-    masses, directions, norms = model_parts(W0, order)
+    _masses, directions, norms = model_parts(W0, order)
     tangent = Tangent.at(directions, order)
     if signs is not None:
         norms = signs * norms

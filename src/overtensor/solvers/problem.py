@@ -9,10 +9,10 @@ from functools import cached_property
 import numpy as np
 
 from ..backend import Array, Backend
-from ..tensors.dense import DenseSymTensor, Tensor
 from ..errors import OvertensorError
-from ..tensors.kernels import DenseOp, FactoredOp, TargetOp, map_arrays
 from ..tensors.corrections import CorrectionG, CorrectionS, TensorSum
+from ..tensors.dense import DenseSymTensor, Tensor
+from ..tensors.kernels import DenseOp, FactoredOp, TargetOp, map_arrays
 from ..tensors.moment import MomentOp, MomentTensor
 from ..tensors.symcp import SymCP
 

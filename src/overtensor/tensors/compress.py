@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .dense import DenseSymTensor, symmetrize
 from ..errors import OvertensorError
+from .dense import DenseSymTensor, symmetrize
 from .symcp import SymCP
 
 __all__ = ["Compression", "compress"]

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from .dense import DenseSymTensor
 from ..errors import OvertensorError
+from .dense import DenseSymTensor
 from .symcp import SymCP
 
 __all__ = ["as_target", "symcp_from_factors", "to_tensorly"]

@@ -29,11 +29,11 @@ from typing import Any
 
 import numpy as np
 
-from .algebra import TermAlgebra
-from ..backend import Array, array_namespace, row_dot
-from ..validation import as_points, check_dense_size
-from .dense import DenseSymTensor
+from ..backend import Array, row_dot
 from ..errors import OvertensorError
+from ..validation import as_points, check_dense_size
+from .algebra import TermAlgebra
+from .dense import DenseSymTensor
 from .kernels import DenseOp, FactoredOp, TargetOp
 from .moment import MomentTensor
 from .symcp import SymCP

@@ -6,8 +6,8 @@ from typing import Union
 
 import numpy as np
 
-from ..validation import as_points
 from ..errors import OvertensorError
+from ..validation import as_points
 from .kernels import DenseOp
 from .symcp import SymCP
 
@@ -101,7 +101,7 @@ class DenseSymTensor:
     def norm(self) -> float:
         return float(np.linalg.norm(self.array.ravel()))
 
-    def inner(self, other: "Tensor") -> float:
+    def inner(self, other: Tensor) -> float:
         if other.order != self.order or other.dim != self.dim:
             raise OvertensorError(
                 f"tensors differ in shape: order {self.order}, dim {self.dim} "
@@ -111,7 +111,7 @@ class DenseSymTensor:
             return other.inner(self)
         return float(np.sum(self.array * other.array))
 
-    def distance(self, other: "Tensor") -> float:
+    def distance(self, other: Tensor) -> float:
         dense = other.to_dense() if isinstance(other, SymCP) else other.array
         if dense.shape != self.shape:
             raise OvertensorError(f"tensors differ in shape: {self.shape} vs {dense.shape}")

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..validation import as_float_array, as_points, check_dense_size, check_order
 from ..errors import OvertensorError
+from ..validation import as_float_array, as_points, check_dense_size, check_order
 from .kernels import FactoredOp
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ class SymCP:
     The arrays are copied to float64 and made read-only.
     """
 
-    __slots__ = ("weights", "vectors", "order")
+    __slots__ = ("order", "vectors", "weights")
 
     def __init__(self, weights: object, vectors: object, order: int) -> None:
         order = check_order(order)
@@ -67,7 +67,7 @@ class SymCP:
         return f"SymCP(rank={self.rank}, dim={self.dim}, order={self.order})"
 
     # -- canonical form ------------------------------------------------------
-    def normalize(self) -> "SymCP":
+    def normalize(self) -> SymCP:
         """Same tensor with unit vectors; zero components dropped.
 
         For odd order a negative weight is a flipped vector, so every weight
@@ -83,17 +83,17 @@ class SymCP:
         return SymCP(w, v, self.order)
 
     # -- algebra -------------------------------------------------------------
-    def _check_compatible(self, other: "SymCP | DenseSymTensor") -> None:
+    def _check_compatible(self, other: SymCP | DenseSymTensor) -> None:
         if other.order != self.order or other.dim != self.dim:
             raise OvertensorError(
                 f"tensors differ in shape: order {self.order}, dim {self.dim} "
                 f"vs order {other.order}, dim {other.dim}"
             )
 
-    def __neg__(self) -> "SymCP":
+    def __neg__(self) -> SymCP:
         return SymCP(-self.weights, self.vectors, self.order)
 
-    def __add__(self, other: "SymCP") -> "SymCP":
+    def __add__(self, other: SymCP) -> SymCP:
         """Concatenation of components: the sum of the two tensors."""
         if not isinstance(other, SymCP):
             return NotImplemented
@@ -104,15 +104,15 @@ class SymCP:
             self.order,
         )
 
-    def __sub__(self, other: "SymCP") -> "SymCP":
+    def __sub__(self, other: SymCP) -> SymCP:
         if not isinstance(other, SymCP):
             return NotImplemented
         return self + (-other)
 
-    def scaled(self, factor: float) -> "SymCP":
+    def scaled(self, factor: float) -> SymCP:
         return SymCP(factor * self.weights, self.vectors, self.order)
 
-    def inner(self, other: "SymCP | DenseSymTensor") -> float:
+    def inner(self, other: SymCP | DenseSymTensor) -> float:
         """Frobenius inner product: ``λᵀ (V V'ᵀ)^{∘l} λ'`` for two factored tensors."""
         self._check_compatible(other)
         if isinstance(other, SymCP):
@@ -124,7 +124,7 @@ class SymCP:
         """Frobenius norm ``sqrt(λᵀ (V Vᵀ)^{∘l} λ)``."""
         return float(np.sqrt(max(self.inner(self), 0.0)))
 
-    def distance(self, other: "SymCP | DenseSymTensor") -> float:
+    def distance(self, other: SymCP | DenseSymTensor) -> float:
         """Frobenius distance ``‖S - other‖``."""
         self._check_compatible(other)
         if isinstance(other, SymCP):
@@ -160,7 +160,7 @@ class SymCP:
         return to_tensorly(self)
 
     @classmethod
-    def from_tensorly(cls, cp: Any) -> "SymCP":
+    def from_tensorly(cls, cp: Any) -> SymCP:
         """The ``SymCP`` of a TensorLy ``CPTensor`` whose factors agree up to sign and scale."""
         from .convert import symcp_from_factors
 
