@@ -631,15 +631,15 @@ def test_every_experiment_figure_draws(tmp_path: Path):
 
 
 def test_polish_phase_continues_the_history(tmp_path: Path, monkeypatch):
-    """``polish`` chains recover and polish after the method (stand-ins here: the real ones live elsewhere)."""
+    """``polish`` chains recover and polish after the method (stand-ins here, so the history is known)."""
     def recover(model):
         return model
 
     def polish(model, target, *, max_steps: int = 10):
         return ot.decompose(target, model.rank, max_steps=max_steps, tol=0.0, record_every=5)
 
-    monkeypatch.setattr(ot, "recover", recover, raising=False)
-    monkeypatch.setattr(ot, "polish", polish, raising=False)
+    monkeypatch.setattr(runner, "recover", recover)
+    monkeypatch.setattr(runner, "polish", polish)
     data = {"name": "p", "experiment": "e6", "runs": [{"target": {"dim": 5, "rank": 1}, "method": "gd",
             "options": {"max_steps": 30, "record_every": 10, "tol": 0.0}, "components": 2,
             "polish": {"max_steps": 20}}]}

@@ -12,8 +12,7 @@ from .progress import Progress, step_budget
 from .result import DecompositionResult
 from .solvers import METHODS
 from .solvers.problem import make_problem
-from .tensors.convert import as_target
-from .tensors.dense import Tensor
+from .tensors.convert import TargetLike, as_target
 from .validation import as_number
 
 __all__ = ["decompose", "decompose_batch", "methods", "check_options", "coerce_options"]
@@ -68,7 +67,7 @@ def _solver(method: str, options: Mapping[str, Any]) -> tuple[Any, dict[str, Any
     return METHODS[check_options(method, options)], coerce_options(method, options)
 
 
-def decompose(target: Tensor, components: int, method: str = "gd", *, seed: int = 0,
+def decompose(target: TargetLike, components: int, method: str = "gd", *, seed: int = 0,
               **options: Any) -> DecompositionResult:
     """Decompose a symmetric tensor with ``components`` (``m``) components.
 
@@ -97,7 +96,7 @@ def decompose(target: Tensor, components: int, method: str = "gd", *, seed: int 
     return _with_options(result, seed, options)
 
 
-def decompose_batch(targets: Sequence[Tensor], components: int, method: str = "gd", *,
+def decompose_batch(targets: TargetLike | Sequence[TargetLike], components: int, method: str = "gd", *,
                     seeds: Sequence[int], **options: Any) -> list[DecompositionResult]:
     """Run ``B = len(seeds)`` decompositions as one batched computation.
 

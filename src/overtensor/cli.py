@@ -12,7 +12,7 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import click
 import numpy as np
@@ -28,10 +28,11 @@ from .io import atomic_path, atomic_write, check_output, load, save
 from .pipeline import pipeline
 from .progress import LOG, Progress, step_budget
 from .result import DecompositionResult
-from .tensors.dense import Tensor
+from .solvers.problem import Target
+from .tensors.dense import DenseSymTensor
 from .tensors.moment import moment_tensor
 from .tensors.symcp import SymCP
-from .tensors.targets import KINDS, make_target
+from .tensors.targets import KINDS, Kind, Weights, make_target
 
 
 class _Group(click.Group):
@@ -75,9 +76,9 @@ def _parse_signs(text: str) -> list[float]:
         raise OvertensorError(f"--signs must be 'half' or comma-separated +1/-1 values, got {text!r}") from None
 
 
-def _parse_weights(text: str) -> str | list[float]:
+def _parse_weights(text: str) -> Weights:
     if text in ("equal", "geometric"):
-        return text
+        return cast("Weights", text)  # one of the two profile names
     try:
         return [float(x) for x in text.split(",")]
     except ValueError:
@@ -105,23 +106,25 @@ def _output_path(path: str, suffix: str, *inputs: str) -> Path:
               help="Pairwise cosine for --kind coherent.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--output", "-o", required=True, help="Output .npz file.")
-def generate(dim: int, rank: int, order: int, kind: str, weights: str, spread: float, coherence: float,
+def generate(dim: int, rank: int, order: int, kind: Kind, weights: str, spread: float, coherence: float,
              seed: int, output: str) -> None:
     """Generate a random rank-r symmetric target tensor (factored .npz)."""
     out = _output_path(output, ".npz")
-    target = make_target(dim, rank, order, kind=kind, weights=_parse_weights(weights),  # type: ignore[arg-type]
+    target = make_target(dim, rank, order, kind=kind, weights=_parse_weights(weights),
                          spread=spread, coherence=coherence, seed=seed)
     save(out, target)
     click.echo(f"wrote {out}: rank {rank}, dim {dim}, order {order}, norm {target.norm():.4g}", err=True)
 
 
-def _solve(target: Tensor, components: int, method: str, seed: int, given: dict[str, Any],
+def _solve(target: Target, components: int, method: str, seed: int, given: dict[str, Any],
            polish_steps: int | None) -> DecompositionResult:
     """Run the solver, or with ``polish_steps`` the descent -> recover -> polish pipeline, with a
     progress bar; Ctrl-C exits 130 with one line."""
     bar = Progress(step_budget(method, given), method.replace("-", "_"))
     try:
         if polish_steps is not None:
+            if not isinstance(target, (SymCP, DenseSymTensor)):  # what the polish would say after the descent
+                raise OvertensorError(f"target must be a SymCP or DenseSymTensor, got {type(target).__name__}")
             result = pipeline(target, components, method, seed=seed, progress=bar, polish_steps=polish_steps,
                               **given)
         else:
@@ -137,7 +140,7 @@ def _solve(target: Tensor, components: int, method: str, seed: int, given: dict[
         bar.close()
 
 
-def _echo_pipeline(result: DecompositionResult, method: str, components: int, target: Tensor) -> None:
+def _echo_pipeline(result: DecompositionResult, method: str, components: int, target: Target) -> None:
     """The two summary lines of ``--recover --polish``: the descent, then the polish."""
     info = result.info
     squeezed = f" (compressed to dim {info['compressed_dim']})" if info["compressed_dim"] < target.dim else ""
@@ -388,13 +391,10 @@ def fit() -> None:
     """Fit a latent-variable model to samples by the method of moments."""
 
 
-def _parse_count(text: str | None, allow_auto: bool) -> int | str | None:
-    if text is None or (allow_auto and text == "auto"):
-        return text
+def _parse_count(text: str, expected: str) -> int:
     try:
         return int(text)
     except ValueError:
-        expected = "'auto' or an integer" if allow_auto else "an integer"
         raise OvertensorError(f"--components must be {expected}, got {text!r}") from None
 
 
@@ -426,7 +426,8 @@ def fit_gmm(data_file: str, output: str, components: str, whiten: bool, seed: in
     """Fit a spherical Gaussian mixture to the samples in DATA.npy (n, d)."""
     from .models import SphericalGMM
 
-    model = SphericalGMM(_parse_count(components, True), whiten=whiten, seed=seed)
+    count = "auto" if components == "auto" else _parse_count(components, "'auto' or an integer")
+    model = SphericalGMM(count, whiten=whiten, seed=seed)
     summary = _fit_and_save(model, data_file, output, as_json)
     summary.update(weights=model.weights_.tolist(), sigma2=float(model.variance_),
                    mean_norms=np.linalg.norm(model.means_, axis=1).tolist())
@@ -449,7 +450,7 @@ def fit_ica(data_file: str, output: str, components: str | None, seed: int, as_j
     """Fit ICA (sources of either kurtosis sign) to the samples in DATA.npy (n, d)."""
     from .models import MomentICA
 
-    model = MomentICA(_parse_count(components, False), seed=seed)
+    model = MomentICA(None if components is None else _parse_count(components, "an integer"), seed=seed)
     summary = _fit_and_save(model, data_file, output, as_json)
     summary["kurtosis"] = model.kurtosis_.tolist()
     if as_json:

@@ -172,7 +172,7 @@ def pipeline(target: Tensor, components: int, method: str = "gd", *, seed: int =
     start = time.perf_counter()
     work = comp.tensor if comp is not None else target
     descent = decompose(work, components, method, seed=seed, **options)
-    opts = {"max_steps": polish_steps, "tol": polish_tol, "ftol": ftol}
+    opts: dict[str, Any] = {"max_steps": polish_steps, "tol": polish_tol, "ftol": ftol}
     fit = polish(recover(descent.model, mass_fraction=mass_fraction, cos=cos), work, **opts)
     recovered = fit.model.rank
     fit, grown = _grow(fit, work, exact_tol, components if max_added is None else max_added, seed, opts)

@@ -135,9 +135,11 @@ class DecompositionResult:
             raise OvertensorError(f"a result is saved as .npz, got {path}")
         header = {"format": RESULT_FORMAT, "versions": package_versions(), "history": list(self.history.names),
                   **_jsonable(self.summary()), "info": _jsonable(self.info), "options": _jsonable(self.options)}
-        arrays = {"header": np.array(json.dumps(header)), "params": self.params, "weights": self.model.weights,
-                  "vectors": self.model.vectors, "order": np.int64(self.model.order),
-                  **{f"history_{k}": self.history[k] for k in self.history.names}}
+        # Any: NumPy's stub would match **arrays against savez's allow_pickle: bool as well
+        arrays: dict[str, Any] = {
+            "header": np.array(json.dumps(header)), "params": self.params, "weights": self.model.weights,
+            "vectors": self.model.vectors, "order": np.int64(self.model.order),
+            **{f"history_{k}": self.history[k] for k in self.history.names}}
         atomic_write(path, lambda fh: np.savez(fh, **arrays))
 
     @classmethod

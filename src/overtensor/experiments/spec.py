@@ -45,9 +45,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from ..api import check_options
 from ..errors import OvertensorError
+from ..pipeline import polish
 from ..solvers import METHODS
 from ..tensors.symcp import SymCP
-from ..tensors.targets import KINDS, make_target
+from ..tensors.targets import Kind, make_target
 
 __all__ = ["Spec", "Block", "Record", "RunConfig", "TargetConfig", "Run", "load_spec", "parse_spec",
            "target_seed", "lazy_threshold", "build_target"]
@@ -119,7 +120,7 @@ class Spec(_Model):
 
     def expand(self) -> list[Run]:
         """All ``(config, seed)`` runs, in spec order (blocks, grid, seeds)."""
-        runs = []
+        runs: list[Run] = []
         for i, block in enumerate(self.runs):
             seeds = _seed_list(block.seeds if block.seeds is not None else self.seeds,
                                f"runs[{i}].seeds" if block.seeds is not None else "seeds")
@@ -134,7 +135,7 @@ class TargetConfig(_Model):
     dim: Annotated[int, Field(ge=1)]
     rank: Annotated[int, Field(ge=1)]
     order: Annotated[int, Field(ge=2)] = 3
-    kind: Literal[KINDS] = "orthonormal"  # type: ignore[valid-type]
+    kind: Kind = "orthonormal"
     weights: Literal["equal", "geometric"] | list[Annotated[float, Field(gt=0)]] = "equal"
     spread: Annotated[float, Field(ge=1)] = 10.0
     coherence: Annotated[float, Field(ge=0, lt=1)] = 0.5
@@ -223,16 +224,7 @@ def parse_spec(data: Any, source: str = "<spec>") -> Spec:
 
 
 def _check_extras(spec: Spec) -> None:
-    """The library functions that ``record`` and ``polish`` need exist and take the given arguments."""
-    import overtensor
-
-    def need(where: str, *names: str) -> None:
-        for name in names:
-            if not hasattr(overtensor, name):
-                raise _FieldError(f"{where}: needs overtensor.{name}, which this version lacks")
-
-    if spec.record.recovery:
-        need("record.recovery", "recover", "match")
+    """The methods take ``truth`` when ``record.truth`` asks for it; ``polish`` takes the given arguments."""
     for i, block in enumerate(spec.runs):
         if spec.record.truth:
             for method in block.method if isinstance(block.method, list) else [block.method]:
@@ -241,8 +233,7 @@ def _check_extras(spec: Spec) -> None:
                 except OvertensorError:
                     raise _FieldError(f"record.truth: method {method!r} of runs[{i}] takes no truth option") from None
         if block.polish is not None:
-            need(f"runs[{i}].polish", "recover", "polish")
-            accepted = [p for p in inspect.signature(overtensor.polish).parameters if p not in ("model", "target")]
+            accepted = [p for p in inspect.signature(polish).parameters if p not in ("model", "target")]
             unknown = sorted(set(block.polish) - set(accepted))
             if unknown:
                 raise _FieldError(f"runs[{i}].polish: unknown option {unknown[0]!r}; expected one of "
@@ -322,16 +313,14 @@ def _check_options(method: str, options: dict[str, Any], where: str) -> dict[str
     return _checked(METHODS[method], options, where, f"method {method!r}")
 
 
-def _check_polish(polish: dict[str, Any] | None, where: str) -> dict[str, Any] | None:
+def _check_polish(options: dict[str, Any] | None, where: str) -> dict[str, Any] | None:
     """``polish`` keywords typed and checked by ``overtensor.polish`` (its names: :func:`_check_extras`)."""
-    import overtensor
-
-    if polish is None or not hasattr(overtensor, "polish"):
-        return polish
-    accepted = set(inspect.signature(overtensor.polish).parameters) - {"model", "target"}
-    if not set(polish) <= accepted:
-        return polish  # an unknown name, reported by _check_extras
-    return _checked(overtensor.polish, polish, f"{where}.polish", "overtensor.polish")
+    if options is None:
+        return options
+    accepted = set(inspect.signature(polish).parameters) - {"model", "target"}
+    if not set(options) <= accepted:
+        return options  # an unknown name, reported by _check_extras
+    return _checked(polish, options, f"{where}.polish", "overtensor.polish")
 
 
 def _checked(func: Any, options: dict[str, Any], where: str, what: str) -> dict[str, Scalar]:
@@ -404,6 +393,7 @@ def _components(rule: int | list[int] | ComponentRule, target: TargetConfig, whe
     if rule.times_rank is not None:
         name, factors, base = "times_rank", rule.times_rank, float(target.rank)
     else:
+        assert rule.times_threshold is not None  # ComponentRule admits exactly one of the two
         name, factors, base = "times_threshold", rule.times_threshold, lazy_threshold(target.dim, target.order)
     if factors == []:
         raise _FieldError(f"{where}.components.{name}: got []; expected a factor > 0 or a non-empty list "

@@ -43,7 +43,7 @@ import numpy as np
 
 from ..errors import OvertensorError
 from ..result import DecompositionResult, History
-from ..tensors.dense import Tensor
+from ..tensors.dense import DenseSymTensor, Tensor
 from ..tensors.kernels import power
 from ..tensors.residual import residual_norm, signed_factors
 from ..tensors.symcp import SymCP
@@ -279,6 +279,8 @@ def solve_batch(
         raise OvertensorError(f"init has {W0.shape[0]} nonzero components but components is {problem.components}")
     results = []
     for target in problem.targets:
+        if not isinstance(target, (SymCP, DenseSymTensor)):  # as residual_norm would say on the first step
+            raise OvertensorError(f"target must be a SymCP or DenseSymTensor, got {type(target).__name__}")
         start = time.perf_counter()
         out = levenberg_marquardt(W0, sigma, target, max_steps=max_steps, tol=tol, ftol=ftol, xtol=xtol,
                                   cg_tol=cg_tol, progress=progress)

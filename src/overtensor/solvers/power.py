@@ -61,9 +61,9 @@ def solve_batch(
     for name, v in (("n_starts", n_starts), ("max_iter", max_iter)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
             raise OvertensorError(f"{name} must be an integer >= 1, got {v!r}")
-    for name, v in (("power_tol", power_tol), ("tol", tol)):
-        if not (np.isfinite(v) and v >= 0):
-            raise OvertensorError(f"{name} must be a finite number >= 0, got {v!r}")
+    for name, x in (("power_tol", power_tol), ("tol", tol)):
+        if not (np.isfinite(x) and x >= 0):
+            raise OvertensorError(f"{name} must be a finite number >= 0, got {x!r}")
     B, m, d, l = problem.size, problem.components, problem.dim, problem.order
     starts = np.stack([random_directions(run_rng(s), m * n_starts, d).reshape(m, n_starts, d)
                        for s in problem.seeds])  # (B, m, S, d)

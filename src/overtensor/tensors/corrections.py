@@ -107,8 +107,11 @@ class SumOp:
 class _Correction(TermAlgebra):
     """What a correction term computes through its operator ``op`` (batch axis of length 1)."""
 
-    dim: int
     op: Any
+
+    @property
+    def dim(self) -> int:  # read-only in every subclass
+        raise NotImplementedError
 
     def evaluate(self, X: object) -> np.ndarray | float:
         arr, single = as_points(X, self.dim)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Union
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..errors import OvertensorError
 from ..validation import as_points
@@ -19,10 +20,11 @@ Tensor = Union[SymCP, "DenseSymTensor"]
 
 def symmetrize(array: np.ndarray) -> np.ndarray:
     """Average of ``array`` over all permutations of its axes."""
+    import functools
     import itertools
 
     perms = list(itertools.permutations(range(array.ndim)))
-    return sum(np.transpose(array, p) for p in perms) / len(perms)
+    return functools.reduce(np.add, (np.transpose(array, p) for p in perms)) / len(perms)
 
 
 class DenseSymTensor:
@@ -39,7 +41,7 @@ class DenseSymTensor:
 
     __slots__ = ("array",)
 
-    def __init__(self, array: object, *, rtol: float = 1e-8) -> None:
+    def __init__(self, array: ArrayLike, *, rtol: float = 1e-8) -> None:
         if np.iscomplexobj(array):
             raise OvertensorError("dense tensor must be real, got a complex array")
         try:  # C order, for the reason in _validate.as_float_array

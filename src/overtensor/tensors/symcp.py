@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..errors import OvertensorError
 from ..validation import as_float_array, as_points, check_dense_size, check_order
@@ -35,7 +36,7 @@ class SymCP:
 
     __slots__ = ("order", "vectors", "weights")
 
-    def __init__(self, weights: object, vectors: object, order: int) -> None:
+    def __init__(self, weights: ArrayLike, vectors: ArrayLike, order: int) -> None:
         order = check_order(order)
         w = as_float_array("weights", weights, 1)
         v = as_float_array("vectors", vectors, 2)
