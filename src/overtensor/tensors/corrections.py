@@ -113,10 +113,11 @@ class _Correction(TermAlgebra):
     def dim(self) -> int:  # read-only in every subclass
         raise NotImplementedError
 
-    def evaluate(self, X: object) -> np.ndarray | float:
+    def evaluate(self, X: object) -> np.ndarray:
+        """``T(x^{⊗l})`` for one point ``(d,)`` (a 0-d array) or rows ``(m, d)`` (``(m,)``)."""
         arr, single = as_points(X, self.dim)
         out = self.op.evaluate(arr[None])[0]
-        return float(out[0]) if single else out
+        return out[0, ...] if single else out
 
     def contract(self, X: object) -> np.ndarray:
         arr, single = as_points(X, self.dim)
@@ -265,10 +266,11 @@ class TensorSum(TermAlgebra):
         out = self.op.contract(arr[None])[0]
         return out[0] if single else out
 
-    def evaluate(self, X: object) -> np.ndarray | float:
+    def evaluate(self, X: object) -> np.ndarray:
+        """``T(x^{⊗l})`` for one point ``(d,)`` (a 0-d array) or rows ``(m, d)`` (``(m,)``)."""
         arr, single = as_points(X, self.dim)
         out = self.op.evaluate(arr[None])[0]
-        return float(out[0]) if single else out
+        return out[0, ...] if single else out
 
     def to_dense(self) -> np.ndarray:
         return sum(c * t.to_dense() for c, t in zip(self.coefs, self.terms))

@@ -88,11 +88,11 @@ class DenseSymTensor:
     def op(self) -> DenseOp:
         return DenseOp(self.array, self.order)
 
-    def evaluate(self, X: object) -> np.ndarray | float:
-        """``T(x^{⊗l})`` for one point ``(d,)`` or all rows of ``X (m, d)``."""
+    def evaluate(self, X: object) -> np.ndarray:
+        """``T(x^{⊗l})`` for one point ``(d,)`` (a 0-d array) or all rows of ``X (m, d)`` (``(m,)``)."""
         arr, single = as_points(X, self.dim)
         out = self.op.evaluate(arr)
-        return float(out[0]) if single else out
+        return out[0, ...] if single else out
 
     def contract(self, X: object) -> np.ndarray:
         """``T(x^{⊗(l-1)}, ·)`` for one point ``(d,)`` or all rows of ``X (m, d)``: ``O(m d^l)``."""

@@ -412,11 +412,11 @@ class MomentTensor(TermAlgebra):
         out = MomentOp(self.samples, np.zeros(1), self.order).contract(arr)
         return out[0] if single else out
 
-    def evaluate(self, X: object) -> np.ndarray | float:
-        """``T(x^{⊗l})`` for one point ``(k,)`` (a float) or rows ``(m, k)`` (``(m,)``)."""
+    def evaluate(self, X: object) -> np.ndarray:
+        """``T(x^{⊗l})`` for one point ``(k,)`` (a 0-d array) or rows ``(m, k)`` (``(m,)``)."""
         arr, single = as_points(X, self.dim)
         out = row_dot(self.contract(arr), arr)
-        return float(out[0]) if single else out
+        return out[0, ...] if single else out
 
     def inner(self, other: Any) -> float:
         """``<T, other>`` with any target of the same shape: one pass over the samples.

@@ -139,14 +139,15 @@ class SymCP:
         """The target operator used by the objective and the solvers."""
         return FactoredOp(self.weights, self.vectors, self.order)
 
-    def evaluate(self, X: object) -> np.ndarray | float:
+    def evaluate(self, X: object) -> np.ndarray:
         """``S(x^{⊗l}) = Σ_k λ_k <v_k, x>^l``.
 
-        ``X`` is one point ``(d,)`` (returns a float) or rows ``(m, d)`` (returns ``(m,)``).
+        ``X`` is one point ``(d,)`` or rows ``(m, d)``; the result has shape ``X.shape[:-1]``:
+        a 0-d array for one point (``float()`` of it is the number), ``(m,)`` for rows.
         """
         arr, single = as_points(X, self.dim)
         out = self.op.evaluate(arr)
-        return float(out[0]) if single else out
+        return out[0, ...] if single else out
 
     def contract(self, X: object) -> np.ndarray:
         """``S(x^{⊗(l-1)}, ·)`` for one point ``(d,)`` or all rows of ``X (m, d)``."""
