@@ -16,10 +16,9 @@ import argparse
 
 import numpy as np
 import torch
-
-import overtensor as ot
 from _timing import best_of
 
+import overtensor as ot
 
 
 def dense_autograd_steps(W0: np.ndarray, dense_target: np.ndarray, step_size: float, steps: int) -> float:

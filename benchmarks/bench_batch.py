@@ -13,10 +13,9 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-
-import overtensor as ot
 from _timing import best_of
 
+import overtensor as ot
 
 
 def main() -> None:

@@ -22,15 +22,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 from sklearn.decomposition import FastICA
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from test_models import matched_errors, planted_gmm  # noqa: E402  (the tests' planted data)
+from test_models import matched_errors, planted_gmm
 
-from overtensor.models import SphericalGMM, MomentICA, amari_distance  # noqa: E402
+from overtensor.models import MomentICA, SphericalGMM, amari_distance
 
 
 def timed(fn: Callable[[], Any]) -> tuple[Any, float, float]:

@@ -36,8 +36,8 @@ import numpy as np
 from _timing import cpu_best
 
 import overtensor as ot
-from overtensor.tensors.moment import DEFAULT_CHUNK, MomentOp
 from overtensor.solvers.objective import evaluate
+from overtensor.tensors.moment import DEFAULT_CHUNK, MomentOp
 
 M, ORDER = 20, 3
 

@@ -14,14 +14,16 @@ for seeds ``s = 0 .. seeds-1`` (each method runs with ``seed = s``). Contenders:
   (a budget of 30 steps: with the fill, more steps only wait on gd's plateaus, which the
   polish finishes faster; 100 steps were up to 1.7x slower and 10 no faster, 5 seeds, d = 30, 60, 120);
 - ``als-svd`` / ``als-random``: ``tensorly.decomposition.parafac(T*, r, init=..., tol=0)``, stopped by
-  its callback once the dense error reaches 1e-8 (at most 500 sweeps; the dense error is formed once TensorLy's own estimate is below 1e-6);
+  its callback once the dense error reaches 1e-8 (at most 500 sweeps; the dense error is formed once
+  TensorLy's own estimate is below 1e-6);
 - ``tl-power``: ``tensorly.decomposition.symmetric_parafac_power_iteration(T*, r)`` (defaults);
 - ``power``: ``overtensor.decompose(T*, r, "power")`` (defaults).
 
 Time is CPU time (``time.process_time``), run with one BLAS thread; the dense error
 ``‖T* - T‖/‖T*‖`` checked in ALS's callback is formed explicitly and its time excluded.
 Each timed call is repeated ``--repeats`` times and the least CPU time kept (the runs are
-deterministic; the least is the one a loaded machine disturbed least). A cell shows the median time over the seeds that reached 1e-8 (``—`` when none did), then how
+deterministic; the least is the one a loaded machine disturbed least). A cell shows the median time over
+the seeds that reached 1e-8 (``—`` when none did), then how
 many reached 1e-8 and how many recovered the truth: every true component matched at
 ``|cos| >= 0.99`` with weight within 10%, nothing spurious (``overtensor.match``; ALS factors
 are read as symmetric components ``λ_k Π_s ±‖a_k^{(s)}‖ (a_k^{(1)}/‖a_k^{(1)}‖)^{⊗3}``).
@@ -92,12 +94,13 @@ def als(init: str) -> Callable[[np.ndarray, int, int], tuple[float, float, ot.Sy
 
 
 def tl_power(T: np.ndarray, r: int, seed: int) -> tuple[float, float, ot.SymCP]:
-    tl_rng = np.random.get_state()
-    np.random.seed(seed)  # the routine draws from NumPy's global generator
+    # the routine draws from NumPy's global generator, so seed that one and restore it afterwards
+    tl_rng = np.random.get_state()  # noqa: NPY002
+    np.random.seed(seed)  # noqa: NPY002
     t0 = time.process_time()
     weights, factor = symmetric_parafac_power_iteration(T, r)
     seconds = time.process_time() - t0
-    np.random.set_state(tl_rng)
+    np.random.set_state(tl_rng)  # noqa: NPY002
     model = ot.SymCP(np.asarray(weights), np.asarray(factor).T, T.ndim)
     return seconds, _error(T, model.to_dense()), model
 

@@ -24,8 +24,8 @@ import numpy as np
 from scipy.optimize import minimize
 
 import overtensor as ot
-from overtensor.tensors.residual import dense_array, signed_factors
 from overtensor.solvers import newton
+from overtensor.tensors.residual import dense_array, signed_factors
 
 
 def _lbfgs(start: ot.SymCP, target: ot.DenseSymTensor) -> tuple[float, float, int]:

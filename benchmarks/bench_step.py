@@ -8,7 +8,8 @@ Usage: python benchmarks/bench_step.py [--repeats 5] [--quick]
    process. Order 3, factored gaussian target of rank 10. The run is kept in all ``d``
    coordinates (``subspace.SPAN_FRACTION = 0``): ``gd`` would otherwise run a factored target
    with ``m + r <= d / 2`` in the span of ``[W_0; A]`` (``k = m + r`` coordinates), which is
-   the same run at ``d / k`` times less per step (``python benchmarks/bench_order4.py``). Each side is the best of ``--repeats``
+   the same run at ``d / k`` times less per step (``python benchmarks/bench_order4.py``).
+   Each side is the best of ``--repeats``
    windows taken in alternation, timed in **CPU time** of this process (``time.process_time``),
    so that other jobs on a shared machine inflate neither side.
 2. Peak memory of one step at ``m = 10^4, d = 100`` (``tracemalloc``, which NumPy reports to).

@@ -23,8 +23,10 @@ from overtensor.solvers.problem import spectral_norm_estimate
 # (label, target factory (seed -> SymCP), m)
 GD_PROBLEMS = [
     ("l=3 orth r=5 d=50 m=20", lambda s: ot.make_target(50, 5, 3, seed=s), 20),
-    ("l=3 gauss geo10 r=5 d=50 m=20", lambda s: ot.make_target(50, 5, 3, kind="gaussian", weights="geometric", seed=s), 20),
-    ("l=4 gauss geo10 r=3 d=15 m=12", lambda s: ot.make_target(15, 3, 4, kind="gaussian", weights="geometric", seed=s), 12),
+    ("l=3 gauss geo10 r=5 d=50 m=20",
+     lambda s: ot.make_target(50, 5, 3, kind="gaussian", weights="geometric", seed=s), 20),
+    ("l=4 gauss geo10 r=3 d=15 m=12",
+     lambda s: ot.make_target(15, 3, 4, kind="gaussian", weights="geometric", seed=s), 12),
     ("l=4 orth r=3 d=15 m=12", lambda s: ot.make_target(15, 3, 4, seed=s), 12),
     ("l=4 gauss r=20 d=30 m=60", lambda s: ot.make_target(30, 20, 4, kind="gaussian", seed=s), 60),
 ]
@@ -65,7 +67,7 @@ def resolve(options: dict, target: ot.SymCP) -> dict:
 
 def batch(problem, method: str, seeds: list[int], tol: float, **options) -> tuple[int, float, float, int]:
     """(successes, median steps of the successes, seconds, diverged runs)."""
-    label, factory, m = problem
+    _label, factory, m = problem
     targets = [factory(s) for s in seeds]
     t0 = time.perf_counter()
     try:

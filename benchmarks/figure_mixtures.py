@@ -18,15 +18,15 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from scipy.optimize import linear_sum_assignment  # noqa: E402
-from sklearn.mixture import GaussianMixture  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+from sklearn.mixture import GaussianMixture
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from test_models import matched_errors, planted_gmm  # noqa: E402  (the tests' planted data, as bench_models)
+from test_models import matched_errors, planted_gmm
 
-from overtensor.models import SphericalGMM  # noqa: E402
+from overtensor.models import SphericalGMM
 
 NS = [10_000, 30_000, 100_000, 300_000]
 K = 4

@@ -29,7 +29,8 @@ def main() -> None:
         "beyond_lazy, recycle off": ("beyond_lazy", {"recycle": False}),
         "gd": ("gd", {"max_steps": args.gd_steps}),
     }
-    print(f"# {platform.processor() or platform.machine()}, numpy {np.__version__}, python {platform.python_version()}\n")
+    print(f"# {platform.processor() or platform.machine()}, numpy {np.__version__}, "
+          f"python {platform.python_version()}\n")
     print("| method | seed | relative error | steps | seconds | missing directions after recover |")
     print("|---|---|---|---|---|---|")
     totals = {}

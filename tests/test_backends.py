@@ -8,15 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import EPS, residual_floor
 
 import overtensor as ot
 from overtensor.backend import get_backend, to_numpy
-from overtensor.tensors.kernels import DenseOp, FactoredOp, ShiftedOp, map_arrays, power
 from overtensor.solvers.descent import CHECK_EVERY, DescentConfig, Recorder, descend
-
 from overtensor.solvers.problem import make_problem
-
-from conftest import EPS, residual_floor
+from overtensor.tensors.kernels import DenseOp, FactoredOp, ShiftedOp, map_arrays, power
 
 
 def _targets():
@@ -92,7 +90,7 @@ def test_the_backend_is_the_problems(method, options):
     target = _targets()["factored"]
     problem = make_problem([target], 8, [3], backend="array_api_strict")
     assert problem.arrays.xp is array_api_strict and problem.backend == "array_api_strict"
-    op, target_sq = problem.on()
+    _, target_sq = problem.on()
     assert type(target_sq).__module__.startswith("array_api_strict")
     full = validate(method, options).model_dump(exclude={"backend", "device", "dtype"})
     (direct,) = METHODS[method](problem, **full)

@@ -10,11 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import dense_from, residual_floor
 
 import overtensor as ot
 from overtensor.solvers.als import polarize
-
-from conftest import EPS, dense_from, residual_floor
 
 
 def distance_floor(model: ot.SymCP, target: ot.SymCP, e: float) -> float:
@@ -149,7 +148,7 @@ def test_als_fits_a_low_rank_target_and_densifies_factored_ones():
     e = result.relative_error
     np.testing.assert_allclose(result.model.distance(target) / target.norm(), e,
                                atol=distance_floor(result.model, target, e))
-    with pytest.raises(ot.OvertensorError, match="als needs a dense target: .* keep it factored"):
+    with pytest.raises(ot.OvertensorError, match=r"als needs a dense target: .* keep it factored"):
         ot.decompose(ot.make_target(200, 2, 4, seed=0), 2, method="als")
 
 

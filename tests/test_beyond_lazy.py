@@ -6,11 +6,10 @@ import math
 
 import numpy as np
 import pytest
+from conftest import residual_floor
 
 import overtensor as ot
 from overtensor.solvers.beyond_lazy import merge_duplicates, reinitialize
-
-from conftest import residual_floor
 
 
 @pytest.mark.parametrize("dim", [50, 200, 1000])

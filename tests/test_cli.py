@@ -365,7 +365,7 @@ def test_interrupted_save_leaves_nothing(tmp_path: Path):
 
 def test_save_into_a_folder_is_an_error(tmp_path: Path):
     (tmp_path / "x.npz").mkdir()
-    with pytest.raises(ot.OvertensorError, match="x.npz is a folder"):
+    with pytest.raises(ot.OvertensorError, match=r"x\.npz is a folder"):
         ot.save(tmp_path / "x.npz", ot.make_target(3, 2))
 
 

@@ -590,7 +590,7 @@ def test_results_csv_json_and_parquet(tmp_path: Path, local_store: Path, referen
     rows = json.loads((tmp_path / "runs.json").read_text())
     assert len(rows) == TOTAL
     by_key = {(r["key"], r["seed"]): r for r in rows}
-    for key, (err, conv, steps, _) in reference.items():
+    for key, (err, _conv, steps, _) in reference.items():
         assert by_key[key]["steps"] == steps and by_key[key]["relative_error"] == pytest.approx(err, rel=1e-6)
     assert sum(float(r["relative_error"]) <= 1e-2 for r in table) == sum(r["converged"] for r in rows)
     out = cli("results", str(local_store), "--format", "parquet", "-o", "runs.parquet", cwd=tmp_path)
@@ -640,21 +640,21 @@ def test_every_experiment_figure_draws(tmp_path: Path):
     out = cli("report", "r.db", "-o", "rep", cwd=tmp_path)
     assert out.exit_code == 0, out.stderr
     names = {p.name for p in (tmp_path / "rep").glob("*.png")}
-    assert names == {"e1_lazy_threshold.png", "e1_measured_threshold.png", "e3_phase.png", "e4_scaling.png", "e4_exponents.png",
-                     "e5_trajectory.png", "e5_steps_vs_d.png", "e6_error_vs_step.png",
+    assert names == {"e1_lazy_threshold.png", "e1_measured_threshold.png", "e3_phase.png", "e4_scaling.png",
+                     "e4_exponents.png", "e5_trajectory.png", "e5_steps_vs_d.png", "e6_error_vs_step.png",
                      "mine_error_vs_components.png"}
 
 
 def test_polish_phase_continues_the_history(tmp_path: Path, monkeypatch):
-    """``polish`` chains recover and polish after the method (stand-ins here: the real ones live elsewhere)."""
+    """``polish`` chains recover and polish after the method (stand-ins here, so the history is known)."""
     def recover(model):
         return model
 
     def polish(model, target, *, max_steps: int = 10):
         return ot.decompose(target, model.rank, max_steps=max_steps, tol=0.0, record_every=5)
 
-    monkeypatch.setattr(ot, "recover", recover, raising=False)
-    monkeypatch.setattr(ot, "polish", polish, raising=False)
+    monkeypatch.setattr(runner, "recover", recover)
+    monkeypatch.setattr(runner, "polish", polish)
     data = {"name": "p", "experiment": "e6", "runs": [{"target": {"dim": 5, "rank": 1}, "method": "gd",
             "options": {"max_steps": 30, "record_every": 10, "tol": 0.0}, "components": 2,
             "polish": {"max_steps": 20}}]}

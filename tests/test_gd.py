@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import residual_floor
 
 import overtensor as ot
-
-from conftest import residual_floor
 
 
 @pytest.mark.parametrize("seed", range(5))

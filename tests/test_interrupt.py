@@ -7,10 +7,9 @@ progress is called every record_every steps, after those steps were taken.
 from __future__ import annotations
 
 import numpy as np
+from conftest import residual_floor
 
 import overtensor as ot
-
-from conftest import residual_floor
 
 
 def _interrupt_after(calls: int):

@@ -7,13 +7,12 @@ import math
 
 import numpy as np
 import pytest
+from conftest import EPS, dense_from, outer_power, random_symmetric, residual_floor
 
 import overtensor as ot
-from overtensor.solvers.lazy import Tangent, derivative_rule, lazy_threshold
 from overtensor.solvers.base import initial_params
+from overtensor.solvers.lazy import Tangent, derivative_rule, lazy_threshold
 from overtensor.solvers.problem import make_problem
-
-from conftest import EPS, dense_from, outer_power, random_symmetric, residual_floor
 
 
 def sym_first_axes(A: np.ndarray, order: int) -> np.ndarray:
@@ -25,7 +24,7 @@ def sym_first_axes(A: np.ndarray, order: int) -> np.ndarray:
 
 def explicit_jacobian(directions: np.ndarray, order: int) -> np.ndarray:
     """``(d^l, m d)``: column ``(i, a)`` is ``sym(w̄_i^{⊗(l-1)} ⊗ e_a)``, entry by entry."""
-    m, d = directions.shape
+    _m, d = directions.shape
     cols = []
     for w in directions:
         block = np.multiply.outer(outer_power(w, order - 1), np.eye(d))  # (d,)*(l-1) + (d, d): last axis = a
@@ -135,7 +134,8 @@ def test_lazy_dense_equals_factored_and_batch_equals_single():
 
 def test_lazy_rejects_bad_options():
     target = ot.make_target(5, 1, 3)
-    with pytest.raises(ot.OvertensorError, match=r"cg_tol of method 'lazy' must be a finite number > 0 and < 1, got 0.0"):
+    with pytest.raises(ot.OvertensorError, match=r"cg_tol of method 'lazy' must be a finite number > 0 and < 1, "
+                                                  r"got 0.0"):
         ot.decompose(target, 3, method="lazy", cg_tol=0.0)
     with pytest.raises(ot.OvertensorError, match="max_iter of method 'lazy' must be an integer >= 1, got 0"):
         ot.decompose(target, 3, method="lazy", max_iter=0)
@@ -186,7 +186,7 @@ def test_lazy_gd_error_tends_to_the_projection_residual(lazy_gd_runs):
 
 
 def test_lazy_gd_starts_from_the_lazy_directions(lazy_gd_runs):
-    target, lazy, runs = lazy_gd_runs
+    target, _lazy, runs = lazy_gd_runs
     r = runs[100.0]
     W0 = directions_of(target, 11, seed=1) * r.info["init_scale"]
     # floor: W0 is rebuilt by the same operations (bit for bit); W - W0 cancels to 2.6e-3 of |W|,
@@ -204,9 +204,9 @@ def test_lazy_gd_bad_alpha():
 
 
 def test_shifted_op_is_the_dense_sum():
-    from overtensor.tensors.kernels import DenseOp, FactoredOp, ShiftedOp
-
     from conftest import contract_all_but_one
+
+    from overtensor.tensors.kernels import DenseOp, FactoredOp, ShiftedOp
 
     rng = np.random.default_rng(3)
     T = random_symmetric(4, 3, rng)

@@ -22,7 +22,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 import overtensor as ot
 from overtensor import OvertensorError, models
 from overtensor.cli import main
-from overtensor.models import SphericalGMM, MomentICA, amari_distance
+from overtensor.models import MomentICA, SphericalGMM, amari_distance
 
 
 def planted_gmm(n: int, seed: int, d: int = 10, k: int = 4) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -238,7 +238,7 @@ def test_save_load_roundtrip_and_refused_as_tensor(tmp_path) -> None:
 
 
 def test_cli_fit_gmm_and_ica(cli, tmp_path) -> None:
-    X, mu, w = planted_gmm(20_000, 1)
+    X, _mu, _w = planted_gmm(20_000, 1)
     np.save(tmp_path / "g.npy", X)
     res = cli("fit", "gmm", "g.npy", "-o", "g.npz", "--json")
     assert res.exit_code == 0, res.output

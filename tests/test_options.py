@@ -113,7 +113,7 @@ def test_check_options_names_the_valid_ones():
     with pytest.raises(ot.OvertensorError, match=r"^unknown option 'truth' for method 'lazy_gd'; expected one of "
                                                  r"tol, step_size"):
         ot.check_options("lazy_gd", ["truth"])
-    with pytest.raises(ot.OvertensorError, match="^unknown method 'sgd'; expected one of gd, beyond_lazy"):
+    with pytest.raises(ot.OvertensorError, match=r"^unknown method 'sgd'; expected one of gd, beyond_lazy"):
         ot.check_options("sgd", [])
 
 

@@ -21,9 +21,9 @@ import pytest
 from conftest import dense_from
 
 import overtensor as ot
+from overtensor.solvers.newton import Jacobian
 from overtensor.tensors.compress import compress
 from overtensor.tensors.residual import residual_norm, signed_factors
-from overtensor.solvers.newton import Jacobian
 
 
 def model_dense(W: np.ndarray, sigma: np.ndarray, order: int) -> np.ndarray:
@@ -162,7 +162,7 @@ def test_polish_stops_by_its_criterion_at_the_least_squares_optimum_of_a_noisy_t
 
 def test_polish_as_a_method_and_its_bad_input():
     truth = ot.make_target(6, 2, 3, kind="gaussian", seed=0)
-    sigma, W = signed_factors(_perturbed(truth, 1e-3, 0))
+    _sigma, W = signed_factors(_perturbed(truth, 1e-3, 0))
     res = ot.decompose(truth, 2, "polish", init=W)
     assert res.method == "polish" and res.relative_error <= 1e-10
     with pytest.raises(ot.OvertensorError, match="method polish needs init="):
@@ -173,7 +173,7 @@ def test_polish_as_a_method_and_its_bad_input():
         ot.decompose(truth, 2, "polish", init=W[:, :5])
     with pytest.raises(ot.OvertensorError, match="init is all zeros"):
         ot.decompose(truth, 2, "polish", init=np.zeros((2, 6)))
-    with pytest.raises(ot.OvertensorError, match="ftol of method 'polish' must be a finite number >= 0, got -1.0"):
+    with pytest.raises(ot.OvertensorError, match=r"ftol of method 'polish' must be a finite number >= 0, got -1\.0"):
         ot.polish(truth, truth, ftol=-1.0)
 
 

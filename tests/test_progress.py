@@ -6,12 +6,12 @@ import io
 import logging
 import math
 
+from conftest import cli_runner
+
 import overtensor as ot
 from overtensor import progress as progress_module
 from overtensor.cli import main
 from overtensor.progress import Progress, step_budget
-
-from conftest import cli_runner
 
 
 def test_step_budgets_are_the_methods_own():

@@ -12,10 +12,8 @@ import numpy as np
 import pytest
 
 import overtensor as ot
-from overtensor.solvers.problem import run_rng
 from overtensor.analysis import diagnostics
-
-from conftest import residual_floor
+from overtensor.solvers.problem import run_rng
 
 
 def unit(rng: np.random.Generator, n: int, d: int) -> np.ndarray:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import cli_runner
 
 import overtensor as ot
 from overtensor.cli import main
-
-from conftest import cli_runner
 
 
 def test_result_round_trips_with_its_options_and_versions(tmp_path):
@@ -39,5 +38,5 @@ def test_a_saved_result_is_not_a_target(tmp_path):
     ot.save(tmp_path / "t.npz", target)
     with pytest.raises(ot.OvertensorError, match="is not a saved overtensor result"):
         ot.DecompositionResult.load(tmp_path / "t.npz")
-    with pytest.raises(ot.OvertensorError, match="saved as .npz"):
+    with pytest.raises(ot.OvertensorError, match=r"saved as \.npz"):
         ot.decompose(target, 3, max_steps=5).save(tmp_path / "r.json")

@@ -15,8 +15,8 @@ import pytest
 
 import overtensor as ot
 from overtensor.backend import array_namespace
-from overtensor.solvers.objective import evaluate
 from overtensor.solvers import step as step_module
+from overtensor.solvers.objective import evaluate
 from overtensor.solvers.problem import make_problem
 from overtensor.solvers.step import arrangement, balanced_step
 

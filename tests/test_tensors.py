@@ -6,7 +6,16 @@ import numpy as np
 import pytest
 from conftest import EPS, contract_all_but_one, dense_from, random_symmetric
 
-from overtensor import DenseSymTensor, OvertensorError, SymCP, add_noise, make_target, moment_tensor
+from overtensor import (
+    CorrectionG,
+    CorrectionS,
+    DenseSymTensor,
+    OvertensorError,
+    SymCP,
+    add_noise,
+    make_target,
+    moment_tensor,
+)
 
 
 @pytest.mark.parametrize("order", [2, 3, 4])
@@ -36,11 +45,31 @@ def test_symcp_operations_match_dense(order):
     bound_e = np.einsum("md,md->m", bound_c, np.abs(X))
     np.testing.assert_allclose(S.evaluate(X), np.einsum("md,md->m", expect_c, X), rtol=1e-12,
                                atol=k * EPS * bound_e.max())
-    assert isinstance(S.evaluate(X[0]), float)
     np.testing.assert_allclose(S.contract(X[0]), expect_c[0], rtol=1e-12, atol=k * EPS * bound_c[0].max())
     # residual algebra: concatenation and sign, r + r2 terms per entry
     np.testing.assert_allclose((S - S2).to_dense(), D - D2, atol=k * EPS * (B + B2).max())
     np.testing.assert_allclose((-S).to_dense(), -D, atol=k * EPS * B.max())
+
+
+def _tensors_of_order_3(d: int, rng: np.random.Generator) -> list:
+    S = SymCP(rng.standard_normal(2), rng.standard_normal((2, d)), 3)
+    M = moment_tensor(rng.standard_normal((20, d)), 3)
+    C = CorrectionS(rng.standard_normal(d))
+    return [S, DenseSymTensor(S.to_dense()), M, C, M - 0.5 * C]
+
+
+@pytest.mark.parametrize("kind", range(5))
+def test_evaluate_has_one_return_type(kind):
+    """One point ``(d,)`` gives a 0-d array (rows ``(m, d)`` give ``(m,)``), for every tensor type."""
+    rng = np.random.default_rng(kind)
+    T = _tensors_of_order_3(4, rng)[kind]
+    X = rng.standard_normal((3, 4))
+    one, rows = T.evaluate(X[0]), T.evaluate(X[:1])
+    assert isinstance(one, np.ndarray) and one.shape == () and rows.shape == (1,)
+    assert one == rows[0]  # the same (1, d) computation: bit for bit
+    assert T.evaluate(X).shape == (3,) and T.contract(X[0]).shape == (4,)
+    G = CorrectionG(4)
+    assert G.evaluate(X[0]).shape == () and G.evaluate(X[0]) == G.evaluate(X[:1])[0]
 
 
 @pytest.mark.parametrize("order", [2, 3, 4])

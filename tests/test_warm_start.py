@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import residual_floor
 
 import overtensor as ot
-
-from conftest import residual_floor
 
 
 def test_continuing_from_params_is_one_longer_run_bit_for_bit():

@@ -6,13 +6,12 @@ import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
-from .tensors.dense import Tensor
-from .tensors.convert import as_target
 from .errors import OvertensorError
 from .progress import Progress, step_budget
 from .result import DecompositionResult
 from .solvers import METHODS
 from .solvers.problem import make_problem
+from .tensors.convert import TargetLike, as_target
 
 __all__ = ["decompose", "decompose_batch", "methods", "check_options", "coerce_options"]
 
@@ -81,7 +80,7 @@ def _solver(method: str, options: Mapping[str, Any]) -> _Call:
                  {n: checked.__dict__[n] for n in given})
 
 
-def decompose(target: Tensor, components: int, method: str = "gd", *, seed: int = 0,
+def decompose(target: TargetLike, components: int, method: str = "gd", *, seed: int = 0,
               **options: Any) -> DecompositionResult:
     """Decompose a symmetric tensor with ``components`` (``m``) components.
 
@@ -97,7 +96,8 @@ def decompose(target: Tensor, components: int, method: str = "gd", *, seed: int 
     seed : int, the seed of every random draw of the run
     **options : the method's options, named as the CLI flags with underscores
         (``step_size``, ``max_steps``, ``tol``, ``reg``, ...), validated by the method's
-        model (:mod:`overtensor.solvers.options`; tables: :func:`~overtensor.solvers.options.option_table`). ``progress=True`` shows progress (a bar on a terminal,
+        model (:mod:`overtensor.solvers.options`; tables: :func:`~overtensor.solvers.options.option_table`).
+        ``progress=True`` shows progress (a bar on a terminal,
         else log lines on the ``overtensor`` logger); a callable is called with the
         number of steps done since its last call.
 
@@ -124,7 +124,7 @@ def decompose(target: Tensor, components: int, method: str = "gd", *, seed: int 
     return _with_options(_run(call.solver, problem, method, call.options)[0], seed, call.given)
 
 
-def decompose_batch(targets: Sequence[Tensor], components: int, method: str = "gd", *,
+def decompose_batch(targets: TargetLike | Sequence[TargetLike], components: int, method: str = "gd", *,
                     seeds: Sequence[int], **options: Any) -> list[DecompositionResult]:
     """Run ``B = len(seeds)`` decompositions as one batched computation.
 

@@ -11,12 +11,9 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sys
-from pathlib import Path
-from typing import Any
-
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 import click
 
@@ -26,7 +23,8 @@ from .progress import LOG, Progress, step_budget
 
 if TYPE_CHECKING:
     from .result import DecompositionResult
-    from .tensors.dense import Tensor
+    from .solvers.problem import Target
+    from .tensors.targets import Kind, Weights
 
 # The library (NumPy, the solvers) and the option models (pydantic) load inside the commands
 # that use them, so that ``overtensor --help`` stays fast (tests/test_cli.py).
@@ -73,9 +71,9 @@ def _parse_signs(text: str) -> list[float]:
         raise OvertensorError(f"--signs must be 'half' or comma-separated +1/-1 values, got {text!r}") from None
 
 
-def _parse_weights(text: str) -> str | list[float]:
+def _parse_weights(text: str) -> Weights:
     if text in ("equal", "geometric"):
-        return text
+        return cast("Weights", text)  # one of the two profile names
     try:
         return [float(x) for x in text.split(",")]
     except ValueError:
@@ -130,14 +128,14 @@ def _generate_params(params: list[click.Parameter]) -> None:
               help="Pairwise cosine for --kind coherent.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--output", "-o", required=True, help="Output .npz file.")
-def generate(dim: int, rank: int, order: int, kind: str, weights: str, spread: float, coherence: float,
+def generate(dim: int, rank: int, order: int, kind: Kind, weights: str, spread: float, coherence: float,
              seed: int, output: str) -> None:
     """Generate a random rank-r symmetric target tensor (factored .npz)."""
     from .io import save
     from .tensors.targets import make_target
 
     out = _output_path(output, ".npz")
-    target = make_target(dim, rank, order, kind=kind, weights=_parse_weights(weights),  # type: ignore[arg-type]
+    target = make_target(dim, rank, order, kind=kind, weights=_parse_weights(weights),
                          spread=spread, coherence=coherence, seed=seed)
     save(out, target)
     click.echo(f"wrote {out}: rank {rank}, dim {dim}, order {order}, norm {target.norm():.4g}", err=True)
@@ -153,7 +151,7 @@ def _decompose_params(params: list[click.Parameter]) -> None:
 
     names = [m for m in methods() if m not in _NOT_CLI]
     method = next(p for p in params if p.name == "method")
-    method.help = f"One of: {', '.join(names)} (hyphens or underscores)."  # type: ignore[attr-defined]
+    method.help = f"One of: {', '.join(names)} (hyphens or underscores)."
     at = next(i for i, p in enumerate(params) if p.name == "recover")
     params[at:at] = method_flags(names)
 
@@ -185,15 +183,20 @@ def method_flags(names: list[str]) -> list[click.Option]:
     return flags
 
 
-def _solve(target: Tensor, components: int, method: str, seed: int, given: dict[str, Any],
+def _solve(target: Target, components: int, method: str, seed: int, given: dict[str, Any],
            polish_steps: int | None) -> DecompositionResult:
     """Run the solver, or with ``polish_steps`` the descent -> recover -> polish pipeline, with a
     progress bar; Ctrl-C exits 130 with one line."""
     from .api import decompose as _decompose
     from .pipeline import pipeline
+    from .tensors.dense import DenseSymTensor
+    from .tensors.symcp import SymCP
+
     bar = Progress(step_budget(method, given), method.replace("-", "_"))
     try:
         if polish_steps is not None:
+            if not isinstance(target, (SymCP, DenseSymTensor)):  # what the polish would say after the descent
+                raise OvertensorError(f"target must be a SymCP or DenseSymTensor, got {type(target).__name__}")
             result = pipeline(target, components, method, seed=seed, progress=bar, polish_steps=polish_steps,
                               **given)
         else:
@@ -209,7 +212,7 @@ def _solve(target: Tensor, components: int, method: str, seed: int, given: dict[
         bar.close()
 
 
-def _echo_pipeline(result: DecompositionResult, method: str, components: int, target: Tensor) -> None:
+def _echo_pipeline(result: DecompositionResult, method: str, components: int, target: Target) -> None:
     """The two summary lines of ``--recover --polish``: the descent, then the polish."""
     info = result.info
     squeezed = f" (compressed to dim {info['compressed_dim']})" if info["compressed_dim"] < target.dim else ""
@@ -438,13 +441,10 @@ def fit() -> None:
     """Fit a latent-variable model to samples by the method of moments."""
 
 
-def _parse_count(text: str | None, allow_auto: bool) -> int | str | None:
-    if text is None or (allow_auto and text == "auto"):
-        return text
+def _parse_count(text: str, expected: str) -> int:
     try:
         return int(text)
     except ValueError:
-        expected = "'auto' or an integer" if allow_auto else "an integer"
         raise OvertensorError(f"--components must be {expected}, got {text!r}") from None
 
 
@@ -478,7 +478,8 @@ def fit_gmm(data_file: str, output: str, components: str, whiten: bool, seed: in
 
     from .models import SphericalGMM
 
-    model = SphericalGMM(_parse_count(components, True), whiten=whiten, seed=seed)
+    count = "auto" if components == "auto" else _parse_count(components, "'auto' or an integer")
+    model = SphericalGMM(count, whiten=whiten, seed=seed)
     summary = _fit_and_save(model, data_file, output, as_json)
     summary.update(weights=model.weights_.tolist(), sigma2=float(model.variance_),
                    mean_norms=np.linalg.norm(model.means_, axis=1).tolist())
@@ -501,7 +502,7 @@ def fit_ica(data_file: str, output: str, components: str | None, seed: int, as_j
     """Fit ICA (sources of either kurtosis sign) to the samples in DATA.npy (n, d)."""
     from .models import MomentICA
 
-    model = MomentICA(_parse_count(components, False), seed=seed)
+    model = MomentICA(None if components is None else _parse_count(components, "an integer"), seed=seed)
     summary = _fit_and_save(model, data_file, output, as_json)
     summary["kurtosis"] = model.kurtosis_.tolist()
     if as_json:

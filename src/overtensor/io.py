@@ -18,9 +18,9 @@ from typing import IO
 
 import numpy as np
 
-from .tensors.dense import DenseSymTensor, Tensor
 from .errors import OvertensorError
 from .result import RESULT_FORMAT
+from .tensors.dense import DenseSymTensor, Tensor
 from .tensors.symcp import SymCP
 
 __all__ = ["load", "save", "atomic_write", "atomic_path", "check_output"]
@@ -138,8 +138,8 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
         raise
 
 
-def atomic_write(path: PathLike, write: Callable[[IO[bytes]], None]) -> None:
-    """Call ``write(fileobj)`` on a temporary file, then rename it to ``path``."""
+def atomic_write(path: PathLike, write: Callable[[IO[bytes]], object]) -> None:
+    """Call ``write(fileobj)`` on a temporary file (its return value ignored), then rename it to ``path``."""
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         write(fh)
 

@@ -32,17 +32,17 @@ from typing import Any
 
 import numpy as np
 
-from .api import decompose
-from .tensors.compress import Compression, compress
-from .tensors.dense import DenseSymTensor, Tensor, symmetrize
-from .errors import OvertensorError
 from .analysis.recovery import recover
+from .api import decompose
+from .errors import OvertensorError
+from .result import DecompositionResult, History
 from .solvers.newton import solve_batch
 from .solvers.problem import make_problem
 from .tensors.clustering import merge_clusters
+from .tensors.compress import Compression, compress
+from .tensors.dense import DenseSymTensor, Tensor, symmetrize
 from .tensors.kernels import DenseOp
 from .tensors.residual import dense_array, relative_residual
-from .result import DecompositionResult, History
 from .tensors.symcp import SymCP
 
 __all__ = ["pipeline", "polish", "fewer_components", "rank_floor"]
@@ -246,7 +246,7 @@ def pipeline(target: Tensor, components: int, method: str = "gd", *, seed: int =
     start = time.perf_counter()
     work = comp.tensor if comp is not None else target
     descent = decompose(work, components, method, seed=seed, **options)
-    opts = {"max_steps": polish_steps, "tol": polish_tol, "ftol": ftol}
+    opts: dict[str, Any] = {"max_steps": polish_steps, "tol": polish_tol, "ftol": ftol}
     fit = polish(recover(descent.model, mass_fraction=mass_fraction, cos=cos), work, **opts)
     recovered = fit.model.rank
     limit = components if max_added is None else max_added

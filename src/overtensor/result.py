@@ -51,7 +51,7 @@ class History:
         self._columns = cols
 
     @classmethod
-    def from_rows(cls, rows: Sequence[Mapping[str, float]]) -> "History":
+    def from_rows(cls, rows: Sequence[Mapping[str, float]]) -> History:
         names = list(rows[0]) if rows else []
         return cls({n: [r[n] for r in rows] for n in names})
 
@@ -147,13 +147,15 @@ class DecompositionResult:
             raise OvertensorError(f"a result is saved as .npz, got {path}")
         header = {"format": RESULT_FORMAT, "versions": package_versions(), "history": list(self.history.names),
                   **_jsonable(self.summary()), "info": _jsonable(self.info), "options": _jsonable(self.options)}
-        arrays = {"header": np.array(json.dumps(header)), "params": self.params, "weights": self.model.weights,
-                  "vectors": self.model.vectors, "order": np.int64(self.model.order),
-                  **{f"history_{k}": self.history[k] for k in self.history.names}}
+        # Any: NumPy's stub would match **arrays against savez's allow_pickle: bool as well
+        arrays: dict[str, Any] = {
+            "header": np.array(json.dumps(header)), "params": self.params, "weights": self.model.weights,
+            "vectors": self.model.vectors, "order": np.int64(self.model.order),
+            **{f"history_{k}": self.history[k] for k in self.history.names}}
         atomic_write(path, lambda fh: np.savez(fh, **arrays))
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> "DecompositionResult":
+    def load(cls, path: str | os.PathLike[str]) -> DecompositionResult:
         """A result written by :meth:`save`; its header (versions included) is ``info["saved"]``."""
         try:
             with np.load(path, allow_pickle=False) as data:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .errors import OvertensorError
 
@@ -34,7 +35,7 @@ def check_seed(seed: object) -> int:
     return int(seed)
 
 
-def as_float_array(name: str, value: object, ndim: int) -> np.ndarray:
+def as_float_array(name: str, value: ArrayLike, ndim: int) -> np.ndarray:
     """A read-only, C-contiguous float64 copy of ``value``.
 
     C order for every stored array: BLAS takes another code path (and rounds
@@ -74,8 +75,8 @@ def dense_dim(dim: int, order: int) -> int:
 def as_points(X: object, dim: int) -> tuple[np.ndarray, bool]:
     """Points as rows ``(m, d)``, and whether a single point ``(d,)`` was given."""
     arr = np.asarray(X, dtype=np.float64)
-    single = arr.ndim == 1
+    shape, single = arr.shape, arr.ndim == 1
     arr = np.atleast_2d(arr)
     if arr.ndim != 2 or arr.shape[1] != dim:
-        raise OvertensorError(f"expected points of dimension {dim} (shape (d,) or (m, d)), got shape {np.shape(X)}")
+        raise OvertensorError(f"expected points of dimension {dim} (shape (d,) or (m, d)), got shape {shape}")
     return arr, single

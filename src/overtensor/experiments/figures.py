@@ -12,18 +12,14 @@ import math
 import re
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
-import matplotlib
+import matplotlib.ticker as ticker
+import numpy as np
+from matplotlib.figure import Figure as MplFigure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import matplotlib.ticker as ticker  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure as MplFigure  # noqa: E402
-
-from .spec import lazy_threshold  # noqa: E402
-from .store import RunRecord  # noqa: E402
+from .spec import lazy_threshold
+from .store import RunRecord
 
 __all__ = ["Figure", "Table", "FIGURES", "figures_for", "success_rate", "smallest_successful"]
 
@@ -33,6 +29,8 @@ SUCCESS_LEVEL = 0.9
 LINESTYLES = ("-", "--", ":", "-.")
 #: Relative errors below this (an exact 0, when GD lands on the target) are drawn at it on log axes.
 ERROR_FLOOR = 1e-16
+
+T = TypeVar("T")
 
 
 class Table(NamedTuple):
@@ -47,8 +45,8 @@ class Figure(NamedTuple):
     table: Table
 
 
-def _group(runs: Iterable[RunRecord], key: Callable[[RunRecord], Hashable]) -> dict[Any, list[RunRecord]]:
-    groups: dict[Any, list[RunRecord]] = defaultdict(list)
+def _group(runs: Iterable[T], key: Callable[[T], Hashable]) -> dict[Any, list[T]]:
+    groups: dict[Any, list[T]] = defaultdict(list)
     for r in runs:
         groups[key(r)].append(r)
     return dict(sorted(groups.items(), key=lambda kv: kv[0]))
@@ -78,7 +76,7 @@ def smallest_successful(runs: Sequence[RunRecord], epsilon: float) -> tuple[int 
     return ok[0], (below[-1] if below else None)
 
 
-def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+def _mean_std(values: Sequence[float | None]) -> tuple[float, float]:
     a = np.asarray([v for v in values if v is not None], dtype=float)
     return (float(a.mean()), float(a.std())) if a.size else (math.nan, math.nan)
 
@@ -90,8 +88,10 @@ def _fit_exponent(x: Sequence[float], y: Sequence[float]) -> float | None:
     return float(np.polyfit(np.log(x), np.log(y), 1)[0])
 
 
-def _new(ncols: int = 1, width: float = 6.0, **share: bool) -> tuple[MplFigure, np.ndarray]:
-    fig, axes = plt.subplots(1, ncols, figsize=(width * ncols, 4.2), squeeze=False, layout="constrained", **share)
+def _new(ncols: int = 1, width: float = 6.0, *, shared: bool = False) -> tuple[MplFigure, np.ndarray]:
+    # a bare Figure, not pyplot's: no global backend to choose at import, nothing to close
+    fig = MplFigure(figsize=(width * ncols, 4.2), layout="constrained")
+    axes = fig.subplots(1, ncols, squeeze=False, sharex=shared, sharey=shared)
     return fig, axes[0]
 
 
@@ -119,7 +119,7 @@ def e1(runs: Sequence[RunRecord], epsilon: float) -> list[Figure]:
         threshold = lazy_threshold(dim, order)
         points = [(m / threshold, *_mean_std([r.relative_error for r in rs]), len(rs), m)
                   for m, rs in _group(group, lambda r: r.components).items()]
-        x, y, err, n, ms = map(list, zip(*points))
+        x, y, err, _n, _ms = map(list, zip(*points))
         ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=f"d = {dim}, l = {order}")
         rows += [(dim, order, m, _fmt(xi), _fmt(yi), _fmt(e), k) for xi, yi, e, k, m in points]
     ax.axvline(1.0, color="grey", linestyle="--", linewidth=1)
@@ -187,8 +187,8 @@ def e2(runs: Sequence[RunRecord], epsilon: float) -> list[Figure]:
            title="E2: beyond lazy", ylim=(-0.05, 1.05))
     ax.legend(fontsize="small", ncol=2)
     fig2, (ax2,) = _new()
-    for label, group in _group(summary, lambda s: s[0]).items():
-        pts = [(d, m) for _, d, m in group if m != "none"]
+    for label, needed in _group(summary, lambda s: s[0]).items():
+        pts = [(d, m) for _, d, m in needed if m != "none"]
         if pts:
             ax2.plot(*zip(*pts), marker="o", label=label)
     ax2.set(xscale="log", xlabel="dimension d", ylabel=f"smallest m with success >= {SUCCESS_LEVEL:.0%}",
@@ -209,7 +209,7 @@ def e3(runs: Sequence[RunRecord], epsilon: float) -> list[Figure]:
     """Phase diagram over ``(d, m)`` per method: success rate as colour."""
     by_label = _group(runs, lambda r: r.label)
     # shared axes: a panel with few cells (gd at m = r) sits on the same (m, d) grid as the others
-    fig, axes = _new(len(by_label), width=4.5, sharex=True, sharey=True)
+    fig, axes = _new(len(by_label), width=4.5, shared=True)
     rows = []
     for ax, (label, group) in zip(axes, by_label.items()):
         cells = _group(group, lambda r: (_t(r, "dim"), r.components))
@@ -295,10 +295,7 @@ def e5(runs: Sequence[RunRecord], epsilon: float) -> list[Figure]:
     out = []
     traced = [r for r in _ok(runs) if r.history]
     if traced:
-        # a converged run with the most columns, the longest history, the smallest seed
-        run = max(traced, key=lambda r: (bool(r.converged), len(r.history), len(r.history["step"]),  # type: ignore
-                                         -r.seed))
-        out.append(_trajectory(run))
+        out.append(_trajectory(max(traced, key=_trace_order)))
     fig, (ax,) = _new()
     rows = []
     for (label, order), group in _group(_ok(runs), lambda r: (r.label, _t(r, "order"))).items():
@@ -309,7 +306,7 @@ def e5(runs: Sequence[RunRecord], epsilon: float) -> list[Figure]:
         stats = [(d, *_mean_std([r.steps for r in rs]), len(rs)) for d, rs in by_d.items()]
         if not stats:
             continue
-        d_, mean, std, n = zip(*stats)
+        d_, mean, std, _n = zip(*stats)
         slope = _fit_exponent(d_, mean)
         fit = f", slope {slope:.2f} (theory {(order - 2) / 2:g})" if slope is not None else ""
         ax.errorbar(d_, mean, yerr=std, marker="o", capsize=3, label=f"{label}, l = {order}{fit}")
@@ -323,9 +320,13 @@ def e5(runs: Sequence[RunRecord], epsilon: float) -> list[Figure]:
         out.append(Figure("e5_steps_vs_d", fig, "Steps of the converged runs against d (mean ± std over seeds); "
                           "slope: least-squares fit in log-log; theory d^((l-2)/2).",
                           Table(("method", "l", "d", "steps mean", "steps std", "converged", "runs"), rows)))
-    else:
-        plt.close(fig)
     return out
+
+
+def _trace_order(r: RunRecord) -> tuple[bool, int, int, int]:
+    """Key of the traced run: a converged run with the most columns, the longest history, the smallest seed."""
+    history = r.history or {}
+    return bool(r.converged), len(history), len(history.get("step", [])), -r.seed
 
 
 def _trajectory(run: RunRecord) -> Figure:
@@ -338,8 +339,9 @@ def _trajectory(run: RunRecord) -> Figure:
         families[re.sub(r"_\d+$", "", c)].append(c)
     panels = list(families.items())[:6]
     ncols = min(len(panels), 3)
-    fig, axes = plt.subplots(math.ceil(len(panels) / ncols), ncols, figsize=(4.3 * ncols, 3.6 * math.ceil(
-        len(panels) / ncols)), squeeze=False, layout="constrained")
+    nrows = math.ceil(len(panels) / ncols)
+    fig = MplFigure(figsize=(4.3 * ncols, 3.6 * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False)
     for ax in axes.flat[len(panels):]:
         ax.set_visible(False)
     for ax, (family, names) in zip(axes.flat, panels):
@@ -371,9 +373,9 @@ def e6(runs: Sequence[RunRecord], epsilon: float) -> list[Figure]:
     series = _group([r for r in _ok(runs) if r.history], lambda r: (r.label, r.components))
     for i, ((label, m), group) in enumerate(series.items()):
         for k, r in enumerate(group):
-            err = np.maximum([ERROR_FLOOR if v is None else v for v in r.history["relative_error"]],  # type: ignore
-                             ERROR_FLOOR)
-            ax.plot(r.history["step"], err, color=f"C{i}", alpha=0.7, linewidth=1.2,  # type: ignore[index]
+            history = r.history or {}  # every run in the series has one
+            err = np.maximum([ERROR_FLOOR if v is None else v for v in history["relative_error"]], ERROR_FLOOR)
+            ax.plot(history["step"], err, color=f"C{i}", alpha=0.7, linewidth=1.2,
                     label=f"{label}, m = {m}" if k == 0 else None)
         steps = [r.steps + r.metrics.get("polished_steps", 0) for r in group if r.converged]
         rows.append((label, m, len(group), f"{len(steps)}/{len(group)}",
@@ -401,7 +403,7 @@ def generic(runs: Sequence[RunRecord], epsilon: float) -> list[Figure]:
     for label, group in _group(_ok(runs), lambda r: r.label).items():
         stats = [(m, *_mean_std([r.relative_error for r in rs]), len(rs))
                  for m, rs in _group(group, lambda r: r.components).items()]
-        m_, mean, std, n = zip(*stats)
+        m_, mean, std, _n = zip(*stats)
         ax.errorbar(m_, mean, yerr=std, marker="o", capsize=3, label=label)
         rows += [(label, m, _fmt(mu), _fmt(s), k) for m, mu, s, k in stats]
     ax.set(yscale="log", xlabel="components m", ylabel="relative error", title="relative error vs components")

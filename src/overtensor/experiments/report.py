@@ -13,8 +13,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import NamedTuple
 
-import matplotlib.pyplot as plt
-
 from .. import __version__
 from ..errors import OvertensorError
 from .figures import Figure, Table, _group, figures_for
@@ -73,7 +71,6 @@ def _save(fig: Figure, stem: Path) -> tuple[list[Path], bytes]:
     png, svg = stem.with_name(stem.name + ".png"), stem.with_name(stem.name + ".svg")
     png.write_bytes(buffer.getvalue())
     fig.figure.savefig(svg)
-    plt.close(fig.figure)
     return [png, svg], buffer.getvalue()
 
 

@@ -20,15 +20,24 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import (FIRST_COMPLETED, BrokenExecutor, CancelledError, Executor, Future,
-                                ProcessPoolExecutor, wait)
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    BrokenExecutor,
+    CancelledError,
+    Executor,
+    Future,
+    ProcessPoolExecutor,
+    wait,
+)
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
 import numpy as np
 
+from ..analysis.recovery import match, recover
 from ..api import decompose, decompose_batch
 from ..errors import OvertensorError
+from ..pipeline import polish
 from ..result import DecompositionResult, History, package_versions
 from ..tensors.symcp import SymCP
 from .spec import Record, RunConfig, Spec, build_target
@@ -95,9 +104,10 @@ def execute(task: Task) -> list[RunRecord]:
     versions = package_versions()
     records = []
     for seed, target, out in zip(task.seeds, targets, outcomes):
-        common = dict(key=config.key, seed=seed, spec=task.spec, experiment=config.experiment, label=config.label,
-                      method=config.method, components=config.components, config=config.model_dump(mode="json"),
-                      versions=versions, wall_seconds=wall, finished_at=finished)
+        common: dict[str, Any] = dict(
+            key=config.key, seed=seed, spec=task.spec, experiment=config.experiment, label=config.label,
+            method=config.method, components=config.components, config=config.model_dump(mode="json"),
+            versions=versions, wall_seconds=wall, finished_at=finished)
         if isinstance(out, str):
             records.append(RunRecord(**common, status="error", error=out, relative_error=None, converged=False,
                                      steps=None, seconds=None, metrics={}, history=None, batch=1))
@@ -119,7 +129,7 @@ def _solve(config: RunConfig, targets: list[SymCP], seeds: list[int],
     options: dict[str, Any] = dict(config.options)
     if len(seeds) > 1:
         with contextlib.suppress(OvertensorError):
-            extra = {"truth": targets} if truth else {}
+            extra: dict[str, Any] = {"truth": targets} if truth else {}
             results = decompose_batch(targets, config.components, config.method, seeds=seeds, **options, **extra)
             return [_then_polish(config, r, t) for r, t in zip(results, targets)], len(seeds)
     out: list[DecompositionResult | str] = []
@@ -141,18 +151,17 @@ def _then_polish(config: RunConfig, result: DecompositionResult, target: SymCP) 
     """
     if config.polish is None:
         return result
-    import overtensor
-
-    polished = overtensor.polish(overtensor.recover(result.model), target, **config.polish)  # type: ignore
+    options: dict[str, Any] = dict(config.polish)  # checked against polish's signature when the spec loaded
+    polished = polish(recover(result.model), target, **options)
     h1, h2 = result.history, polished.history
     names = list(dict.fromkeys([*h1.names, *h2.names]))
 
-    def column(h: History, name: str, offset: float = 0.0) -> list:
+    def column(h: History, name: str, offset: float = 0.0) -> list[float]:
         if name not in h:
             return [math.nan] * len(h)
         return list(np.asarray(h[name], dtype=float) + (offset if name == "step" else 0.0))
 
-    joined = {n: column(h1, n) + column(h2, n, float(result.steps)) for n in names}
+    joined: dict[str, list[Any]] = {n: column(h1, n) + column(h2, n, float(result.steps)) for n in names}
     joined["phase"] = [0] * len(h1) + [1] * len(h2)
     info = {**result.info, "polished_relative_error": polished.relative_error,
             "polished_converged": polished.converged, "polished_steps": polished.steps,
@@ -166,9 +175,7 @@ def _metrics(result: DecompositionResult, target: SymCP, record: Record) -> dict
     V = result.model.vectors
     metrics["min_correlation"] = float(np.abs(target.vectors @ V.T).max(axis=1).min()) if len(V) else 0.0
     if record.recovery:
-        import overtensor
-
-        matched = overtensor.match(overtensor.recover(result.model), target).summary()  # type: ignore
+        matched = match(recover(result.model), target).summary()
         metrics.update({f"recovery_{k}": len(v) if isinstance(v, (list, tuple)) else v
                         for k, v in matched.items()})
     return metrics

@@ -36,7 +36,7 @@ import math
 import typing
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal, NamedTuple, Union
+from typing import Annotated, Any, Literal, NamedTuple
 
 import numpy as np
 import yaml
@@ -45,13 +45,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from ..api import check_options, coerce_options
 from ..errors import OvertensorError
 from ..tensors.symcp import SymCP
-from ..tensors.targets import KINDS, make_target
+from ..tensors.targets import Kind, make_target
 
 __all__ = ["Spec", "Block", "Record", "RunConfig", "TargetConfig", "Run", "load_spec", "parse_spec",
            "target_seed", "lazy_threshold", "build_target"]
 
-Seeds = Union[Annotated[int, Field(ge=1)], list[Annotated[int, Field(ge=0)]]]
-Scalar = Union[bool, int, float, str, None]
+Seeds = Annotated[int, Field(ge=1)] | list[Annotated[int, Field(ge=0)]]
+Scalar = bool | int | float | str | None
 
 
 class _Model(BaseModel):
@@ -77,11 +77,11 @@ class Record(_Model):
 class ComponentRule(_Model):
     """``m`` relative to the target: exactly one of the two factors (a number or a list)."""
 
-    times_rank: Union[float, list[float], None] = None
-    times_threshold: Union[float, list[float], None] = None
+    times_rank: float | list[float] | None = None
+    times_threshold: float | list[float] | None = None
 
     @model_validator(mode="after")
-    def _one(self) -> "ComponentRule":
+    def _one(self) -> ComponentRule:
         if (self.times_rank is None) == (self.times_threshold is None):
             raise ValueError("give exactly one of times_rank, times_threshold")
         return self
@@ -96,12 +96,12 @@ class Block(_Model):
     """
 
     target: dict[str, Any]
-    method: Union[str, list[str]]
+    method: str | list[str]
     options: dict[str, Any] = {}
-    components: Union[Annotated[int, Field(ge=1)], list[Annotated[int, Field(ge=1)]], ComponentRule]
-    seeds: Union[Seeds, None] = None
-    label: Union[str, None] = None
-    polish: Union[dict[str, Scalar], None] = None
+    components: Annotated[int, Field(ge=1)] | list[Annotated[int, Field(ge=1)]] | ComponentRule
+    seeds: Seeds | None = None
+    label: str | None = None
+    polish: dict[str, Scalar] | None = None
 
 
 class Spec(_Model):
@@ -115,9 +115,9 @@ class Spec(_Model):
     record: Record = Record()
     runs: Annotated[list[Block], Field(min_length=1)]
 
-    def expand(self) -> list["Run"]:
+    def expand(self) -> list[Run]:
         """All ``(config, seed)`` runs, in spec order (blocks, grid, seeds)."""
-        runs = []
+        runs: list[Run] = []
         for i, block in enumerate(self.runs):
             seeds = _seed_list(block.seeds if block.seeds is not None else self.seeds,
                                f"runs[{i}].seeds" if block.seeds is not None else "seeds")
@@ -132,11 +132,11 @@ class TargetConfig(_Model):
     dim: Annotated[int, Field(ge=1)]
     rank: Annotated[int, Field(ge=1)]
     order: Annotated[int, Field(ge=2)] = 3
-    kind: Literal[KINDS] = "orthonormal"  # type: ignore[valid-type]
-    weights: Union[Literal["equal", "geometric"], list[Annotated[float, Field(gt=0)]]] = "equal"
+    kind: Kind = "orthonormal"
+    weights: Literal["equal", "geometric"] | list[Annotated[float, Field(gt=0)]] = "equal"
     spread: Annotated[float, Field(ge=1)] = 10.0
     coherence: Annotated[float, Field(ge=0, lt=1)] = 0.5
-    seed: Union[Annotated[int, Field(ge=0)], None] = None
+    seed: Annotated[int, Field(ge=0)] | None = None
 
 
 class RunConfig(_Model):
@@ -148,7 +148,7 @@ class RunConfig(_Model):
     method: str
     options: dict[str, Scalar]
     components: int
-    polish: Union[dict[str, Scalar], None] = None
+    polish: dict[str, Scalar] | None = None
 
     @property
     def key(self) -> str:
@@ -221,16 +221,7 @@ def parse_spec(data: Any, source: str = "<spec>") -> Spec:
 
 
 def _check_extras(spec: Spec) -> None:
-    """The library functions that ``record`` and ``polish`` need exist and take the given arguments."""
-    import overtensor
-
-    def need(where: str, *names: str) -> None:
-        for name in names:
-            if not hasattr(overtensor, name):
-                raise _FieldError(f"{where}: needs overtensor.{name}, which this version lacks")
-
-    if spec.record.recovery:
-        need("record.recovery", "recover", "match")
+    """The methods take ``truth`` when ``record.truth`` asks for it (``polish``: :func:`_check_polish`)."""
     for i, block in enumerate(spec.runs):
         if spec.record.truth:
             for method in block.method if isinstance(block.method, list) else [block.method]:
@@ -238,8 +229,6 @@ def _check_extras(spec: Spec) -> None:
                     check_options(method, ["truth"])
                 except OvertensorError:
                     raise _FieldError(f"record.truth: method {method!r} of runs[{i}] takes no truth option") from None
-        if block.polish is not None:
-            need(f"runs[{i}].polish", "recover", "polish")
 
 
 class _FieldError(Exception):
@@ -335,6 +324,7 @@ def _components(rule: int | list[int] | ComponentRule, target: TargetConfig, whe
     if rule.times_rank is not None:
         name, factors, base = "times_rank", rule.times_rank, float(target.rank)
     else:
+        assert rule.times_threshold is not None  # ComponentRule admits exactly one of the two
         name, factors, base = "times_threshold", rule.times_threshold, lazy_threshold(target.dim, target.order)
     if factors == []:
         raise _FieldError(f"{where}.components.{name}: got []; expected a factor > 0 or a non-empty list "
@@ -380,8 +370,8 @@ def _path(prefix: str, loc: Sequence) -> str:
 
 def _branchless(loc: tuple) -> tuple:
     """Drop pydantic's union-branch tags (``'int'``, ``'list[int]'``...) from an error location."""
-    return tuple(p for p in loc if isinstance(p, int) or not any(c in p for c in "[]-(") and p not in (
-        "int", "float", "str", "bool", "function-after", "function-before"))
+    return tuple(p for p in loc if isinstance(p, int) or (not any(c in p for c in "[]-(") and p not in (
+        "int", "float", "str", "bool", "function-after", "function-before")))
 
 
 def _fields_at(model: type[BaseModel], loc: Sequence) -> list[str]:

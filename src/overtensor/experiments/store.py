@@ -179,7 +179,7 @@ class Store:
             self._db.close()
             raise OvertensorError(f"{self.path}: {exc}") from None
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc: object) -> None:

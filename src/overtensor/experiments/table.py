@@ -15,10 +15,13 @@ import io
 import json
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import OvertensorError
 from .store import RunRecord, Store
+
+if TYPE_CHECKING:
+    import pandas as pd  # imported when called: `import overtensor` stays light
 
 __all__ = ["tidy", "write_table", "load_results", "FORMATS"]
 
@@ -34,7 +37,7 @@ def tidy(records: Iterable[RunRecord]) -> list[dict[str, Any]]:
     return [{c: row.get(c) for c in columns} for row in rows]
 
 
-def load_results(store: str | Path | Store, *, history: bool = False) -> Any:
+def load_results(store: str | Path | Store, *, history: bool = False) -> pd.DataFrame:
     """The runs of a store as a pandas ``DataFrame``.
 
     Parameters

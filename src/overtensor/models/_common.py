@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
-from ..errors import OvertensorError
 from ..api import decompose
+from ..errors import OvertensorError
 from ..tensors.moment import MomentTensor, moment_tensor
 from ..tensors.symcp import SymCP
 
@@ -77,13 +77,14 @@ def check_components(value: Any, dim: int, *, allow_auto: bool, allow_none: bool
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         expected = "'auto' or an integer" if allow_auto else "None or an integer"
         raise OvertensorError(f"n_components must be {expected}, got {value!r}")
-    if value < 1:
-        raise OvertensorError(f"n_components must be >= 1, got {value}")
+    count = int(value)
+    if count < 1:
+        raise OvertensorError(f"n_components must be >= 1, got {count}")
     top = dim - 1 if below_dim else dim
-    if value > top:
+    if count > top:
         rel = "< d" if below_dim else "<= d"
-        raise OvertensorError(f"n_components must be {rel} = {dim} for this model, got {value}")
-    return int(value)
+        raise OvertensorError(f"n_components must be {rel} = {dim} for this model, got {count}")
+    return count
 
 
 def check_seed(seed: Any) -> int:

@@ -34,10 +34,10 @@ from scipy.special import logsumexp
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.utils.validation import check_is_fitted
 
+from ..analysis.recovery import recover
+from ..errors import OvertensorError
 from ..tensors.corrections import CorrectionS, transform
 from ..tensors.dense import DenseSymTensor
-from ..errors import OvertensorError
-from ..analysis.recovery import recover
 from ..tensors.symcp import SymCP
 from ._common import as_moment, check_components, check_features, check_seed, descend, noise_floor_rank
 
@@ -100,7 +100,7 @@ class SphericalGMM(DensityMixin, BaseEstimator):
         self.chunk_size = chunk_size
 
     # -- fitting ---------------------------------------------------------------
-    def fit(self, X: Any, y: Any = None) -> "SphericalGMM":
+    def fit(self, X: Any, y: Any = None) -> SphericalGMM:
         """Fit to samples ``X (n, d)`` (array, memmap, ``.npy`` path or dask.array); returns ``self``."""
         T = as_moment(X, 3, self.chunk_size, min_features=2)
         d, n = T.dim, T.n_samples
@@ -213,7 +213,10 @@ def _sampling_error(target: Any) -> float:
 
 
 def _heaviest(means: np.ndarray, weights: np.ndarray, screen: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Components sorted by decreasing weight; non-finite ones dropped, and with ``screen`` those above ``MAX_WEIGHT``."""
+    """Components sorted by decreasing weight.
+
+    Non-finite ones are dropped, and with ``screen`` those above ``MAX_WEIGHT``.
+    """
     ok = np.isfinite(weights) & np.all(np.isfinite(means), axis=1)
     if screen:
         ok &= weights <= MAX_WEIGHT

@@ -22,10 +22,10 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from ..analysis.recovery import recover
+from ..errors import OvertensorError
 from ..tensors.corrections import CorrectionG
 from ..tensors.dense import DenseSymTensor
-from ..errors import OvertensorError
-from ..analysis.recovery import recover
 from ._common import as_moment, check_components, check_features, check_seed, descend
 
 __all__ = ["MomentICA", "amari_distance"]
@@ -78,7 +78,7 @@ class MomentICA(TransformerMixin, BaseEstimator):
         self.max_epochs = max_epochs
         self.chunk_size = chunk_size
 
-    def fit(self, X: Any, y: Any = None) -> "MomentICA":
+    def fit(self, X: Any, y: Any = None) -> MomentICA:
         """Fit to samples ``X (n, d)`` (array, memmap, ``.npy`` path or dask.array); returns ``self``."""
         T = as_moment(X, 4, self.chunk_size)
         d = T.dim

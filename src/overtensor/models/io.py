@@ -55,9 +55,10 @@ def save(path: str | os.PathLike[str], model: SphericalGMM | MomentICA) -> None:
     missing = [a for a in _FITTED[name] if not hasattr(model, a)]
     if missing:
         raise OvertensorError(f"cannot save an unfitted {name} (no {missing[0]}); call fit first")
-    arrays = {a: np.asarray(getattr(model, a)) for a in _FITTED[name]}
-    params = json.dumps(model.get_params())
-    atomic_write(path, lambda fh: np.savez(fh, **{MODEL_KEY: np.array(name), "params": np.array(params)}, **arrays))
+    # Any: NumPy's stub would match **arrays against savez's allow_pickle: bool as well
+    arrays: dict[str, Any] = {MODEL_KEY: np.array(name), "params": np.array(json.dumps(model.get_params())),
+                              **{a: np.asarray(getattr(model, a)) for a in _FITTED[name]}}
+    atomic_write(path, lambda fh: np.savez(fh, **arrays))
 
 
 def load(path: str | os.PathLike[str]) -> SphericalGMM | MomentICA:

@@ -9,11 +9,17 @@ around it in :mod:`overtensor.solvers.base` (defaults, the seeded start, result 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 from . import als, beyond_lazy, gd, lazy, lazy_gd, newton, power
+
+if TYPE_CHECKING:
+    from ..result import DecompositionResult
 
 __all__ = ["METHODS"]
 
-METHODS = {
+METHODS: dict[str, Callable[..., list[DecompositionResult]]] = {
     "gd": gd.solve_batch,
     "beyond_lazy": beyond_lazy.solve_batch,
     "lazy": lazy.solve_batch,

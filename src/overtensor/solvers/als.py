@@ -23,9 +23,9 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from ..tensors.dense import symmetrize
 from ..errors import OvertensorError
 from ..result import DecompositionResult, History
+from ..tensors.dense import symmetrize
 from ..tensors.symcp import SymCP
 from .problem import Problem
 
@@ -80,7 +80,8 @@ def solve_batch(
     Returns
     -------
     One result per run; ``params`` are the (non-symmetric) factors stacked
-    ``(l, m, d)``, the CP weights folded into the first; the history holds TensorLy's ALS error ``‖T* - CP‖/‖T*‖`` per sweep.
+    ``(l, m, d)``, the CP weights folded into the first; the history holds TensorLy's ALS error
+    ``‖T* - CP‖/‖T*‖`` per sweep.
     """
     return [_one_run(problem, b, seed, max_iter=max_iter, als_tol=als_tol, als_init=als_init, tol=tol,
                      progress=progress) for b, seed in enumerate(problem.seeds)]

@@ -29,9 +29,9 @@ import numpy as np
 
 from ..analysis.diagnostics import observer, truth_list
 from ..errors import OvertensorError
-from ..tensors.parameterization import check_signs, model_parts
-from ..tensors.clustering import cluster_directions, merge_clusters
 from ..result import DecompositionResult
+from ..tensors.clustering import cluster_directions, merge_clusters
+from ..tensors.parameterization import check_signs, model_parts
 from ..tensors.symcp import SymCP
 from .base import build_results, default_init_scale, finish, step_sizes
 from .descent import ACTIVE_THRESHOLD, DescentConfig, EpochEnd, Hooks, Recorder, descend
@@ -88,7 +88,8 @@ def merge_duplicates(W: np.ndarray, cos: float, order: int) -> tuple[np.ndarray,
     return out, W.shape[0] - k
 
 
-def reinitialize(W: np.ndarray, rng: np.random.Generator, init_scale: float, threshold: float) -> tuple[np.ndarray, int]:
+def reinitialize(W: np.ndarray, rng: np.random.Generator, init_scale: float,
+                 threshold: float) -> tuple[np.ndarray, int]:
     """Re-draw every row with ``‖w_i‖ < threshold`` as ``init_scale · g / ‖g‖``.
 
     Returns the new ``(m, d)`` array and the number of rows re-drawn.

@@ -133,7 +133,7 @@ def gd_step(xp: Any, W: Array, target: TargetOp, step_size: Array | float, reg: 
     """
     if parameterization == "balanced":
         return balanced_step(xp, W, target, step_size, reg, signs)
-    ev = evaluate(W, target, reg, parameterization, target_sq, signs)  # type: ignore[arg-type]
+    ev = evaluate(W, target, reg, parameterization, target_sq, signs)
     eta = step_size if isinstance(step_size, float) else step_size[..., None]
     return _Evaluated(W - eta * ev.grad, ev)
 

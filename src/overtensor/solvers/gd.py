@@ -7,19 +7,20 @@ iterate ``W ← W - η ∇L(W)`` until ``‖T(W) - T*‖ / ‖T*‖ <= tol`` or 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from ..analysis.diagnostics import observer, truth_list
+from ..backend import to_numpy
 from ..errors import OvertensorError
 from ..result import DecompositionResult
+from ..tensors.kernels import map_arrays
 from ..tensors.parameterization import check_signs, homogeneity
 from ..tensors.symcp import SymCP
 from .base import build_results, default_init_scale, finish, initial_params, step_sizes
 from .descent import DescentConfig, Recorder, descend
-from ..backend import to_numpy
-from ..tensors.kernels import map_arrays
 from .problem import Problem
 from .subspace import span_of
 
@@ -94,7 +95,7 @@ def solve_batch(
     etas = step_sizes(problem, step_size)
     W0, scales = _start(problem, init, init_scale, parameterization)
     config = DescentConfig(etas, reg, tol, max_steps, record_every, parameterization, signs=sigma)
-    observe = None if truth is None else observer(
+    observe: Callable[[int, Any], Mapping[str, float]] | None = None if truth is None else observer(
         truth_list(truth, problem.size, problem.dim, problem.order), W0, parameterization=parameterization)
     on = problem.arrays
     start = time.perf_counter()

@@ -79,7 +79,7 @@ class Tangent:
     order: int
 
     @classmethod
-    def at(cls, directions: np.ndarray, order: int) -> "Tangent":
+    def at(cls, directions: np.ndarray, order: int) -> Tangent:
         G = directions @ directions.T
         return cls(directions, G ** (order - 1), G ** (order - 2), order)
 

@@ -24,9 +24,9 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..backend import to_numpy
+from ..result import DecompositionResult, History
 from ..tensors.kernels import FactoredOp, ShiftedOp, map_arrays
 from ..tensors.parameterization import check_signs, model_parts
-from ..result import DecompositionResult, History
 from ..tensors.symcp import SymCP
 from .base import initial_params
 from .descent import DescentConfig, Outcome, Recorder, descend
@@ -51,7 +51,7 @@ def gauss_newton_norm(W0: np.ndarray, order: int, signs: np.ndarray | None = Non
     Lanczos run (SciPy ``eigsh``) from a fixed start.
     """
     m, d = W0.shape
-    masses, directions, norms = model_parts(W0, order)
+    _masses, directions, norms = model_parts(W0, order)
     tangent = Tangent.at(directions, order)
     if signs is not None:
         norms = signs * norms
@@ -114,7 +114,8 @@ def solve_batch(
     return [
         centred.result(problem, b, W[b], out, recorder.rows[b], seconds, tol,
                        {"alpha": float(alpha), "step_size": float(etas[b]), "init_scale": float(scales[b]),
-                        "interrupted": out.interrupted, "backend": problem.backend, "dtype": problem.dtype, **movement(b, W[b])})
+                        "interrupted": out.interrupted, "backend": problem.backend, "dtype": problem.dtype,
+                         **movement(b, W[b])})
         for b in range(problem.size)]
 
 
@@ -142,7 +143,7 @@ class _Centred(NamedTuple):
     signs: np.ndarray | None
 
     @classmethod
-    def at(cls, problem: Problem, W0: np.ndarray, alpha: float, signs: np.ndarray | None) -> "_Centred":
+    def at(cls, problem: Problem, W0: np.ndarray, alpha: float, signs: np.ndarray | None) -> _Centred:
         masses0, directions0, _ = model_parts(W0, problem.order)
         if signs is not None:
             masses0 = signs * masses0

@@ -41,11 +41,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..tensors.dense import Tensor
 from ..errors import OvertensorError
+from ..result import DecompositionResult, History
+from ..tensors.dense import DenseSymTensor, Tensor
 from ..tensors.kernels import power
 from ..tensors.residual import residual_norm, signed_factors
-from ..result import DecompositionResult, History
 from ..tensors.symcp import SymCP
 from .problem import Problem
 
@@ -54,7 +54,10 @@ __all__ = ["Jacobian", "Outcome", "solve_batch", "levenberg_marquardt", "split_i
 
 @dataclass(frozen=True)
 class Jacobian:
-    """``J`` of ``T(W) = Σ_i σ_i w_i^{⊗l}`` at ``W (m, d)``, with ``S ∘ G^{∘(l-1)}``, ``S ∘ G^{∘(l-2)}`` cached (``S = σσᵀ``)."""
+    """``J`` of ``T(W) = Σ_i σ_i w_i^{⊗l}`` at ``W (m, d)``.
+
+    ``S ∘ G^{∘(l-1)}`` and ``S ∘ G^{∘(l-2)}`` are cached (``S = σσᵀ``).
+    """
 
     W: np.ndarray
     sigma: np.ndarray
@@ -63,7 +66,7 @@ class Jacobian:
     gram_l2: np.ndarray
 
     @classmethod
-    def at(cls, W: np.ndarray, sigma: np.ndarray, order: int) -> "Jacobian":
+    def at(cls, W: np.ndarray, sigma: np.ndarray, order: int) -> Jacobian:
         G = W @ W.T
         S = np.outer(sigma, sigma)
         return cls(W, sigma, order, S * G ** (order - 1), S * G ** (order - 2))
@@ -83,7 +86,10 @@ class Jacobian:
         return self.order * (self.gram_l1.T @ U + (self.order - 1) * (self.gram_l2 * M).T @ self.W)
 
     def dense(self) -> np.ndarray:
-        """``JᵀJ`` as an ``(m d, m d)`` array: block ``(k, i)`` is ``l [S∘G^{l-1}]_ik I + l (l-1) [S∘G^{l-2}]_ik w_i w_kᵀ``."""
+        """``JᵀJ`` as an ``(m d, m d)`` array.
+
+        Block ``(k, i)`` is ``l [S∘G^{l-1}]_ik I + l (l-1) [S∘G^{l-2}]_ik w_i w_kᵀ``.
+        """
         m, d = self.W.shape
         l = self.order
         # broadcast products, not einsum: a three-operand einsum loops in C without BLAS or
@@ -209,7 +215,10 @@ def levenberg_marquardt(W: np.ndarray, sigma: np.ndarray, target: Tensor, *, max
 
 
 def split_init(init: object, order: int, dim: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(W, σ)`` from a SymCP (:func:`~overtensor.tensors.residual.signed_factors` of its canonical form) or an ``(m, d)`` array (``σ = +1``)."""
+    """``(W, σ)`` from a SymCP or an ``(m, d)`` array (``σ = +1``).
+
+    A SymCP gives :func:`~overtensor.tensors.residual.signed_factors` of its canonical form.
+    """
     if isinstance(init, SymCP):
         if init.order != order or init.dim != dim:
             raise OvertensorError(f"init has order {init.order}, dim {init.dim}; the target order {order}, dim {dim}")
@@ -261,6 +270,8 @@ def solve_batch(
         raise OvertensorError(f"init has {W0.shape[0]} nonzero components but components is {problem.components}")
     results = []
     for target in problem.targets:
+        if not isinstance(target, (SymCP, DenseSymTensor)):  # as residual_norm would say on the first step
+            raise OvertensorError(f"target must be a SymCP or DenseSymTensor, got {type(target).__name__}")
         start = time.perf_counter()
         out = levenberg_marquardt(W0, sigma, target, max_steps=max_steps, tol=tol, ftol=ftol, xtol=xtol,
                                   cg_tol=cg_tol, progress=progress)

@@ -30,15 +30,17 @@ about ``3e-4`` in float32). A zero row has
 
 from __future__ import annotations
 
-from typing import Literal, NamedTuple
-
-import numpy as np
+from typing import NamedTuple
 
 from ..backend import Array, array_namespace, matrix_transpose
-from ..errors import OvertensorError
-from ..tensors.parameterization import (PARAMETERIZATIONS, Parameterization, check_parameterization, check_signs,
-                                        homogeneity, model_parts)
 from ..tensors.kernels import TargetOp, power
+from ..tensors.parameterization import (
+    PARAMETERIZATIONS,
+    Parameterization,
+    check_signs,
+    homogeneity,
+    model_parts,
+)
 
 __all__ = ["Evaluation", "PARAMETERIZATIONS", "Parameterization", "evaluate", "model_parts", "homogeneity",
            "check_signs"]

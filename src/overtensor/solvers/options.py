@@ -66,7 +66,7 @@ __all__ = [
 def _number(value: Any) -> Any:
     """Refuse a bool where a number is meant (pydantic's lax mode reads ``True`` as 1)."""
     if isinstance(value, (bool, np.bool_)):
-        raise ValueError("a bool is not a number")  # noqa: TRY004  # pydantic reports a ValueError
+        raise ValueError("a bool is not a number")  # pydantic reports a ValueError
     return value
 
 
@@ -121,7 +121,8 @@ class Descent(Options):
                                            "with weights of both signs: 'half' (the first ⌈m/2⌉ positive) or m "
                                            "values ±1. Default: unsigned.")
     backend: Literal[tuple(BACKENDS)] = Field(  # type: ignore[valid-type]
-        "numpy", description="Array library that runs the descent loop (an option of the problem, `make_problem`; SciPy steps stay on NumPy).")
+        "numpy", description="Array library that runs the descent loop (an option of the problem, "
+                    "`make_problem`; SciPy steps stay on NumPy).")
     device: str | None = Field(None, description="Device for backend torch, e.g. cuda. Default: the "
                                                     "library's default device.")
     dtype: Literal[DTYPES] = Field(  # type: ignore[valid-type]

@@ -20,8 +20,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..tensors.kernels import FactoredOp, ShiftedOp
 from ..result import DecompositionResult, History
+from ..tensors.kernels import FactoredOp, ShiftedOp
 from ..tensors.symcp import SymCP
 from .problem import Problem, power_iterations, random_directions, run_rng
 

@@ -5,18 +5,25 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TypeVar
 
 import numpy as np
 
 from ..backend import Array, Backend, get_backend
-from ..tensors.dense import DenseSymTensor, Tensor
 from ..errors import OvertensorError
-from ..tensors.kernels import DenseOp, FactoredOp, TargetOp, map_arrays
 from ..tensors.corrections import CorrectionG, CorrectionS, TensorSum
+from ..tensors.dense import DenseSymTensor, Tensor
+from ..tensors.kernels import DenseOp, FactoredOp, TargetOp, map_arrays
 from ..tensors.moment import MomentOp, MomentTensor
 from ..tensors.symcp import SymCP
 
-__all__ = ["Problem", "make_problem", "power_iterations", "random_directions", "run_rng", "spectral_norm_estimate"]
+__all__ = ["Problem", "Target", "make_problem", "power_iterations", "random_directions", "run_rng",
+           "spectral_norm_estimate"]
+
+#: The tensor types a problem is made of (:func:`~overtensor.tensors.convert.as_target` converts the rest).
+Target = SymCP | DenseSymTensor | MomentTensor | TensorSum | CorrectionS | CorrectionG
+
+T = TypeVar("T")
 
 # Solvers draw from a stream of their own, so that ``decompose(make_target(..., seed=s), m,
 # seed=s)`` does not start from the target's own directions (both would read default_rng(s)).
@@ -41,7 +48,7 @@ class Problem:
         problem itself is built and seeded in NumPy float64
     """
 
-    targets: tuple[Tensor, ...]
+    targets: tuple[Target, ...]
     op: TargetOp
     target_sq: np.ndarray
     components: int
@@ -82,33 +89,40 @@ class Problem:
         return map_arrays(self.op, backend.asarray), backend.asarray(self.target_sq)
 
 
-def _stack_op(targets: Sequence[Tensor]) -> TargetOp:
+def _all(kind: type[T], targets: Sequence[Target]) -> list[T]:
+    """``targets`` typed as ``kind``, which :func:`_stack_op` checked every one of them is."""
+    return [t for t in targets if isinstance(t, kind)]
+
+
+def _stack_op(targets: Sequence[Target]) -> TargetOp:
     first = targets[0]
     for t in targets:
         if type(t) is not type(first) or t.shape != first.shape or (
-            isinstance(t, SymCP) and t.rank != first.rank  # type: ignore[union-attr]
+            isinstance(t, SymCP) and isinstance(first, SymCP) and t.rank != first.rank
         ):
             raise OvertensorError(
                 f"a batch needs targets of one type and shape; got {first!r} and {t!r}"
             )
     if isinstance(first, MomentTensor):
-        if any(t.samples is not first.samples for t in targets):  # type: ignore[union-attr]
+        moments = _all(MomentTensor, targets)
+        if any(t.samples is not first.samples for t in moments):
             raise OvertensorError("a batch of moment targets must share one data set (pass one MomentTensor)")
         # one pass over the shared samples contracts every run's rows
-        norms = np.array([t.norm_sq() for t in targets])  # type: ignore[union-attr]
-        return MomentOp(first.samples, norms, first.order)  # type: ignore[union-attr]
+        norms = np.array([t.norm_sq() for t in moments])
+        return MomentOp(first.samples, norms, first.order)
     if isinstance(first, (TensorSum, CorrectionS, CorrectionG)):
         if any(t is not first for t in targets):
             raise OvertensorError(f"a batch of {type(first).__name__} targets must repeat one target")
         return map_arrays(first.op, lambda x: np.repeat(x, len(targets), axis=0))  # batch axis 1 -> B
     if isinstance(first, SymCP):
         # C order, as every array a shrinking batch takes out (see _validate.as_float_array)
+        cps = _all(SymCP, targets)
         return FactoredOp(
-            np.ascontiguousarray(np.stack([t.weights for t in targets])),  # type: ignore[union-attr]
-            np.ascontiguousarray(np.stack([t.vectors for t in targets])),  # type: ignore[union-attr]
+            np.ascontiguousarray(np.stack([t.weights for t in cps])),
+            np.ascontiguousarray(np.stack([t.vectors for t in cps])),
             first.order,
         )
-    return DenseOp(np.ascontiguousarray(np.stack([t.array for t in targets])), first.order)  # type: ignore[union-attr]
+    return DenseOp(np.ascontiguousarray(np.stack([t.array for t in _all(DenseSymTensor, targets)])), first.order)
 
 
 def make_problem(targets: Sequence[Tensor], components: int, seeds: Sequence[int], *, backend: str = "numpy",
@@ -120,7 +134,7 @@ def make_problem(targets: Sequence[Tensor], components: int, seeds: Sequence[int
     if not targets:
         raise OvertensorError("no targets given")
     for t in targets:
-        if not isinstance(t, (SymCP, DenseSymTensor, MomentTensor, TensorSum, CorrectionS, CorrectionG)):
+        if not isinstance(t, Target):
             raise OvertensorError(
                 f"cannot decompose a {type(t).__name__}: expected a SymCP, DenseSymTensor, MomentTensor, TensorSum, "
                 "a symmetric NumPy array, a TensorLy CPTensor, (weights, factors) or (weights, vectors, order)")

@@ -106,8 +106,8 @@ def balanced_step(xp: Any, W: Array, target: TargetOp, step_size: Array | float,
         ``R(w̄_i^{⊗l})`` (:mod:`overtensor.solvers.objective`)
     """
     m, d = W.shape[-2], W.shape[-1]
-    if arrangement(target, m, d) == "stacked":
-        return _stacked(xp, W, target, step_size, reg, signs)  # type: ignore[arg-type]
+    if isinstance(target, FactoredOp) and arrangement(target, m, d) == "stacked":
+        return _stacked(xp, W, target, step_size, reg, signs)
     return _blocked(xp, W, target, step_size, reg, signs)
 
 

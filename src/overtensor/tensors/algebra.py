@@ -1,4 +1,7 @@
-"""``+``, ``-`` and scalar ``*`` for the tensor types that combine into a :class:`~overtensor.tensors.corrections.TensorSum`."""
+"""``+``, ``-`` and scalar ``*`` for the tensor types.
+
+They combine into a :class:`~overtensor.tensors.corrections.TensorSum`.
+"""
 
 from __future__ import annotations
 

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .dense import DenseSymTensor, symmetrize
 from ..errors import OvertensorError
+from .dense import DenseSymTensor, symmetrize
 from .symcp import SymCP
 
 __all__ = ["Compression", "compress"]
@@ -84,7 +84,7 @@ def compress(target: DenseSymTensor, *, rank_tol: float = 1e-6, min_rank: int = 
     # d = 120; the squares resolve σ_j/σ_1 only down to sqrt(d eps) ≈ 1e-7, hence rank_tol >= 1e-7
     values, vectors = np.linalg.eigh(unfolding @ unfolding.T)
     s = np.sqrt(np.clip(values[::-1], 0.0, None))
-    k = int(min(d, max(min_rank, np.count_nonzero(s > rank_tol * s[0]))))
+    k = int(min(d, max(min_rank, int(np.count_nonzero(s > rank_tol * s[0])))))
     basis = np.ascontiguousarray(vectors[:, ::-1][:, :k])
     core = target.array
     for _ in range(l):  # contracts the leading axis and appends the new one: after l turns, all done

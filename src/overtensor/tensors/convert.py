@@ -17,18 +17,22 @@ from typing import Any
 
 import numpy as np
 
-from .dense import DenseSymTensor
 from ..errors import OvertensorError
+from .dense import DenseSymTensor
 from .symcp import SymCP
 
-__all__ = ["as_target", "symcp_from_factors", "to_tensorly"]
+__all__ = ["TargetLike", "as_target", "symcp_from_factors", "to_tensorly"]
+
+#: What :func:`as_target` takes: a tensor type, a symmetric NumPy array, a TensorLy ``CPTensor``
+#: or a tuple; anything else is refused, in one line, when the problem is made.
+TargetLike = Any
 
 #: Factor columns count as parallel when ``1 - |cos| <= PARALLEL_TOL`` (rounding of a
 #: normalized dot product of d entries is ~d eps; 1e-8 leaves room for d up to 10^6).
 PARALLEL_TOL = 1e-8
 
 
-def as_target(obj: Any) -> Any:
+def as_target(obj: TargetLike) -> Any:
     """``obj`` as a target every method accepts; one-line ``OvertensorError`` otherwise.
 
     Anything else (the tensor types) is returned as it is, for ``make_problem`` to check.

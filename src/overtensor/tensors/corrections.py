@@ -29,11 +29,11 @@ from typing import Any
 
 import numpy as np
 
-from .algebra import TermAlgebra
-from ..backend import Array, array_namespace, row_dot
-from ..validation import as_points, check_dense_size
-from .dense import DenseSymTensor
+from ..backend import Array, row_dot
 from ..errors import OvertensorError
+from ..validation import as_points, check_dense_size
+from .algebra import TermAlgebra
+from .dense import DenseSymTensor
 from .kernels import DenseOp, FactoredOp, TargetOp
 from .moment import MomentTensor
 from .symcp import SymCP
@@ -107,13 +107,17 @@ class SumOp:
 class _Correction(TermAlgebra):
     """What a correction term computes through its operator ``op`` (batch axis of length 1)."""
 
-    dim: int
     op: Any
 
-    def evaluate(self, X: object) -> np.ndarray | float:
+    @property
+    def dim(self) -> int:  # read-only in every subclass
+        raise NotImplementedError
+
+    def evaluate(self, X: object) -> np.ndarray:
+        """``T(x^{⊗l})`` for one point ``(d,)`` (a 0-d array) or rows ``(m, d)`` (``(m,)``)."""
         arr, single = as_points(X, self.dim)
         out = self.op.evaluate(arr[None])[0]
-        return float(out[0]) if single else out
+        return out[0, ...] if single else out
 
     def contract(self, X: object) -> np.ndarray:
         arr, single = as_points(X, self.dim)
@@ -262,10 +266,11 @@ class TensorSum(TermAlgebra):
         out = self.op.contract(arr[None])[0]
         return out[0] if single else out
 
-    def evaluate(self, X: object) -> np.ndarray | float:
+    def evaluate(self, X: object) -> np.ndarray:
+        """``T(x^{⊗l})`` for one point ``(d,)`` (a 0-d array) or rows ``(m, d)`` (``(m,)``)."""
         arr, single = as_points(X, self.dim)
         out = self.op.evaluate(arr[None])[0]
-        return float(out[0]) if single else out
+        return out[0, ...] if single else out
 
     def to_dense(self) -> np.ndarray:
         return sum(c * t.to_dense() for c, t in zip(self.coefs, self.terms))

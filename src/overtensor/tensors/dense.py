@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Union
 
 import numpy as np
+from numpy.typing import ArrayLike
 
-from ..validation import as_points
 from ..errors import OvertensorError
+from ..validation import as_points
 from .kernels import DenseOp
 from .symcp import SymCP
 
@@ -19,10 +20,11 @@ Tensor = Union[SymCP, "DenseSymTensor"]
 
 def symmetrize(array: np.ndarray) -> np.ndarray:
     """Average of ``array`` over all permutations of its axes."""
+    import functools
     import itertools
 
     perms = list(itertools.permutations(range(array.ndim)))
-    return sum(np.transpose(array, p) for p in perms) / len(perms)
+    return functools.reduce(np.add, (np.transpose(array, p) for p in perms)) / len(perms)
 
 
 class DenseSymTensor:
@@ -54,7 +56,7 @@ class DenseSymTensor:
 
     __slots__ = ("array",)
 
-    def __init__(self, array: object, *, rtol: float = 1e-8) -> None:
+    def __init__(self, array: ArrayLike, *, rtol: float = 1e-8) -> None:
         if np.iscomplexobj(array):
             raise OvertensorError("dense tensor must be real, got a complex array")
         try:  # C order, for the reason in _validate.as_float_array
@@ -101,11 +103,11 @@ class DenseSymTensor:
     def op(self) -> DenseOp:
         return DenseOp(self.array, self.order)
 
-    def evaluate(self, X: object) -> np.ndarray | float:
-        """``T(x^{⊗l})`` for one point ``(d,)`` or all rows of ``X (m, d)``."""
+    def evaluate(self, X: object) -> np.ndarray:
+        """``T(x^{⊗l})`` for one point ``(d,)`` (a 0-d array) or all rows of ``X (m, d)`` (``(m,)``)."""
         arr, single = as_points(X, self.dim)
         out = self.op.evaluate(arr)
-        return float(out[0]) if single else out
+        return out[0, ...] if single else out
 
     def contract(self, X: object) -> np.ndarray:
         """``T(x^{⊗(l-1)}, ·)`` for one point ``(d,)`` or all rows of ``X (m, d)``: ``O(m d^l)``."""
@@ -116,7 +118,7 @@ class DenseSymTensor:
     def norm(self) -> float:
         return float(np.linalg.norm(self.array.ravel()))
 
-    def inner(self, other: "Tensor") -> float:
+    def inner(self, other: Tensor) -> float:
         if other.order != self.order or other.dim != self.dim:
             raise OvertensorError(
                 f"tensors differ in shape: order {self.order}, dim {self.dim} "
@@ -126,7 +128,7 @@ class DenseSymTensor:
             return other.inner(self)
         return float(np.sum(self.array * other.array))
 
-    def distance(self, other: "Tensor") -> float:
+    def distance(self, other: Tensor) -> float:
         dense = other.to_dense() if isinstance(other, SymCP) else other.array
         if dense.shape != self.shape:
             raise OvertensorError(f"tensors differ in shape: {self.shape} vs {dense.shape}")

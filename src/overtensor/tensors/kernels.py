@@ -20,8 +20,8 @@ and take a subset of their batch.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, fields, is_dataclass, replace
-from typing import Protocol, TypeVar
+from dataclasses import Field, dataclass, fields, is_dataclass, replace
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 import numpy as np
 
@@ -30,13 +30,20 @@ from ..backend import Array, array_namespace, is_array_api_obj, matrix_transpose
 __all__ = ["TargetOp", "FactoredOp", "DenseOp", "ShiftedOp", "factored_contract", "dense_contract", "power",
            "map_arrays"]
 
-Op = TypeVar("Op")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+Op = TypeVar("Op", bound="DataclassInstance")
 
 
 class TargetOp(Protocol):
     """What the objective needs to know about a target tensor."""
 
-    order: int
+    # operators are dataclasses, so that :func:`map_arrays` can rebuild them field by field
+    __dataclass_fields__: ClassVar[dict[str, Field[Any]]]
+
+    @property
+    def order(self) -> int: ...  # read-only, so the frozen operators satisfy it
 
     def contract(self, X: Array) -> Array: ...
 
@@ -60,7 +67,7 @@ def map_arrays(op: Op, fn: Callable[[Array], Array]) -> Op:
             return tuple(convert(v) for v in value)
         return value
 
-    return replace(op, **{f.name: convert(getattr(op, f.name)) for f in fields(op)})  # type: ignore[arg-type]
+    return replace(op, **{f.name: convert(getattr(op, f.name)) for f in fields(op)})
 
 
 def power(G: Array, k: int) -> Array:

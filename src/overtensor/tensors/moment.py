@@ -35,10 +35,10 @@ from typing import Any
 import numpy as np
 from array_api_compat import device as array_device
 
-from .algebra import TermAlgebra
 from ..backend import Array, array_namespace, row_dot, to_numpy
-from ..validation import MAX_DENSE_ENTRIES, as_points, check_dense_size, check_order
 from ..errors import OvertensorError
+from ..validation import MAX_DENSE_ENTRIES, as_points, check_dense_size, check_order
+from .algebra import TermAlgebra
 from .kernels import power
 
 __all__ = ["MomentTensor", "MomentOp", "Samples", "moment_tensor", "DEFAULT_CHUNK", "GRAM_BLOCK"]
@@ -127,7 +127,7 @@ class Samples:
     def dim(self) -> int:
         return self.raw_dim if self.A is None else int(self.A.shape[1])
 
-    def mapped(self, A: np.ndarray, c: np.ndarray | None) -> "Samples":
+    def mapped(self, A: np.ndarray, c: np.ndarray | None) -> Samples:
         """The same rows through ``y ↦ y A + c`` after this map: ``x (A_0 A) + (c_0 A + c)``."""
         A_new = A if self.A is None else self.A @ A
         c_new = None if self.c is None else self.c @ A
@@ -412,11 +412,11 @@ class MomentTensor(TermAlgebra):
         out = MomentOp(self.samples, np.zeros(1), self.order).contract(arr)
         return out[0] if single else out
 
-    def evaluate(self, X: object) -> np.ndarray | float:
-        """``T(x^{⊗l})`` for one point ``(k,)`` (a float) or rows ``(m, k)`` (``(m,)``)."""
+    def evaluate(self, X: object) -> np.ndarray:
+        """``T(x^{⊗l})`` for one point ``(k,)`` (a 0-d array) or rows ``(m, k)`` (``(m,)``)."""
         arr, single = as_points(X, self.dim)
         out = row_dot(self.contract(arr), arr)
-        return float(out[0]) if single else out
+        return out[0, ...] if single else out
 
     def inner(self, other: Any) -> float:
         """``<T, other>`` with any target of the same shape: one pass over the samples.
@@ -437,7 +437,7 @@ class MomentTensor(TermAlgebra):
             return _cross_gram(self.samples, other.samples, self.order) / (self.n_samples * other.n_samples)
         return float(self.samples.map_reduce(_op_eval_chunk, other.op)) / self.n_samples
 
-    def transformed(self, W: object, center: object = None) -> "MomentTensor":
+    def transformed(self, W: object, center: object = None) -> MomentTensor:
         """``T(W ·, …, W ·)`` for ``W (k, k')``: the moment of ``(y - center) W``, same pass per step.
 
         With ``center = mean`` and ``W = U Λ^{-1/2}`` from the covariance this is

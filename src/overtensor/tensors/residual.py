@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .dense import DenseSymTensor, Tensor
 from ..errors import OvertensorError
+from .dense import DenseSymTensor, Tensor
 from .symcp import SymCP
 
 #: Largest ``d^l`` for which a factored residual that the telescoped sum cannot resolve is formed densely.

@@ -10,9 +10,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
-from ..validation import as_float_array, as_points, check_dense_size, check_order
 from ..errors import OvertensorError
+from ..validation import as_float_array, as_points, check_dense_size, check_order
 from .kernels import FactoredOp
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ class SymCP:
     >>> S = ot.SymCP([2.0, 1.0], [[1.0, 0.0, 0.0], [0.0, 3.0, 0.0]], order=3)  # 2 e1^3 + (3 e2)^3
     >>> S
     SymCP(rank=2, dim=3, order=3)
-    >>> S.shape, S.evaluate([1.0, 1.0, 0.0])               # S(x, x, x) = 2 * 1 + 1 * 3^3
+    >>> S.shape, float(S.evaluate([1.0, 1.0, 0.0]))        # S(x, x, x) = 2 * 1 + 1 * 3^3
     ((3, 3, 3), 29.0)
     >>> bool(np.isclose(S.norm(), np.sqrt(2.0**2 + 27.0**2)))   # orthogonal components
     True
@@ -51,9 +52,9 @@ class SymCP:
     overtensor.errors.OvertensorError: ...order...
     """
 
-    __slots__ = ("weights", "vectors", "order")
+    __slots__ = ("order", "vectors", "weights")
 
-    def __init__(self, weights: object, vectors: object, order: int) -> None:
+    def __init__(self, weights: ArrayLike, vectors: ArrayLike, order: int) -> None:
         order = check_order(order)
         w = as_float_array("weights", weights, 1)
         v = as_float_array("vectors", vectors, 2)
@@ -85,7 +86,7 @@ class SymCP:
         return f"SymCP(rank={self.rank}, dim={self.dim}, order={self.order})"
 
     # -- canonical form ------------------------------------------------------
-    def normalize(self) -> "SymCP":
+    def normalize(self) -> SymCP:
         """Same tensor with unit vectors; zero components dropped.
 
         Examples
@@ -111,17 +112,17 @@ class SymCP:
         return SymCP(w, v, self.order)
 
     # -- algebra -------------------------------------------------------------
-    def _check_compatible(self, other: "SymCP | DenseSymTensor") -> None:
+    def _check_compatible(self, other: SymCP | DenseSymTensor) -> None:
         if other.order != self.order or other.dim != self.dim:
             raise OvertensorError(
                 f"tensors differ in shape: order {self.order}, dim {self.dim} "
                 f"vs order {other.order}, dim {other.dim}"
             )
 
-    def __neg__(self) -> "SymCP":
+    def __neg__(self) -> SymCP:
         return SymCP(-self.weights, self.vectors, self.order)
 
-    def __add__(self, other: "SymCP") -> "SymCP":
+    def __add__(self, other: SymCP) -> SymCP:
         """Concatenation of components: the sum of the two tensors."""
         if not isinstance(other, SymCP):
             return NotImplemented
@@ -132,15 +133,15 @@ class SymCP:
             self.order,
         )
 
-    def __sub__(self, other: "SymCP") -> "SymCP":
+    def __sub__(self, other: SymCP) -> SymCP:
         if not isinstance(other, SymCP):
             return NotImplemented
         return self + (-other)
 
-    def scaled(self, factor: float) -> "SymCP":
+    def scaled(self, factor: float) -> SymCP:
         return SymCP(factor * self.weights, self.vectors, self.order)
 
-    def inner(self, other: "SymCP | DenseSymTensor") -> float:
+    def inner(self, other: SymCP | DenseSymTensor) -> float:
         """Frobenius inner product: ``λᵀ (V V'ᵀ)^{∘l} λ'`` for two factored tensors."""
         self._check_compatible(other)
         if isinstance(other, SymCP):
@@ -152,7 +153,7 @@ class SymCP:
         """Frobenius norm ``sqrt(λᵀ (V Vᵀ)^{∘l} λ)``."""
         return float(np.sqrt(max(self.inner(self), 0.0)))
 
-    def distance(self, other: "SymCP | DenseSymTensor") -> float:
+    def distance(self, other: SymCP | DenseSymTensor) -> float:
         """Frobenius distance ``‖S - other‖``."""
         self._check_compatible(other)
         if isinstance(other, SymCP):
@@ -166,14 +167,15 @@ class SymCP:
         """The target operator used by the objective and the solvers."""
         return FactoredOp(self.weights, self.vectors, self.order)
 
-    def evaluate(self, X: object) -> np.ndarray | float:
+    def evaluate(self, X: object) -> np.ndarray:
         """``S(x^{⊗l}) = Σ_k λ_k <v_k, x>^l``.
 
-        ``X`` is one point ``(d,)`` (returns a float) or rows ``(m, d)`` (returns ``(m,)``).
+        ``X`` is one point ``(d,)`` or rows ``(m, d)``; the result has shape ``X.shape[:-1]``:
+        a 0-d array for one point (``float()`` of it is the number), ``(m,)`` for rows.
         """
         arr, single = as_points(X, self.dim)
         out = self.op.evaluate(arr)
-        return float(out[0]) if single else out
+        return out[0, ...] if single else out
 
     def contract(self, X: object) -> np.ndarray:
         """``S(x^{⊗(l-1)}, ·)`` for one point ``(d,)`` or all rows of ``X (m, d)``."""
@@ -201,7 +203,7 @@ class SymCP:
         return to_tensorly(self)
 
     @classmethod
-    def from_tensorly(cls, cp: Any) -> "SymCP":
+    def from_tensorly(cls, cp: Any) -> SymCP:
         """The ``SymCP`` of a TensorLy ``CPTensor`` whose factors agree up to sign and scale."""
         from .convert import symcp_from_factors
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal, Union
+from typing import Literal
 
 import numpy as np
 
+from ..errors import OvertensorError
 from ..validation import check_dense_size, check_order, check_positive_int, check_seed
 from .dense import DenseSymTensor, Tensor, symmetrize
-from ..errors import OvertensorError
 from .symcp import SymCP
 
 __all__ = ["make_target", "add_noise", "KINDS", "WEIGHT_PROFILES"]
@@ -18,7 +18,7 @@ KINDS = ("orthonormal", "gaussian", "coherent")
 WEIGHT_PROFILES = ("equal", "geometric")
 
 Kind = Literal["orthonormal", "gaussian", "coherent"]
-Weights = Union[Literal["equal", "geometric"], Sequence[float]]
+Weights = Literal["equal", "geometric"] | Sequence[float]
 
 
 def _weights(weights: Weights, rank: int, spread: float) -> np.ndarray:
