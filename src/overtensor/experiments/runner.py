@@ -31,6 +31,7 @@ from ..api import decompose, decompose_batch
 from ..errors import OvertensorError
 from ..result import DecompositionResult, History, package_versions
 from ..tensors.symcp import SymCP
+from .amplification import trace_metrics
 from .spec import Record, RunConfig, Spec, build_target
 from .store import RunRecord, Store, compact_history
 
@@ -165,6 +166,8 @@ def _metrics(result: DecompositionResult, target: SymCP, record: Record) -> dict
     metrics = {k: v for k, v in result.summary().items() if k not in ("method", "components")}
     V = result.model.vectors
     metrics["min_correlation"] = float(np.abs(target.vectors @ V.T).max(axis=1).min()) if len(V) else 0.0
+    if "corr_0" in result.history:  # from the full history, before it is subsampled
+        metrics.update(trace_metrics(result, target))
     if record.recovery:
         import overtensor
 
