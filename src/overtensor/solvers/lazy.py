@@ -40,9 +40,13 @@ from ..errors import OvertensorError
 from ..result import DecompositionResult, History
 from ..tensors.symcp import SymCP
 from .gd import initial_params
+from .lazy_direct import DENSE_LIMIT, lstsq_project, tangent_dimension
 from .problem import Problem
 
-__all__ = ["Tangent", "derivative_rule", "lazy_threshold", "solve_batch"]
+__all__ = ["Tangent", "derivative_rule", "lazy_threshold", "solve_batch", "SOLVERS"]
+
+#: The ways :func:`solve_batch` can solve for the projection.
+SOLVERS = ("auto", "cg", "lstsq")
 
 
 def lazy_threshold(dim: int, order: int) -> float:
@@ -151,12 +155,17 @@ def solve_batch(
     max_iter: int = 5_000,
     tol: float = 1e-4,
     record_every: int = 10,
+    solver: str = "auto",
     progress: Callable[[int], None] | None = None,
 ) -> list[DecompositionResult]:
     """Project each target onto the tangent space at its seed's random directions.
 
     Parameters
     ----------
+    solver : {"auto", "cg", "lstsq"}: ``lstsq`` solves ``min ‖T* - A U‖`` on the explicit
+        Jacobian (:mod:`~overtensor.solvers.lazy_direct`: accurate at the square system
+        ``m d = C(d+l-1, l)``, where CG on ``K`` is not; factored or dense targets with
+        ``C(d+l-1, l) · m d <= 1.6e7``); ``auto`` takes it where it applies, else CG
     cg_tol : float, CG stops at ``‖b - K U‖ <= cg_tol · ‖b‖``
     max_iter : int, CG iteration budget
     tol : float, ``converged`` means relative projection residual ``<= tol``
@@ -164,11 +173,13 @@ def solve_batch(
 
     Returns
     -------
-    One result per run: ``relative_error = ‖T* - P_𝒯 T*‖ / ‖T*‖`` (of the CG
-    solution), ``model = P_𝒯 T*`` as a SymCP (``2⌈l/2⌉ m`` terms), ``params = U (m, d)``
+    One result per run: ``relative_error = ‖T* - P_𝒯 T*‖ / ‖T*‖`` (of the solution found),
+    ``model = P_𝒯 T*`` as a SymCP (``2⌈l/2⌉ m`` terms), ``params = U (m, d)``
     (the directions ``W̄`` are ``initial_params`` of the seed), ``steps`` = CG
-    iterations; ``info`` has ``cg_iterations``, ``cg_converged``, ``threshold``
-    (``C(d+l-1, l)/d``) and ``m_over_threshold``.
+    iterations (0 for lstsq); ``info`` has ``solver``, ``threshold`` (``C(d+l-1, l)/d``),
+    ``m_over_threshold``, ``tangent_dimension`` (generic ``dim 𝒯``, with the
+    Alexander–Hirschowitz exceptions), and ``cg_iterations``, ``cg_converged`` (CG) or
+    ``tangent_rank`` (the numerical rank of the Jacobian, lstsq).
     """
     if not (np.isfinite(cg_tol) and 0 < cg_tol < 1):
         raise OvertensorError(f"cg_tol must be a number in (0, 1), got {cg_tol!r}")
@@ -177,6 +188,8 @@ def solve_batch(
     for name, v in (("max_iter", max_iter), ("record_every", record_every)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
             raise OvertensorError(f"{name} must be an integer >= 1, got {v!r}")
+    if solver not in SOLVERS:
+        raise OvertensorError(f"solver must be one of {', '.join(SOLVERS)}, got {solver!r}")
     start = time.perf_counter()
     directions = initial_params(problem, np.ones(problem.size))  # (B, m, d), unit rows
     rhs = np.asarray(problem.op.contract(directions))  # b = A* T*: the target's contractions
@@ -184,16 +197,29 @@ def solve_batch(
     results = []
     for b in range(problem.size):
         t0 = time.perf_counter()
+        direct = None if solver == "cg" else lstsq_project(directions[b], problem.targets[b])
+        if direct is None and solver == "lstsq":
+            raise OvertensorError(f"solver 'lstsq' needs a factored or dense target with C(d+l-1, l) * m d "
+                                  f"<= {DENSE_LIMIT:.3g}; got d = {problem.dim}, l = {problem.order}, "
+                                  f"m = {problem.components}")
         tangent = Tangent.at(directions[b], problem.order)
-        U, iters, cg_ok, rows = _project(tangent, rhs[b], float(problem.target_sq[b]), cg_tol=cg_tol,
-                                         max_iter=max_iter, record_every=record_every, start=start,
-                                         progress=progress)
-        rel = rows[-1]["relative_error"]
+        if direct is not None:
+            U, rel, rank = direct
+            iters, rows = 0, [{"step": 0, "loss": 0.5 * rel ** 2 * float(problem.target_sq[b]),
+                               "relative_error": rel, "active": int(np.count_nonzero(np.any(U != 0, axis=1))),
+                               "seconds": time.perf_counter() - start}]
+            extra = {"solver": "lstsq", "tangent_rank": rank}
+        else:
+            U, iters, cg_ok, rows = _project(tangent, rhs[b], float(problem.target_sq[b]), cg_tol=cg_tol,
+                                             max_iter=max_iter, record_every=record_every, start=start,
+                                             progress=progress)
+            rel = rows[-1]["relative_error"]
+            extra = {"solver": "cg", "cg_iterations": iters, "cg_converged": cg_ok, "cg_tol": cg_tol}
         results.append(DecompositionResult(
             model=tangent.terms(U), relative_error=rel, converged=rel <= tol, steps=iters,
             seconds=time.perf_counter() - t0, method="lazy", components=problem.components,
             history=History.from_rows(rows), params=U,
-            info={"cg_iterations": iters, "cg_converged": cg_ok, "cg_tol": cg_tol, "threshold": threshold,
-                  "m_over_threshold": problem.components / threshold},
+            info={**extra, "threshold": threshold, "m_over_threshold": problem.components / threshold,
+                  "tangent_dimension": tangent_dimension(problem.dim, problem.order, problem.components)},
         ))
     return results
