@@ -47,10 +47,11 @@ from ..api import check_options
 from ..errors import OvertensorError
 from ..solvers import METHODS
 from ..tensors.symcp import SymCP
-from ..tensors.targets import KINDS, make_target
+from ..tensors.dense import DenseSymTensor
+from ..tensors.targets import KINDS, add_noise, make_target
 
 __all__ = ["Spec", "Block", "Record", "RunConfig", "TargetConfig", "Run", "load_spec", "parse_spec",
-           "target_seed", "lazy_threshold", "build_target"]
+           "target_seed", "lazy_threshold", "build_target", "build_input"]
 
 Seeds = Union[Annotated[int, Field(ge=1)], list[Annotated[int, Field(ge=0)]]]
 Scalar = Union[bool, int, float, str, None]
@@ -129,7 +130,12 @@ class Spec(_Model):
 
 
 class TargetConfig(_Model):
-    """The arguments of :func:`overtensor.make_target` (``seed``: a fixed target, or None)."""
+    """The arguments of :func:`overtensor.make_target` (``seed``: a fixed target, or None), and ``noise``.
+
+    With ``noise > 0`` the method gets :func:`overtensor.tensors.targets.add_noise` of the target
+    (dense, symmetric Gaussian noise of relative norm ``noise``, :func:`build_input`), while every
+    metric is taken against the clean target.
+    """
 
     dim: Annotated[int, Field(ge=1)]
     rank: Annotated[int, Field(ge=1)]
@@ -139,6 +145,7 @@ class TargetConfig(_Model):
     spread: Annotated[float, Field(ge=1)] = 10.0
     coherence: Annotated[float, Field(ge=0, lt=1)] = 0.5
     seed: Union[Annotated[int, Field(ge=0)], None] = None
+    noise: Annotated[float, Field(ge=0)] = 0.0  # > 0: solve a dense copy plus noise of norm noise · ‖T*‖
 
 
 class RunConfig(_Model):
@@ -186,6 +193,15 @@ def build_target(config: RunConfig, seed: int) -> SymCP:
     t = config.target
     return make_target(t.dim, t.rank, t.order, kind=t.kind, weights=t.weights, spread=t.spread,
                        coherence=t.coherence, seed=target_seed(config, seed))
+
+
+def build_input(config: RunConfig, seed: int, target: SymCP) -> SymCP | DenseSymTensor:
+    """What the method of run ``(config, seed)`` decomposes: ``target``, or a noisy dense copy of it
+    (noise drawn from a stream of its own, independent of the target's and the init's)."""
+    if config.target.noise == 0:
+        return target
+    noise_seed = int(np.random.SeedSequence([target_seed(config, seed), 0x401E]).generate_state(1)[0])
+    return add_noise(target, config.target.noise, seed=noise_seed)
 
 
 # ----------------------------------------------------------------------------- loading
