@@ -431,7 +431,7 @@ def _extra(name: str) -> Callable[[Sequence[RunRecord], float], list[Figure]]:
 
 
 FIGURES: dict[str, Callable[[Sequence[RunRecord], float], list[Figure]]] = {
-    "e1": e1, "e2": e2, "e3": e3, "e4": e4, "e5": _e5_amplification, "e6": _extra("e6"),
+    "e1": lambda runs, epsilon: e1(runs, epsilon) + _extra("e1_exact")(runs, epsilon), "e2": e2, "e3": e3, "e4": e4, "e5": _e5_amplification, "e6": _extra("e6"),
     "e7": _extra("e7"), "e8": _extra("e8"),
 }
 

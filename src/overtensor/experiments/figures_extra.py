@@ -16,7 +16,7 @@ from .amplification import wilson
 from .figures import ERROR_FLOOR, Figure, Table, _group, _new
 from .store import RunRecord
 
-__all__ = ["e6", "e7", "e8", "recovered", "MIN_COSINE"]
+__all__ = ["e1_exact", "e6", "e7", "e8", "recovered", "MIN_COSINE"]
 
 #: A true component counts as found when its match has at least this ``|cos|``.
 MIN_COSINE = 0.99
@@ -46,6 +46,40 @@ def _rate(flags: Sequence[bool]) -> tuple[float, float, float]:
     k, n = int(sum(flags)), len(flags)
     lo, hi = wilson(k, n)
     return k / n, lo, hi
+
+
+# ----------------------------------------------------------------------------- E1
+
+
+def e1_exact(runs: Sequence[RunRecord], epsilon: float) -> list[Figure]:
+    """The lazy residual at the count: the smallest ``m`` with ``m d >= C(d+l-1, l)``, and the AH cases."""
+    from ..solvers.lazy_direct import ALEXANDER_HIRSCHOWITZ, tangent_dimension
+
+    rows = []
+    for (order, dim, m), group in _group(_ok(runs), lambda r: (_t(r, "order"), _t(r, "dim"), r.components)).items():
+        full = math.comb(dim + order - 1, order)
+        if not (m * dim >= full > (m - 1) * dim):
+            continue
+        res = np.array([r.relative_error for r in group])
+        solvers = sorted({str(r.metrics.get("solver", "cg")) for r in group})
+        exception = ALEXANDER_HIRSCHOWITZ.get((order, dim)) == m
+        rows.append((order, dim, m, m * dim, full, "yes" if exception else "no", tangent_dimension(dim, order, m),
+                     "/".join(solvers), len(group), f"{float(np.median(res)):.2g}", f"{float(res.max()):.2g}"))
+    if not rows:
+        return []
+    fig, (ax,) = _new(width=6)
+    labels = [f"l={r[0]}, d={r[1]}" for r in rows]
+    ax.bar(range(len(rows)), [max(float(r[10]), ERROR_FLOOR) for r in rows],
+           color=["C3" if r[5] == "yes" else "C0" for r in rows])
+    ax.set_xticks(range(len(rows)), labels, rotation=45, ha="right", fontsize="small")
+    ax.set(yscale="log", ylabel="largest residual over seeds", title="E1: at the count m d >= C(d+l-1, l)")
+    return [Figure("e1_at_the_count", fig, "The lazy residual at the smallest m with m d >= C(d+l-1, l) "
+                   "(largest over seeds; red: an Alexander–Hirschowitz exception, where the tangent space is one "
+                   "dimension short and the residual cannot vanish). Solver lstsq: least squares on the explicit "
+                   "Jacobian; cg: conjugate gradients on the normal equations (an upper bound where it stops at "
+                   "its iteration cap).",
+                   Table(("l", "d", "m", "m d", "C(d+l-1,l)", "AH exception", "dim of tangent space", "solver",
+                          "seeds", "median residual", "max residual"), rows))]
 
 
 # ----------------------------------------------------------------------------- E6
