@@ -630,7 +630,8 @@ def test_every_experiment_figure_draws(tmp_path: Path):
     out = cli("report", "r.db", "-o", "rep", cwd=tmp_path)
     assert out.exit_code == 0, out.stderr
     names = {p.name for p in (tmp_path / "rep").glob("*.png")}
-    assert names == {"e1_lazy_threshold.png", "e1_measured_threshold.png", "e3_phase.png", "e4_scaling.png", "e4_exponents.png",
+    assert names == {"e1_lazy_threshold.png", "e1_measured_threshold.png", "e1_at_the_count.png", "e3_phase.png",
+                     "e4_scaling.png", "e4_exponents.png",
                      "e5_alignment_vs_d.png", "e5_alignment_vs_start.png", "e5_stalls.png",
                      "e6_error_vs_step.png", "e7_overcomplete.png", "e8_noise.png", "mine_error_vs_components.png"}
 
