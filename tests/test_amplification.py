@@ -148,3 +148,17 @@ def test_noisy_input_and_metrics_against_the_clean_target():
     ratio = np.linalg.norm(A) / target.norm()
     assert abs(fit * ratio - 0.1) - 1e-9 <= clean <= fit * ratio + 0.1 + 1e-9
     assert "recovered_error" in record.metrics
+
+
+def test_noise_free_configs_keep_their_keys():
+    """Adding ``target.noise`` must not re-key the runs of existing stores (they would all look new)."""
+    import hashlib
+    import json
+
+    data = {"name": "k", "experiment": "x", "runs": [
+        {"target": {"dim": 5, "rank": 1, "noise": [0.0, 0.1]}, "method": "gd", "components": 2}]}
+    clean, noisy = (run.config for run in parse_spec(data).expand())
+    dump = clean.model_dump(mode="json")
+    del dump["target"]["noise"]  # what the dump was before the field existed
+    old = hashlib.sha256(json.dumps(dump, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:20]
+    assert clean.key == old and noisy.key != old

@@ -162,7 +162,10 @@ class RunConfig(_Model):
     @property
     def key(self) -> str:
         """Hash of the canonical JSON of the config: with the seed, a run's identity in a store."""
-        text = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        data = self.model_dump(mode="json")
+        if data["target"]["noise"] == 0:  # noise-free configs keep the keys they had before the field existed
+            del data["target"]["noise"]
+        text = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
