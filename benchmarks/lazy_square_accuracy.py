@@ -26,7 +26,7 @@ SEEDS = range(5)
 
 def dense_jacobian(W: np.ndarray, order: int) -> np.ndarray:
     """``(d^l, m d)``, column ``(i, a)`` = ``sym(w̄_i^{⊗(l-1)} ⊗ e_a)`` averaged over axis permutations."""
-    m, d = W.shape
+    d = W.shape[1]
     perms = list(itertools.permutations(range(order)))
     cols = []
     for w in W:

@@ -84,7 +84,7 @@ def test_prediction_is_the_leading_term_of_the_flow():
     }
     for order in (3, 4):
         for x0 in (1e-2, 1e-3, 1e-4):
-            t, _ = quad(lambda x: 1.0 / (order * c * x ** (order - 1) * (1 - x * x)), x0, 0.9, epsabs=0,
+            t, _ = quad(lambda x, l=order: 1.0 / (l * c * x ** (l - 1) * (1 - x * x)), x0, 0.9, epsabs=0,
                         epsrel=1e-12, limit=200)
             np.testing.assert_allclose(t, closed[order](x0), rtol=1e-9)  # quad's own tolerance, with margin
             leading = float(predicted_alignment(x0, order, 1.0, c))  # η = 1: time in units of steps

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
@@ -124,7 +124,7 @@ def _slope_of_medians(log_d: np.ndarray, *samples: np.ndarray, axis: int = -1) -
     return np.sum((y - y.mean(axis=-1, keepdims=True)) * x, axis=-1) / np.sum(x * x)
 
 
-def fit_slope(dims: Sequence[int], samples: Sequence[Sequence[float]], *, confidence: float = 0.95,
+def fit_slope(dims: Sequence[int], samples: Sequence[Sequence[float] | np.ndarray], *, confidence: float = 0.95,
               n_resamples: int = 2000, seed: int = 0) -> SlopeFit:
     """Least-squares slope of ``log median(t)`` against ``log d`` and its bootstrap interval.
 

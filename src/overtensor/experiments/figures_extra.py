@@ -37,7 +37,7 @@ def recovered(r: RunRecord) -> bool:
             and (m.get("recovery_min_cosine") or 0.0) >= MIN_COSINE)
 
 
-def _median(values: Sequence[float]) -> str:
+def _median(values: Sequence[float | None]) -> str:
     a = np.asarray([v for v in values if v is not None], dtype=float)
     return f"{float(np.median(a)):.3g}" if a.size else "-"
 
@@ -97,7 +97,7 @@ def e6(runs: Sequence[RunRecord], epsilon: float) -> list[Figure]:
     for ax, order in zip(axes, orders):
         for i, ((o, label, m), group) in enumerate(k for k in series.items() if k[0][0] == order):
             for j, r in enumerate(group):
-                h = r.history
+                h = r.history or {}
                 step = np.asarray(h["step"], dtype=float)
                 err = np.maximum(np.nan_to_num(np.asarray(h["relative_error"], dtype=float), nan=1.0), ERROR_FLOOR)
                 phase = np.asarray(h.get("phase", [0] * len(step)))
@@ -147,7 +147,7 @@ def e7(runs: Sequence[RunRecord], epsilon: float) -> list[Figure]:
         for i, (label, rs) in enumerate(labels.items()):
             pts = []
             for rank, cell in _group(rs, lambda r: _t(r, "rank")).items():
-                fit = _rate([r.relative_error <= epsilon for r in cell])
+                fit = _rate([(r.relative_error or 0.0) <= epsilon for r in cell])
                 rec = _rate([recovered(r) for r in cell])
                 cos = np.array([r.metrics.get("recovery_min_cosine") or 0.0 for r in cell])
                 q = np.quantile(cos, [0.25, 0.5, 0.75])
