@@ -244,7 +244,8 @@ def test_shipped_specs_validate():
     """Every shipped spec validates, restricted to the methods this build has (all of them once merged)."""
     names = sorted(p.name for p in SHIPPED.glob("*.yaml"))
     assert names == sorted(f"e{i}_{s}{q}.yaml" for i, s in enumerate(
-        ["lazy_threshold", "beyond_lazy", "phase_diagram", "rank_scaling", "dynamics", "final_convergence"], 1)
+        ["lazy_threshold", "beyond_lazy", "phase_diagram", "rank_scaling", "amplification", "final_convergence",
+         "overcomplete", "noise"], 1)
         for q in ("", "_quick"))
     checked = 0
     for path in SHIPPED.glob("*.yaml"):
@@ -630,19 +631,24 @@ def test_every_experiment_figure_draws(tmp_path: Path):
               "e3": {"components": [1, 3], "target": {"dim": [4, 6], "rank": 1}},
               "e4": {"components": {"times_rank": [1, 3]}, "target": {"dim": 6, "rank": [1, 2]}},
               "e5": {"components": 3, "target": {"dim": [4, 8], "rank": 1}},
-              "e6": {"components": {"times_rank": [1, 3]}, "target": {"dim": 5, "rank": 2}},
+              "e6": {"components": {"times_rank": [1, 3]}, "target": {"dim": 5, "rank": 2, "order": [2, 3]}},
+              "e7": {"components": {"times_rank": 2}, "target": {"dim": 4, "rank": [4, 6], "kind": "gaussian"}},
+              "e8": {"components": 2, "target": {"dim": 4, "rank": 1, "noise": [0.0, 0.1]}},
               "mine": {"components": [1, 2], "target": {"dim": 4, "rank": 1}}}
+    record = {"e5": {"truth": True}, "e7": {"history": False, "recovery": True},
+              "e8": {"history": False, "recovery": True}}
     with Store(tmp_path / "r.db", create=True) as store, ThreadPoolExecutor(1) as pool:
         for tag, block in blocks.items():
-            spec = parse_spec({"name": tag, "experiment": tag, "seeds": 2, "runs": [
+            spec = parse_spec({"name": tag, "experiment": tag, "seeds": 2, "record": record.get(tag, {}), "runs": [
                 {**block, "method": "gd", "options": {"max_steps": 200, "tol": 1e-3, "step_size": 0.3}}]})
             runner.sweep(spec, store, pool)
     out = cli("report", "r.db", "-o", "rep", cwd=tmp_path)
     assert out.exit_code == 0, out.stderr
     names = {p.name for p in (tmp_path / "rep").glob("*.png")}
-    assert names == {"e1_lazy_threshold.png", "e1_measured_threshold.png", "e3_phase.png", "e4_scaling.png",
-                     "e4_exponents.png", "e5_trajectory.png", "e5_steps_vs_d.png", "e6_error_vs_step.png",
-                     "mine_error_vs_components.png"}
+    assert names == {"e1_lazy_threshold.png", "e1_measured_threshold.png", "e1_at_the_count.png", "e3_phase.png",
+                     "e4_scaling.png", "e4_exponents.png",
+                     "e5_alignment_vs_d.png", "e5_alignment_vs_start.png", "e5_stalls.png",
+                     "e6_error_vs_step.png", "e7_overcomplete.png", "e8_noise.png", "mine_error_vs_components.png"}
 
 
 def test_polish_phase_continues_the_history(tmp_path: Path, monkeypatch):

@@ -10,8 +10,10 @@ import pytest
 from conftest import EPS, dense_from, outer_power, random_symmetric, residual_floor
 
 import overtensor as ot
+from overtensor.solvers import lazy_direct
 from overtensor.solvers.base import initial_params
 from overtensor.solvers.lazy import Tangent, derivative_rule, lazy_threshold
+from overtensor.solvers.lazy_direct import ALEXANDER_HIRSCHOWITZ, tangent_dimension
 from overtensor.solvers.problem import make_problem
 
 
@@ -43,8 +45,8 @@ def test_lazy_threshold_rank1_order3(d):
     target = ot.make_target(d, 1, 3, seed=d)
     th = lazy_threshold(d, 3)
     assert th == math.comb(d + 2, 3) / d
-    below = ot.decompose(target, math.floor(0.5 * th), method="lazy", seed=1)
-    above = ot.decompose(target, math.ceil(1.25 * th), method="lazy", seed=1)
+    below = ot.decompose(target, math.floor(0.5 * th), method="lazy", seed=1, solver="cg")
+    above = ot.decompose(target, math.ceil(1.25 * th), method="lazy", seed=1, solver="cg")
     assert below.relative_error >= 0.5 and not below.converged
     assert above.relative_error <= 0.02 and above.info["cg_converged"]
     # the model is P_𝒯 T*: its distance to the target is the reported residual
@@ -67,7 +69,7 @@ def test_cg_residual_equals_lstsq_on_explicit_jacobian(d, order, m):
         J = explicit_jacobian(directions_of(target, m, seed=7), order)
         x, *_ = np.linalg.lstsq(J, T, rcond=None)
         brute = np.linalg.norm(T - J @ x) / np.linalg.norm(T)
-        result = ot.decompose(target, m, method="lazy", seed=7)
+        result = ot.decompose(target, m, method="lazy", seed=7, solver="cg")
         # Floors. cond: J's condition number on its range (J is rank-deficient in 4 of these cases,
         # redundant tangent directions; np.linalg.cond reads 1e16 there, which made the tolerance
         # eps·cond² vacuous): 2 to 109 in 7 cases, 7.7e4 in (4, 4, 8). The normal equations square
@@ -119,13 +121,13 @@ def test_tangent_terms_are_exact(order):
 
 def test_lazy_dense_equals_factored_and_batch_equals_single():
     target = ot.make_target(6, 2, 3, seed=3)
-    a = ot.decompose(target, 5, method="lazy", seed=4)
-    b = ot.decompose(ot.DenseSymTensor(target.to_dense()), 5, method="lazy", seed=4)
+    a = ot.decompose(target, 5, method="lazy", seed=4, solver="cg")
+    b = ot.decompose(ot.DenseSymTensor(target.to_dense()), 5, method="lazy", seed=4, solver="cg")
     # floors: the dense and factored contractions differ by ~d^(l-1)·eps = 8e-15 relative; CG
     # (cond of this tangent ~10) keeps that to ~cond·1e-14 in U and in e = O(1) here
     np.testing.assert_allclose(a.relative_error, b.relative_error, rtol=1e-10)
     np.testing.assert_allclose(a.params, b.params, atol=1e-10)
-    batch = ot.decompose_batch(target, 5, method="lazy", seeds=[4, 5])
+    batch = ot.decompose_batch(target, 5, method="lazy", seeds=[4, 5], solver="cg")
     np.testing.assert_allclose(batch[0].params, a.params, atol=1e-12)  # same sums, same order
     assert batch[1].relative_error != a.relative_error
     h = a.history
@@ -139,6 +141,71 @@ def test_lazy_rejects_bad_options():
         ot.decompose(target, 3, method="lazy", cg_tol=0.0)
     with pytest.raises(ot.OvertensorError, match="max_iter of method 'lazy' must be an integer >= 1, got 0"):
         ot.decompose(target, 3, method="lazy", max_iter=0)
+    with pytest.raises(ot.OvertensorError, match="solver of method 'lazy' must be one of 'auto', 'cg', 'lstsq', got 'qr'"):
+        ot.decompose(target, 3, method="lazy", solver="qr")
+
+
+def jacobian_rank(J: np.ndarray) -> tuple[int, float]:
+    """Numerical rank of ``J`` and its smallest singular value counted (relative to the largest).
+
+    Cut at 1e-9: an exactly zero singular value comes out of the SVD at <= eps·‖J‖·sqrt(size)
+    ~ 1e-14 relative for these sizes; the test asserts that every counted one is above the cut.
+    """
+    sv = np.linalg.svd(J, compute_uv=False)
+    kept = sv[sv > 1e-9 * sv[0]]
+    return len(kept), float(kept[-1] / sv[0])
+
+
+@pytest.mark.parametrize("order", [2, 3, 4])
+def test_tangent_dimension_is_the_rank_of_the_explicit_jacobian(order):
+    """Terracini: dim 𝒯 = rank J; Alexander–Hirschowitz cases one short, l = 2 needs m = d."""
+    for d in range(2, 7):
+        th = math.comb(d + order - 1, order) / d
+        for m in sorted({max(1, math.floor(th) - 1), math.floor(th), math.ceil(th), math.ceil(th) + 1}):
+            target = ot.make_target(d, 1, order, seed=d)
+            rank, smallest = jacobian_rank(explicit_jacobian(directions_of(target, m, seed=m), order))
+            assert rank == tangent_dimension(d, order, m), (d, order, m)
+            assert smallest > 1e-9
+    for (order_, d), m in ALEXANDER_HIRSCHOWITZ.items():
+        assert m * d >= math.comb(d + order_ - 1, order_)  # the count is met, the span is not
+        assert tangent_dimension(d, order_, m) == math.comb(d + order_ - 1, order_) - 1
+    assert tangent_dimension(6, 2, 4) == 6 * 4 - 6 and tangent_dimension(6, 2, 6) == 21
+
+
+@pytest.mark.parametrize("d,order,m", [(10, 3, 22), (6, 4, 21), (4, 3, 5), (5, 3, 7), (3, 4, 5), (4, 4, 9),
+                                       (5, 4, 14), (6, 3, 6)])
+def test_square_system_solve_equals_lstsq_on_the_dense_jacobian(d, order, m):
+    """At m d = C(d+l-1, l) (and at the AH cases) the direct solve matches an independent least squares."""
+    target = ot.make_target(d, 2, order, kind="gaussian", seed=m)
+    T = target.to_dense().ravel()
+    J = explicit_jacobian(directions_of(target, m, seed=3), order)
+    x, *_ = np.linalg.lstsq(J, T, rcond=1e-10)
+    brute = np.linalg.norm(T - J @ x) / np.linalg.norm(T)
+    result = ot.decompose(target, m, method="lazy", seed=3)
+    assert result.info["solver"] == "lstsq" and result.steps == 0
+    rank, smallest = jacobian_rank(J)
+    assert result.info["tangent_rank"] == rank == result.info["tangent_dimension"]
+    # floor: both solves are backward stable, so each fit is off by <= ~size·eps·cond (cond = 1/smallest)
+    # relative; size <= 500 rows and columns
+    floor = 500 * EPS / smallest
+    np.testing.assert_allclose(result.relative_error, brute, atol=floor)
+    if (order, d) in ALEXANDER_HIRSCHOWITZ:
+        assert brute > 1e-4  # one direction of Sym^l is missing: the residual cannot vanish
+    elif m * d >= math.comb(d + order - 1, order):
+        assert result.relative_error <= floor
+    # the returned model is the projection, entry by entry: each entry sums 2h·m rank-one terms of
+    # unit vectors, so it carries <= 2h·m·eps·Σ|weights| (the derivative rule's terms cancel)
+    dense = result.model.to_dense().ravel()
+    sum_abs = float(np.abs(result.model.weights).sum())
+    np.testing.assert_allclose(dense, J @ x, atol=len(result.model.weights) * EPS * sum_abs + floor * np.linalg.norm(T))
+
+
+def test_auto_falls_back_to_cg_and_lstsq_says_when_it_cannot(monkeypatch):
+    target = ot.make_target(6, 1, 3, seed=0)
+    monkeypatch.setattr(lazy_direct, "DENSE_LIMIT", 10)
+    assert ot.decompose(target, 4, method="lazy", seed=0).info["solver"] == "cg"
+    with pytest.raises(ot.OvertensorError, match=r"solver 'lstsq' needs .* got d = 6, l = 3, m = 4"):
+        ot.decompose(target, 4, method="lazy", seed=0, solver="lstsq")
 
 
 @pytest.fixture(scope="module")

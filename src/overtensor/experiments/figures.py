@@ -416,8 +416,26 @@ def _ok(runs: Iterable[RunRecord]) -> list[RunRecord]:
     return [r for r in runs if r.status == "ok" and r.relative_error is not None]
 
 
+def _e5_amplification(runs: Sequence[RunRecord], epsilon: float) -> list[Figure]:
+    from .figures_e5 import figures  # it imports this module
+
+    return figures(runs, epsilon)
+
+
+def _extra(name: str) -> Callable[[Sequence[RunRecord], float], list[Figure]]:
+    """E6 (faceted by order, polish phase marked), E7, E8 from :mod:`.figures_extra` (it imports this module)."""
+    def draw(runs: Sequence[RunRecord], epsilon: float) -> list[Figure]:
+        from . import figures_extra
+
+        return getattr(figures_extra, name)(runs, epsilon)
+
+    return draw
+
+
 FIGURES: dict[str, Callable[[Sequence[RunRecord], float], list[Figure]]] = {
-    "e1": e1, "e2": e2, "e3": e3, "e4": e4, "e5": e5, "e6": e6,
+    "e1": lambda runs, epsilon: e1(runs, epsilon) + _extra("e1_exact")(runs, epsilon),
+    "e2": e2, "e3": e3, "e4": e4, "e5": _e5_amplification, "e6": _extra("e6"),
+    "e7": _extra("e7"), "e8": _extra("e8"),
 }
 
 

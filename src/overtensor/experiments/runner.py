@@ -39,8 +39,10 @@ from ..api import decompose, decompose_batch
 from ..errors import OvertensorError
 from ..pipeline import polish
 from ..result import DecompositionResult, History, package_versions
+from ..tensors.dense import Tensor
 from ..tensors.symcp import SymCP
-from .spec import Record, RunConfig, Spec, build_target
+from .amplification import trace_metrics
+from .spec import Record, RunConfig, Spec, build_input, build_target
 from .store import RunRecord, Store, compact_history
 
 __all__ = ["Task", "SweepOutcome", "WorkersLost", "plan", "check_unchanged", "execute", "sweep", "local_pool",
@@ -98,7 +100,8 @@ def execute(task: Task) -> list[RunRecord]:
     start = time.perf_counter()
     config = task.config
     targets = [build_target(config, s) for s in task.seeds]
-    outcomes, batch = _solve(config, targets, list(task.seeds), task.record.truth)
+    inputs = [build_input(config, s, t) for s, t in zip(task.seeds, targets)]  # noisy if target.noise > 0
+    outcomes, batch = _solve(config, inputs, targets, list(task.seeds), task.record.truth)
     wall = time.perf_counter() - start
     finished = datetime.now(timezone.utc).isoformat(timespec="seconds")
     versions = package_versions()
@@ -114,28 +117,30 @@ def execute(task: Task) -> list[RunRecord]:
             continue
         records.append(RunRecord(
             **common, status="ok", error=None, relative_error=out.relative_error, converged=out.converged,
-            steps=out.steps, seconds=out.seconds, metrics=_metrics(out, target, task.record),
+            steps=out.steps, seconds=out.seconds, metrics=_metrics(out, target, task.record, config.target.noise > 0),
             history=compact_history(out.history, task.record.history_rows) if task.record.history else None,
             batch=batch))
     return records
 
 
-def _solve(config: RunConfig, targets: list[SymCP], seeds: list[int],
+def _solve(config: RunConfig, targets: list[Tensor], truths: list[SymCP], seeds: list[int],
            truth: bool) -> tuple[list[DecompositionResult | str], int]:
     """One batched call; if it raises (a run diverged, targets of unequal norm...), each run alone.
 
-    Returns each run's result (polished if asked) or error message, and how many runs each call solved.
+    ``targets`` are what the method decomposes, ``truths`` the clean ground truths (the same
+    unless the spec adds noise). Returns each run's result (polished if asked) or error message,
+    and how many runs each call solved.
     """
     options: dict[str, Any] = dict(config.options)
     if len(seeds) > 1:
         with contextlib.suppress(OvertensorError):
-            extra: dict[str, Any] = {"truth": targets} if truth else {}
+            extra: dict[str, Any] = {"truth": truths} if truth else {}
             results = decompose_batch(targets, config.components, config.method, seeds=seeds, **options, **extra)
             return [_then_polish(config, r, t) for r, t in zip(results, targets)], len(seeds)
     out: list[DecompositionResult | str] = []
-    for target, seed in zip(targets, seeds):
+    for target, clean, seed in zip(targets, truths, seeds):
         try:
-            extra = {"truth": target} if truth else {}
+            extra = {"truth": clean} if truth else {}
             result = decompose(target, config.components, config.method, seed=seed, **options, **extra)
             out.append(_then_polish(config, result, target))
         except OvertensorError as exc:
@@ -143,7 +148,7 @@ def _solve(config: RunConfig, targets: list[SymCP], seeds: list[int],
     return out, 1
 
 
-def _then_polish(config: RunConfig, result: DecompositionResult, target: SymCP) -> DecompositionResult:
+def _then_polish(config: RunConfig, result: DecompositionResult, target: Tensor) -> DecompositionResult:
     """``result`` followed by recover-then-polish if the config asks for it (metrics ``polished_*``).
 
     The returned result keeps the method's metrics; its history continues with the
@@ -169,15 +174,22 @@ def _then_polish(config: RunConfig, result: DecompositionResult, target: SymCP) 
     return dataclasses.replace(result, history=History(joined), info=info)
 
 
-def _metrics(result: DecompositionResult, target: SymCP, record: Record) -> dict[str, Any]:
+def _metrics(result: DecompositionResult, target: SymCP, record: Record, noisy: bool = False) -> dict[str, Any]:
     """The result's summary, the worst best-correlation with a true direction, and recovery if asked."""
     metrics = {k: v for k, v in result.summary().items() if k not in ("method", "components")}
     V = result.model.vectors
     metrics["min_correlation"] = float(np.abs(target.vectors @ V.T).max(axis=1).min()) if len(V) else 0.0
+    if "corr_0" in result.history:  # from the full history, before it is subsampled
+        metrics.update(trace_metrics(result, target))
+    if noisy:  # relative_error is the fit to the noisy input; this one, to the clean target
+        metrics["clean_relative_error"] = float(result.model.distance(target) / target.norm())
     if record.recovery:
-        matched = match(recover(result.model), target).summary()
+        recovered = recover(result.model)
+        matched = match(recovered, target).summary()
         metrics.update({f"recovery_{k}": len(v) if isinstance(v, (list, tuple)) else v
                         for k, v in matched.items()})
+        # the r̂ recovered components against the clean truth (E8's recovery error)
+        metrics["recovered_error"] = float(recovered.distance(target) / target.norm()) if recovered.rank else 1.0
     return metrics
 
 

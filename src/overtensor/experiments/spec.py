@@ -44,11 +44,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from ..api import check_options, coerce_options
 from ..errors import OvertensorError
+from ..tensors.dense import DenseSymTensor
 from ..tensors.symcp import SymCP
-from ..tensors.targets import Kind, make_target
+from ..tensors.targets import Kind, add_noise, make_target
 
 __all__ = ["Spec", "Block", "Record", "RunConfig", "TargetConfig", "Run", "load_spec", "parse_spec",
-           "target_seed", "lazy_threshold", "build_target"]
+           "target_seed", "lazy_threshold", "build_target", "build_input"]
 
 Seeds = Annotated[int, Field(ge=1)] | list[Annotated[int, Field(ge=0)]]
 Scalar = bool | int | float | str | None
@@ -127,7 +128,12 @@ class Spec(_Model):
 
 
 class TargetConfig(_Model):
-    """The arguments of :func:`overtensor.make_target` (``seed``: a fixed target, or None)."""
+    """The arguments of :func:`overtensor.make_target` (``seed``: a fixed target, or None), and ``noise``.
+
+    With ``noise > 0`` the method gets :func:`overtensor.tensors.targets.add_noise` of the target
+    (dense, symmetric Gaussian noise of relative norm ``noise``, :func:`build_input`), while every
+    metric is taken against the clean target.
+    """
 
     dim: Annotated[int, Field(ge=1)]
     rank: Annotated[int, Field(ge=1)]
@@ -137,6 +143,7 @@ class TargetConfig(_Model):
     spread: Annotated[float, Field(ge=1)] = 10.0
     coherence: Annotated[float, Field(ge=0, lt=1)] = 0.5
     seed: Annotated[int, Field(ge=0)] | None = None
+    noise: Annotated[float, Field(ge=0)] = 0.0  # > 0: solve a dense copy plus noise of norm noise · ‖T*‖
 
 
 class RunConfig(_Model):
@@ -153,7 +160,10 @@ class RunConfig(_Model):
     @property
     def key(self) -> str:
         """Hash of the canonical JSON of the config: with the seed, a run's identity in a store."""
-        text = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        data = self.model_dump(mode="json")
+        if data["target"]["noise"] == 0:  # noise-free configs keep the keys they had before the field existed
+            del data["target"]["noise"]
+        text = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
@@ -184,6 +194,15 @@ def build_target(config: RunConfig, seed: int) -> SymCP:
     t = config.target
     return make_target(t.dim, t.rank, t.order, kind=t.kind, weights=t.weights, spread=t.spread,
                        coherence=t.coherence, seed=target_seed(config, seed))
+
+
+def build_input(config: RunConfig, seed: int, target: SymCP) -> SymCP | DenseSymTensor:
+    """What the method of run ``(config, seed)`` decomposes: ``target``, or a noisy dense copy of it
+    (noise drawn from a stream of its own, independent of the target's and the init's)."""
+    if config.target.noise == 0:
+        return target
+    noise_seed = int(np.random.SeedSequence([target_seed(config, seed), 0x401E]).generate_state(1)[0])
+    return add_noise(target, config.target.noise, seed=noise_seed)
 
 
 # ----------------------------------------------------------------------------- loading

@@ -36,12 +36,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import OvertensorError
 from ..result import DecompositionResult, History
 from ..tensors.symcp import SymCP
 from .base import initial_params
+from .lazy_direct import DENSE_LIMIT, lstsq_project, tangent_dimension
 from .problem import Problem
 
 __all__ = ["Tangent", "derivative_rule", "lazy_threshold", "solve_batch"]
+
+#: The ways :func:`solve_batch` can solve for the projection.
 
 
 def lazy_threshold(dim: int, order: int) -> float:
@@ -150,21 +154,27 @@ def solve_batch(
     max_iter: int,
     tol: float,
     record_every: int,
+    solver: str,
     progress: Callable[[int], None] | None = None,
 ) -> list[DecompositionResult]:
     """Project each target onto the tangent space at its seed's random directions.
 
     The options (CG's ``cg_tol`` and ``max_iter``, ``tol`` for ``converged``, ``record_every``
     in CG iterations, each record one ``K`` product) are validated, defaults filled in, by
-    :class:`overtensor.solvers.options.Lazy` (call through :func:`overtensor.decompose`).
+    :class:`overtensor.solvers.options.Lazy` (call through :func:`overtensor.decompose`); ``solver="lstsq"``
+    solves ``min ‖T* - A U‖`` on the explicit Jacobian (:mod:`~overtensor.solvers.lazy_direct`:
+    accurate at the square system ``m d = C(d+l-1, l)``, where CG on ``K`` is not), ``"auto"``
+    takes it where the Jacobian fits, else CG.
 
     Returns
     -------
-    One result per run: ``relative_error = ‖T* - P_𝒯 T*‖ / ‖T*‖`` (of the CG
-    solution), ``model = P_𝒯 T*`` as a SymCP (``2⌈l/2⌉ m`` terms), ``params = U (m, d)``
+    One result per run: ``relative_error = ‖T* - P_𝒯 T*‖ / ‖T*‖`` (of the solution found),
+    ``model = P_𝒯 T*`` as a SymCP (``2⌈l/2⌉ m`` terms), ``params = U (m, d)``
     (the directions ``W̄`` are ``initial_params`` of the seed), ``steps`` = CG
-    iterations; ``info`` has ``cg_iterations``, ``cg_converged``, ``threshold``
-    (``C(d+l-1, l)/d``) and ``m_over_threshold``.
+    iterations (0 for lstsq); ``info`` has ``solver``, ``threshold`` (``C(d+l-1, l)/d``),
+    ``m_over_threshold``, ``tangent_dimension`` (generic ``dim 𝒯``, with the
+    Alexander–Hirschowitz exceptions), and ``cg_iterations``, ``cg_converged`` (CG) or
+    ``tangent_rank`` (the numerical rank of the Jacobian, lstsq).
     """
     start = time.perf_counter()
     directions = initial_params(problem, np.ones(problem.size))  # (B, m, d), unit rows
@@ -173,16 +183,29 @@ def solve_batch(
     results = []
     for b in range(problem.size):
         t0 = time.perf_counter()
+        direct = None if solver == "cg" else lstsq_project(directions[b], problem.targets[b])
+        if direct is None and solver == "lstsq":
+            raise OvertensorError(f"solver 'lstsq' needs a factored or dense target with C(d+l-1, l) * m d "
+                                  f"<= {DENSE_LIMIT:.3g}; got d = {problem.dim}, l = {problem.order}, "
+                                  f"m = {problem.components}")
         tangent = Tangent.at(directions[b], problem.order)
-        U, iters, cg_ok, rows = _project(tangent, rhs[b], float(problem.target_sq[b]), cg_tol=cg_tol,
-                                         max_iter=max_iter, record_every=record_every, start=start,
-                                         progress=progress)
-        rel = rows[-1]["relative_error"]
+        if direct is not None:
+            U, rel, rank = direct
+            iters, rows = 0, [{"step": 0, "loss": 0.5 * rel ** 2 * float(problem.target_sq[b]),
+                               "relative_error": rel, "active": int(np.count_nonzero(np.any(U != 0, axis=1))),
+                               "seconds": time.perf_counter() - start}]
+            extra = {"solver": "lstsq", "tangent_rank": rank}
+        else:
+            U, iters, cg_ok, rows = _project(tangent, rhs[b], float(problem.target_sq[b]), cg_tol=cg_tol,
+                                             max_iter=max_iter, record_every=record_every, start=start,
+                                             progress=progress)
+            rel = rows[-1]["relative_error"]
+            extra = {"solver": "cg", "cg_iterations": iters, "cg_converged": cg_ok, "cg_tol": cg_tol}
         results.append(DecompositionResult(
             model=tangent.terms(U), relative_error=rel, converged=rel <= tol, steps=iters,
             seconds=time.perf_counter() - t0, method="lazy", components=problem.components,
             history=History.from_rows(rows), params=U,
-            info={"cg_iterations": iters, "cg_converged": cg_ok, "cg_tol": cg_tol, "threshold": threshold,
-                  "m_over_threshold": problem.components / threshold},
+            info={**extra, "threshold": threshold, "m_over_threshold": problem.components / threshold,
+                  "tangent_dimension": tangent_dimension(problem.dim, problem.order, problem.components)},
         ))
     return results

@@ -214,6 +214,10 @@ class Lazy(Options):
     cg_tol: Real = Field(1e-10, gt=0, lt=1, description="CG stops at ‖b - K U‖ ≤ cg_tol ‖b‖.")
     max_iter: Whole = Field(5_000, ge=1, description="CG iteration budget.")
     record_every: Whole = Field(10, ge=1, description="History interval in CG iterations.")
+    solver: Literal["auto", "cg", "lstsq"] = Field(
+        "auto", description="How the projection is solved: 'lstsq' on the explicit Jacobian (accurate at the square "
+                            "system m d = C(d+l-1, l), where CG is not), 'cg' on JᵀJ matrix-free, 'auto' lstsq where "
+                            "the Jacobian fits in memory (`solvers.lazy_direct.DENSE_LIMIT`), else CG.")
 
 
 class Power(Options):
