@@ -141,7 +141,8 @@ def test_lazy_rejects_bad_options():
         ot.decompose(target, 3, method="lazy", cg_tol=0.0)
     with pytest.raises(ot.OvertensorError, match="max_iter of method 'lazy' must be an integer >= 1, got 0"):
         ot.decompose(target, 3, method="lazy", max_iter=0)
-    with pytest.raises(ot.OvertensorError, match="solver of method 'lazy' must be one of 'auto', 'cg', 'lstsq', got 'qr'"):
+    with pytest.raises(ot.OvertensorError,
+                       match="solver of method 'lazy' must be one of 'auto', 'cg', 'lstsq', got 'qr'"):
         ot.decompose(target, 3, method="lazy", solver="qr")
 
 
