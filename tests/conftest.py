@@ -9,6 +9,11 @@ across machines. Each ``assert_allclose`` names its floor in a comment.
 from __future__ import annotations
 
 import math
+import os
+
+# No timed progress lines in the suite (nor in its subprocesses): on a loaded machine a run can take
+# longer than the default 5 s, and tests compare stderr exactly. tests/test_progress.py sets its own.
+os.environ["OVERTENSOR_LOG_EVERY"] = "3600"
 
 import numpy as np
 from click.testing import CliRunner

@@ -52,3 +52,11 @@ def test_the_cli_logs_progress_when_stderr_is_no_terminal(tmp_path, monkeypatch)
     out = cli_runner().invoke(main, ["decompose", "t.npz", "-m", "5", "--tol", "0", "--max-steps", "30"])
     assert out.exit_code == 0, out.stderr
     assert "gd: 30 of 30 steps (100%)" in out.stderr
+
+
+def test_log_interval_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv("OVERTENSOR_LOG_EVERY", "60")
+    assert progress_module._log_every() == 60.0
+    for bad in ("soon", "0", "-1"):  # not a positive number: the default
+        monkeypatch.setenv("OVERTENSOR_LOG_EVERY", bad)
+        assert progress_module._log_every() == 5.0

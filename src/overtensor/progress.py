@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import sys
 import time
 from collections.abc import Mapping
@@ -19,8 +20,20 @@ from typing import IO, Any
 __all__ = ["LOG", "LOG_EVERY", "Progress", "step_budget"]
 
 LOG = logging.getLogger("overtensor")
-#: Seconds between two log lines when stderr is not a terminal.
-LOG_EVERY = 5.0
+
+
+def _log_every(default: float = 5.0) -> float:
+    """``OVERTENSOR_LOG_EVERY`` (seconds, > 0) when set to a number, else ``default``."""
+    try:
+        value = float(os.environ.get("OVERTENSOR_LOG_EVERY", default))
+    except ValueError:
+        return default
+    return value if value > 0 else default
+
+
+#: Seconds between two log lines when stderr is not a terminal; the environment variable
+#: ``OVERTENSOR_LOG_EVERY`` changes it (e.g. 60 for a long SLURM job).
+LOG_EVERY = _log_every()
 
 
 def step_budget(method: str, options: Mapping[str, Any]) -> int | None:
