@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import overtensor as ot
+from overtensor.progress import step_budget
 from overtensor.solvers.beyond_lazy import merge_duplicates, reinitialize
 
 from conftest import residual_floor
@@ -151,8 +152,23 @@ def test_reinitialize_redraws_small_rows_only():
     ({"max_epochs": 2.5}, "max_epochs must be an integer >= 1"),
     ({"merge_cos": 0.0}, r"merge_cos must lie in \(0, 1\]"),
     ({"reg": -1.0}, "reg must be a finite number >= 0"),
-    ({"max_steps": 10}, "unknown option 'max_steps' for method 'beyond_lazy'"),
+    ({"max_steps": -1}, "max_steps must be an integer >= 0"),
+    ({"max_steps": 2.5}, "max_steps must be an integer >= 0"),
 ])
 def test_bad_options(options, match):
     with pytest.raises(ot.OvertensorError, match=match):
         ot.decompose(ot.make_target(5, 2, 3), 4, "beyond-lazy", **options)
+
+
+def test_max_steps_is_a_total_budget_that_cuts_the_last_epoch():
+    target = ot.make_target(12, 3, 3, weights="geometric", spread=30, seed=4)
+    opts = dict(seed=1, tol=1e-12, epoch_steps=100, epoch_growth=1.0)
+    cut = ot.decompose(target, 5, "beyond_lazy", max_epochs=50, max_steps=250, **opts)
+    assert cut.steps == 250 and [e["step"] for e in cut.info["epochs"]] == [100, 200, 250]
+    # a budget spent at an epoch's end stops the run before the refresh (no re-drawn components):
+    # the same iterates, bit for bit, as max_epochs = 2 without a budget
+    two = ot.decompose(target, 5, "beyond_lazy", max_epochs=2, **opts)
+    budget = ot.decompose(target, 5, "beyond_lazy", max_epochs=50, max_steps=200, **opts)
+    np.testing.assert_array_equal(budget.model.vectors, two.model.vectors)
+    np.testing.assert_array_equal(budget.model.weights, two.model.weights)
+    assert step_budget("beyond_lazy", {"max_steps": 250, "max_epochs": 50}) == 250

@@ -26,7 +26,8 @@ LOG_EVERY = 5.0
 def step_budget(method: str, options: Mapping[str, Any]) -> int | None:
     """The steps a run of ``method`` takes at most, where that is known in advance; else None.
 
-    ``gd`` and ``lazy_gd``: ``max_steps``; ``beyond_lazy``: ``Σ_{k < max_epochs} ⌈H_0 γ^k⌉``.
+    ``gd`` and ``lazy_gd``: ``max_steps``; ``beyond_lazy``: ``Σ_{k < max_epochs} ⌈H_0 γ^k⌉``,
+    or its ``max_steps`` where that is smaller.
     """
     key = method.replace("-", "_")
     if key in ("gd", "lazy_gd"):
@@ -39,7 +40,9 @@ def step_budget(method: str, options: Mapping[str, Any]) -> int | None:
         h0 = options.get("epoch_steps", beyond_lazy.DEFAULT_EPOCH_STEPS)
         growth = options.get("epoch_growth", beyond_lazy.DEFAULT_GROWTH)
         epochs = options.get("max_epochs", beyond_lazy.DEFAULT_EPOCHS)
-        return sum(math.ceil(h0 * growth**k) for k in range(int(epochs)))
+        total = sum(math.ceil(h0 * growth**k) for k in range(int(epochs)))
+        budget = options.get("max_steps")
+        return total if budget is None else min(total, int(budget))
     return None
 
 
