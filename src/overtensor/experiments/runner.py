@@ -169,6 +169,7 @@ def _metrics(result: DecompositionResult, target: SymCP, record: Record) -> dict
         import overtensor
 
         matched = overtensor.match(overtensor.recover(result.model), target).summary()  # type: ignore
+        metrics["recovered"] = bool(matched.pop("recovered"))
         metrics.update({f"recovery_{k}": len(v) if isinstance(v, (list, tuple)) else v
                         for k, v in matched.items()})
     return metrics

@@ -47,7 +47,7 @@ from ..api import check_options
 from ..errors import OvertensorError
 from ..solvers import METHODS
 from ..tensors.symcp import SymCP
-from ..tensors.targets import KINDS, make_target
+from ..tensors.targets import FAMILIES, KINDS, make_target
 
 __all__ = ["Spec", "Block", "Record", "RunConfig", "TargetConfig", "Run", "load_spec", "parse_spec",
            "target_seed", "lazy_threshold", "build_target"]
@@ -65,14 +65,16 @@ class Record(_Model):
 
     history : store the run's history (subsampled to at most ``history_rows`` rows)
     recovery : also store ``overtensor.match(overtensor.recover(model), truth).summary()``
-        as ``recovery_min_cosine``, ``recovery_missing``, ``recovery_spurious`` (counts)
+        as ``recovered`` (the recovery criterion, a bool), ``recovery_min_cosine``,
+        ``recovery_max_weight_error``, ``recovery_missing``, ``recovery_spurious`` (counts);
+        on by default: tables and figures report both criteria, fit and recovery
     truth : pass the target as the method's ``truth`` option (history columns such
         as correlations with each true direction); the method must take ``truth``
     """
 
     history: bool = True
     history_rows: Annotated[int, Field(ge=2, le=100_000)] = 200
-    recovery: bool = False
+    recovery: bool = True
     truth: bool = False
 
 
@@ -129,7 +131,11 @@ class Spec(_Model):
 
 
 class TargetConfig(_Model):
-    """The arguments of :func:`overtensor.make_target` (``seed``: a fixed target, or None)."""
+    """The arguments of :func:`overtensor.make_target` (``seed``: a fixed target, or None).
+
+    ``family`` (e.g. ``hard``) fills ``kind, weights, spread, coherence`` from its preset
+    (:data:`overtensor.tensors.targets.FAMILIES`); giving one of them otherwise is an error.
+    """
 
     dim: Annotated[int, Field(ge=1)]
     rank: Annotated[int, Field(ge=1)]
@@ -138,7 +144,19 @@ class TargetConfig(_Model):
     weights: Union[Literal["equal", "geometric"], list[Annotated[float, Field(gt=0)]]] = "equal"
     spread: Annotated[float, Field(ge=1)] = 10.0
     coherence: Annotated[float, Field(ge=0, lt=1)] = 0.5
+    family: Union[Literal[tuple(FAMILIES)], None] = None  # type: ignore[valid-type]
     seed: Union[Annotated[int, Field(ge=0)], None] = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _preset(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or data.get("family") not in FAMILIES:
+            return data
+        preset = FAMILIES[data["family"]]
+        for key, value in preset.items():
+            if key in data and data[key] != value:
+                raise ValueError(f"family {data['family']!r} sets {key} to {value!r}; got {data[key]!r} as well")
+        return {**data, **preset}
 
 
 class RunConfig(_Model):
@@ -185,7 +203,7 @@ def build_target(config: RunConfig, seed: int) -> SymCP:
     """The ground truth of run ``(config, seed)``."""
     t = config.target
     return make_target(t.dim, t.rank, t.order, kind=t.kind, weights=t.weights, spread=t.spread,
-                       coherence=t.coherence, seed=target_seed(config, seed))
+                       coherence=t.coherence, family=t.family, seed=target_seed(config, seed))
 
 
 # ----------------------------------------------------------------------------- loading
