@@ -60,7 +60,7 @@ def test_near_duplicates_weight_is_the_cluster_tensor_along_the_mean_direction()
     assert ot.recover(ot.SymCP(s, V, 3), cos=0.9999).rank > 1
 
 
-def test_even_order_merges_sign_flipped_copies_odd_order_does_not():
+def test_sign_flipped_copies_merge_at_even_order_and_cancel_at_odd_order():
     rng = np.random.default_rng(2)
     a, b = unit(rng, 2, 10)
     V = np.stack([a, -a, near(-a, 1e-3, rng), b])
@@ -73,9 +73,13 @@ def test_even_order_merges_sign_flipped_copies_odd_order_does_not():
     np.testing.assert_allclose(abs(even.vectors[0] @ a), 1, atol=1e-6)
     np.testing.assert_allclose(even.weights, [2.0, 0.5], rtol=1e-5)
     assert even.distance(ot.SymCP(s, V, 4)) < 1e-5
-    odd = ot.recover(ot.SymCP(s, V, 3))
-    assert odd.rank == 3  # +a and -a are different order-3 components: 1.0 a^3 and 1.0 (-a)^3
-    assert odd.distance(ot.SymCP(s, V, 3)) < 1e-5
+    # odd order: λ (-a)^{⊗3} = -λ a^{⊗3}, so 1.0 a^3 + 0.6 (-a)^3 is the one component 0.4 a^3
+    odd = ot.recover(ot.SymCP([1.0, 0.6, 0.5], np.stack([a, -a, b]), 3))
+    # floor: sums of 2 weights and a d = 10 normalization: 12·eps = 3e-15
+    np.testing.assert_allclose(odd.weights, [0.4, 0.5], rtol=1e-12)
+    np.testing.assert_allclose(odd.vectors, np.stack([a, b]), atol=1e-12)
+    # the copy near -a then cancels the rest of a: 1.0 - 0.6 - 0.4 (1 - O(1e-6)) ~ 1e-7, below the cut
+    assert ot.recover(ot.SymCP(s, V, 3)).rank == 1
 
 
 def brute_force_pairs(C: np.ndarray) -> tuple[int, ...]:

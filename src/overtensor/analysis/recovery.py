@@ -11,7 +11,10 @@ r"""From ``m`` learned components back to the ``r`` the user came for.
    ``mass_fraction``, below that fraction of the largest;
 2. cluster directions greedily, heaviest first: a cluster takes every
    unassigned direction with ``cos >= τ`` to its seed (``|cos|`` for even
-   ``l``, where ``-v`` and ``v`` give the same ``v^{⊗l}``; signs are flipped);
+   ``l``, where ``-v`` and ``v`` give the same ``v^{⊗l}``; also for odd ``l``,
+   where ``λ (-v)^{⊗l} = -λ v^{⊗l}``: ALS's symmetrized factors hold ``±v``
+   pairs that sum to one component); signs are flipped;
+   a cluster whose signed parts cancel (weight below half the cut) is dropped;
 3. each cluster becomes one component: the mass-weighted mean direction
    ``ū ∝ Σ_i s_i σ_i w̄_i`` with weight ``Σ_i s_i <w̄_i, ū>^l``
    (the cluster's tensor evaluated at ``ū``);
@@ -103,9 +106,13 @@ def recover(model: SymCP, *, mass_fraction: float | None = None, gap: float = DE
     cut = mass_cut(masses, gap) if mass_fraction is None else mass_fraction * masses.max()
     keep = masses >= cut
     weights, directions = canon.weights[keep], canon.vectors[keep]
-    labels, signs = cluster_directions(directions, weights, cos, even=model.order % 2 == 0)
-    mean, _, projected = merge_clusters(weights, directions, labels, signs, model.order)
-    return SymCP(projected, mean, model.order)
+    # λ (σv)^{⊗l} = σ^l λ v^{⊗l}: v and -v are one direction at any order, with the weight's sign
+    # flipped at odd order (ALS's symmetrized factors hold ±v pairs that sum to one component)
+    labels, signs = cluster_directions(directions, weights, cos, even=True)
+    mean, _, projected = merge_clusters(weights * signs**model.order, directions * signs[:, None], labels,
+                                        np.ones_like(signs), model.order)
+    kept = np.abs(projected) >= 0.5 * cut  # a cluster whose signed parts cancel is no component
+    return SymCP(projected[kept], mean[kept], model.order)
 
 
 @dataclass(frozen=True)
