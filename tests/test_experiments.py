@@ -747,7 +747,8 @@ def test_e4_exponent_interval_brackets_the_fit():
     runs = [judged(fake_run("ours", 16, 3, m, s, 1e-3), m >= r, rank=r)
             for r in (2, 4, 8) for m in (r, 2 * r) for s in range(10)]
     fits = {f.name: f for f in figures.e4(runs, 1e-2)}["e4_exponents"].table.rows
-    assert fits[0][:4] == ("ours", 3, "1", "[1.00, 1.00]")
+    assert fits[0][:5] == ("ours", 3, "recovery", "1.00", "[1.00, 1.00]")
+    assert fits[1][:5] == ("ours", 3, "fit", "1.00", "[1.00, 1.00]")  # every run fits: the grid's floor, m = r
 
 
 def test_generic_figure_is_faceted_by_the_keys_that_vary():

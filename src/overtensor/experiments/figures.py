@@ -390,71 +390,83 @@ def _exponent_interval(group: Sequence[RunRecord], epsilon: float, criterion: st
 
 
 def e4(runs: Sequence[RunRecord], epsilon: float) -> list[Figure]:
-    """Smallest ``m`` passing the recovery (or fit) criterion against ``r`` with a fitted exponent and its interval."""
-    criterion = main_criterion(runs)
+    """Smallest ``m`` passing each criterion against ``r``, with fitted exponents and their intervals.
+
+    Recovery (where recorded) is drawn with filled markers and solid lines, fit with open markers
+    and dashed lines: the exponent of each comes from the ranks where some ``m`` passes.
+    """
+    criteria = ("recovery", "fit") if main_criterion(runs) == "recovery" else ("fit",)
     fig, (ax,) = _new(width=6.5)
     rows, fits = [], []
     all_r: list = []
     all_m: list = []
-    for i, ((label, order), group) in enumerate(_group(runs, lambda r: (r.label, _t(r, "order"))).items()):
+    groups = _group(runs, lambda r: (r.label, _t(r, "order")))
+    for (label, order), group in groups.items():
         for rank, rs in _group(group, lambda r: _t(r, "rank")).items():
-            m, below = smallest_successful(rs, epsilon, criterion)
-            rows.append((label, order, rank, _needed(rs, epsilon, criterion), below or "-",
-                         _needed(rs, epsilon, "fit")))
-        needed = _needed_by_rank(group, epsilon, criterion)
-        colour = f"C{i % 10}"
-        name = f"{label}, l = {order}"
-        slope = _fit_exponent(list(needed), list(needed.values()))
-        if not needed:
-            fits.append((label, order, "-", "-", 2.5 * order, "no r with a needed m"))
-            ax.plot([], [], color=colour, label=f"{name}: no m passes")
-            continue
-        r_, m_ = zip(*sorted(needed.items()))
-        all_r += r_
-        all_m += m_
-        ax.plot(r_, m_, marker="o", linestyle="none", color=colour)
-        if slope is None:
-            fits.append((label, order, "-", "-", 2.5 * order, "one r only"))
-            ax.plot([], [], color=colour, marker="o", label=name)
-            continue
-        low, high = _exponent_interval(group, epsilon, criterion)
-        c = math.exp(np.mean(np.log(m_)) - slope * np.mean(np.log(r_)))
-        grid = np.geomspace(min(r_), max(r_), 20)
-        ax.plot(grid, c * grid**slope, color=colour, label=f"{name}: m ~ r^{slope:.2f} [{low:.2f}, {high:.2f}]")
-        fits.append((label, order, _fmt(slope), f"[{low:.2f}, {high:.2f}]", 2.5 * order, f"{len(needed)} ranks"))
-    ax.set(xscale="log", yscale="log", xlabel="rank r",
-           ylabel=f"smallest m with {criterion} in >= {SUCCESS_LEVEL:.0%}", title="E4: scaling in r")
+            _, below = smallest_successful(rs, epsilon, criteria[0])
+            rows.append((label, order, rank, *[_needed(rs, epsilon, c) for c in criteria], below or "-"))
+    for i, ((label, order), group) in enumerate(groups.items()):
+        for criterion in criteria:
+            fits.append(_exponent_row(ax, label, order, group, epsilon, criterion, f"C{i % 10}", all_r, all_m))
+    ax.set(xscale="log", yscale="log", xlabel="rank r", ylabel=f"smallest m passing in >= {SUCCESS_LEVEL:.0%}",
+           title="E4: scaling in r (filled: recovery, open: fit)")
     if all_r:
         _ticks_at(ax, all_r, all_m)
     else:  # nothing to draw on log axes: say so instead
         ax.set(xscale="linear", yscale="linear")
-        ax.text(0.5, 0.5, f"no m tried reaches {SUCCESS_LEVEL:.0%} {criterion} at any r", ha="center",
-                transform=ax.transAxes)
+        ax.text(0.5, 0.5, f"no m tried reaches {SUCCESS_LEVEL:.0%} at any r", ha="center", transform=ax.transAxes)
     # below the axes: clear of every curve
     ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=1)
+    names = tuple(f"needed m ({c if c == 'recovery' else f'fit <= {epsilon:g}'})" for c in criteria)
     return [
-        Figure("e4_scaling", fig, f"Smallest m whose {criterion} rate is >= {SUCCESS_LEVEL:.0%} against r; lines: "
-               "least-squares fits in log-log, the exponent with its 95% percentile-bootstrap interval over seeds. "
-               "Table: '<= m' is the grid's floor, '> m' none passes.",
-               Table(("method", "l", "r", f"needed m ({criterion})", "largest failing m tried",
-                      f"needed m (fit <= {epsilon:g})"), rows)),
+        Figure("e4_scaling", fig, f"Smallest m whose rate is >= {SUCCESS_LEVEL:.0%} against r, per criterion; "
+               "lines: least-squares fits in log-log over the ranks where some m passes, the exponent with its "
+               "95% percentile-bootstrap interval over seeds. Table: '<= m' is the grid's floor, '> m' none "
+               "passes.", Table(("method", "l", "r", *names, f"largest failing m ({criteria[0]})"), rows)),
         Figure("e4_exponents", _exponent_plot(fits), "Fitted exponents with 95% bootstrap intervals beside the "
                "bound's 2.5 l (a worst-case sufficient condition: a typical target can be consistent with it, "
                "not test it).",
-               Table(("method", "l", "fitted exponent", "95% bootstrap CI", "bound 2.5 l", "points"), fits)),
+               Table(("method", "l", "criterion", "fitted exponent", "95% bootstrap CI", "bound 2.5 l", "points"),
+                     fits)),
     ]
+
+
+def _exponent_row(ax: Any, label: str, order: int, group: Sequence[RunRecord], epsilon: float, criterion: str,
+                  colour: str, all_r: list, all_m: list) -> tuple:
+    """Draw one criterion's needed ``m`` against ``r`` and its fit; return its row of the exponents table."""
+    needed = _needed_by_rank(group, epsilon, criterion)
+    name = f"{label}, l = {order}, {criterion}"
+    filled = criterion == "recovery"
+    style = dict(color=colour, marker="o", markerfacecolor=colour if filled else "none")
+    if not needed:
+        ax.plot([], [], linestyle="none", label=f"{name}: no m passes", **style)
+        return (label, order, criterion, "-", "-", 2.5 * order, "no r with a needed m")
+    r_, m_ = zip(*sorted(needed.items()))
+    all_r += r_
+    all_m += m_
+    slope = _fit_exponent(r_, m_)
+    if slope is None:
+        ax.plot(r_, m_, linestyle="none", label=f"{name}: one r only", **style)
+        return (label, order, criterion, "-", "-", 2.5 * order, "one r only")
+    low, high = _exponent_interval(group, epsilon, criterion)
+    c = math.exp(np.mean(np.log(m_)) - slope * np.mean(np.log(r_)))
+    grid = np.geomspace(min(r_), max(r_), 20)
+    ax.plot(r_, m_, linestyle="none", **style)
+    ax.plot(grid, c * grid**slope, color=colour, linestyle="-" if filled else "--",
+            label=f"{name}: m ~ r^{slope:.2f} [{low:.2f}, {high:.2f}]")
+    return (label, order, criterion, f"{slope:.2f}", f"[{low:.2f}, {high:.2f}]", 2.5 * order, f"{len(needed)} ranks")
 
 
 def _exponent_plot(fits: list[tuple]) -> MplFigure:
     fig, (ax,) = _new(width=6.5)
     # horizontal bars: method names of any length stay readable
-    names = [f"{label}, l = {order}" for label, order, *_ in fits][::-1]
-    values = [float(e) if e != "-" else math.nan for _, _, e, *_ in fits][::-1]
+    names = [f"{label}, l = {order}, {criterion}" for label, order, criterion, *_ in fits][::-1]
+    values = [float(e) if e != "-" else math.nan for _, _, _, e, *_ in fits][::-1]
     cis = [tuple(float(v) for v in ci.strip("[]").split(", ")) if ci != "-" else (math.nan, math.nan)
-           for _, _, _, ci, *_ in fits][::-1]
+           for _, _, _, _, ci, *_ in fits][::-1]
     err = np.array([[v - lo, hi - v] for v, (lo, hi) in zip(values, cis)]).T if fits else None
-    ax.barh(names, values, xerr=err, capsize=4, label="fitted (95% bootstrap CI)")
-    ax.scatter([b for _, _, _, _, b, _ in fits][::-1], names, color="black", marker="|", s=400, label="bound 2.5 l",
+    ax.barh(names, values, xerr=err, capsize=4, label="fitted (95% bootstrap CI; none: no fit)")
+    ax.scatter([b for *_, b, _ in fits][::-1], names, color="black", marker="|", s=400, label="bound 2.5 l",
                zorder=3)
     ax.set(xlabel="exponent of r", title="E4: fitted exponents")
     ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2)  # below: clear of the bars

@@ -3,7 +3,7 @@
 For each experiment tag in the store, :mod:`figures` draws its figures;
 the page opens with a contents list, gives each experiment its specs'
 descriptions, and embeds the figures as base64 PNG, each followed by the
-table behind it.
+table behind it; each table is also written as Markdown (``<figure>.md``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from ..errors import OvertensorError
 from .figures import Figure, Table, _group, figures_for
 from .store import RunRecord, Store
 
-__all__ = ["write_report", "ReportFiles"]
+__all__ = ["write_report", "ReportFiles", "markdown_table"]
 
 DEFAULT_EPSILON = 1e-2
 
@@ -30,6 +30,7 @@ DEFAULT_EPSILON = 1e-2
 class ReportFiles(NamedTuple):
     html: Path
     figures: list[Path]  # PNG and SVG
+    tables: list[Path] = []  # one Markdown table per figure, the figure's stem + .md
 
 
 def write_report(store: Store, out_dir: str | Path, *, epsilon: float | None = None) -> ReportFiles:
@@ -45,7 +46,7 @@ def write_report(store: Store, out_dir: str | Path, *, epsilon: float | None = N
         raise OvertensorError(f"{store.path} holds no runs; run `overtensor sweep` first")
     out.mkdir(parents=True, exist_ok=True)
     specs = store.specs()
-    sections, files, contents = [], [], []
+    sections, files, tables, contents = [], [], [], []
     for experiment, group in _group(runs, lambda r: r.experiment).items():
         eps = epsilon or next((s["epsilon"] for s in specs.values() if s["experiment"] == experiment),
                               DEFAULT_EPSILON)
@@ -56,6 +57,8 @@ def write_report(store: Store, out_dir: str | Path, *, epsilon: float | None = N
             stem = fig.name if fig.name.startswith(experiment) else f"{experiment}_{fig.name}"
             paths, png = _save(fig, out / stem)
             files += paths
+            tables.append(out / f"{stem}.md")
+            tables[-1].write_text(markdown_table(fig.table))
             block.append(_section(fig, png, f"{anchor}-{fig.name}"))
             entries.append(f'<li><a href="#{anchor}-{html.escape(fig.name)}">{html.escape(fig.name)}</a></li>')
         contents.append(f'<li><a href="#{anchor}">{html.escape(experiment)}</a><ul>{"".join(entries)}</ul></li>')
@@ -66,7 +69,7 @@ def write_report(store: Store, out_dir: str | Path, *, epsilon: float | None = N
                                  meta=html.escape(f"{len(runs)} runs; overtensor {__version__}; "
                                                   f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"),
                                  body=body))
-    return ReportFiles(page, files)
+    return ReportFiles(page, files, tables)
 
 
 def _experiment(experiment: str, group: list[RunRecord], specs: dict[str, Any], eps: float, anchor: str) -> list[str]:
@@ -82,6 +85,17 @@ def _experiment(experiment: str, group: list[RunRecord], specs: dict[str, Any], 
         if description:
             block.append(f"<p><b>{html.escape(name)}</b>: {html.escape(description)}</p>")
     return block
+
+
+def markdown_table(table: Table) -> str:
+    """``table`` as a GitHub Markdown table (the report's tables, ready for docs/results.md)."""
+    def cell(v: object) -> str:
+        return str(v).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(cell(c) for c in table.columns) + " |",
+             "|" + "|".join("---" for _ in table.columns) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.rows]
+    return "\n".join(lines) + "\n"
 
 
 def _save(fig: Figure, stem: Path) -> tuple[list[Path], bytes]:
