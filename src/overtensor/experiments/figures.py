@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import Any, NamedTuple
@@ -371,7 +372,7 @@ def _needed_by_rank(group: Sequence[RunRecord], epsilon: float, criterion: str) 
 def _exponent_interval(group: Sequence[RunRecord], epsilon: float, criterion: str) -> tuple[float, float]:
     """95% percentile-bootstrap interval of the fitted exponent, resampling seeds (each seed: one target per r).
 
-    NaN where a resample leaves fewer than two ranks with a needed ``m``.
+    A resample that leaves fewer than two ranks with a needed ``m`` has no fit and is left out.
     """
     from scipy.stats import bootstrap  # imported here: scipy.stats is slow to load
 
@@ -384,9 +385,15 @@ def _exponent_interval(group: Sequence[RunRecord], epsilon: float, criterion: st
         fit = _fit_exponent(list(needed), list(needed.values()))
         return math.nan if fit is None else fit
 
-    result = bootstrap((seeds,), slope, n_resamples=BOOTSTRAP_RESAMPLES, vectorized=False, method="percentile",
-                       random_state=0)
-    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+    with warnings.catch_warnings():  # a resample without a fit is NaN: scipy warns, the interval skips it
+        warnings.simplefilter("ignore")
+        result = bootstrap((seeds,), slope, n_resamples=BOOTSTRAP_RESAMPLES, vectorized=False,
+                           method="percentile", random_state=0)
+    dist = result.bootstrap_distribution
+    if np.all(np.isnan(dist)):
+        return math.nan, math.nan
+    low, high = np.nanpercentile(dist, [2.5, 97.5])  # the percentile interval over resamples with a fit
+    return float(low), float(high)
 
 
 def e4(runs: Sequence[RunRecord], epsilon: float) -> list[Figure]:
