@@ -165,7 +165,7 @@ def cli_dir(tmp_path_factory) -> Path:
 
 
 CLI = [
-    (["--method", "lazy", "-m", "30", "--cg-tol", "1e-12"], lambda s: s["relative_error"] <= 1e-6
+    (["--method", "lazy", "-m", "30", "--solver", "cg", "--cg-tol", "1e-12"], lambda s: s["relative_error"] <= 1e-6
      and s["cg_converged"] and s["m_over_threshold"] > 1),
     (["--method", "lazy-gd", "-m", "5", "--alpha", "10", "--max-steps", "50"],
      lambda s: s["steps"] == 50 and 0 < s["movement"] < 0.1),

@@ -9,6 +9,7 @@ import pytest
 from conftest import residual_floor
 
 import overtensor as ot
+from overtensor.progress import step_budget
 from overtensor.solvers.beyond_lazy import merge_duplicates, reinitialize
 
 
@@ -24,7 +25,10 @@ def test_rank5_order3_with_m30_fits_and_recovers_all_directions(dim):
         e = res.relative_error
         floor = residual_floor(e, 2 * 30 + 5 + dim) + residual_floor(e, 35**2 + dim)
         np.testing.assert_allclose(res.model.distance(target) / target.norm(), e, rtol=1e-6, atol=floor)
-        m = ot.match(ot.recover(res.model), target)
+        # at tol 1e-3, m = 30 can leave a split piece (seed 1 at d = 50: weight 0.0017 at cos 0.95 to a
+        # true direction) that recover's default cut keeps, as spurious; this test is about the
+        # directions, so it cuts at 1% of the largest mass
+        m = ot.match(ot.recover(res.model, mass_fraction=1e-2), target)
         assert m.min_cosine >= 0.999 and m.missing == () and m.spurious == ()
 
 
@@ -94,7 +98,7 @@ def test_regularized_masses_settle_at_c_minus_half_lambda():
     res = ot.decompose(target, 6, "beyond-lazy", seed=2, reg=lam, final_below=0.0, max_epochs=3,
                        epoch_steps=1000, epoch_growth=1.0, tol=0.0)
     rec = ot.recover(res.model)
-    m = ot.match(rec, target)
+    m = ot.match(rec, target, weight_tolerance=float("inf"))  # the weights are biased by λ/2 on purpose
     assert m.missing == () and m.spurious == ()
     # not rounding: the distance to the fixed point after 3000 steps (measured 3e-8 relative on the
     # smallest mass, the same on four kernel families)
@@ -150,8 +154,23 @@ def test_reinitialize_redraws_small_rows_only():
     ({"max_epochs": 2.5}, "max_epochs of method 'beyond_lazy' must be an integer, got 2.5"),
     ({"merge_cos": 0.0}, r"merge_cos of method 'beyond_lazy' must be a finite number > 0 and <= 1, got 0.0"),
     ({"reg": -1.0}, "reg of method 'beyond_lazy' must be a finite number >= 0, got -1.0"),
-    ({"max_steps": 10}, "unknown option 'max_steps' for method 'beyond_lazy'"),
+    ({"max_steps": -1}, "max_steps of method 'beyond_lazy' must be an integer >= 0, got -1"),
+    ({"max_steps": 2.5}, "max_steps of method 'beyond_lazy' must be an integer, got 2.5"),
 ])
 def test_bad_options(options, match):
     with pytest.raises(ot.OvertensorError, match=match):
         ot.decompose(ot.make_target(5, 2, 3), 4, "beyond-lazy", **options)
+
+
+def test_max_steps_is_a_total_budget_that_cuts_the_last_epoch():
+    target = ot.make_target(12, 3, 3, weights="geometric", spread=30, seed=4)
+    opts = dict(seed=1, tol=1e-12, epoch_steps=100, epoch_growth=1.0)
+    cut = ot.decompose(target, 5, "beyond_lazy", max_epochs=50, max_steps=250, **opts)
+    assert cut.steps == 250 and [e["step"] for e in cut.info["epochs"]] == [100, 200, 250]
+    # a budget spent at an epoch's end stops the run before the refresh (no re-drawn components):
+    # the same iterates, bit for bit, as max_epochs = 2 without a budget
+    two = ot.decompose(target, 5, "beyond_lazy", max_epochs=2, **opts)
+    budget = ot.decompose(target, 5, "beyond_lazy", max_epochs=50, max_steps=200, **opts)
+    np.testing.assert_array_equal(budget.model.vectors, two.model.vectors)
+    np.testing.assert_array_equal(budget.model.weights, two.model.weights)
+    assert step_budget("beyond_lazy", {"max_steps": 250, "max_epochs": 50}) == 250

@@ -176,8 +176,8 @@ def test_target_and_init_streams_are_independent():
      "spec bad.yaml: runs[0].options: step_size of method 'gd' must be a number, got 'big'"),
     (lambda s: s["runs"][0]["options"].update(max_steps=-5),
      "spec bad.yaml: runs[0].options: max_steps of method 'gd' must be an integer >= 0, got -5"),
-    (lambda s: s["runs"][0].update(method="beyond-lazy", options={"max_steps": 5}),
-     "spec bad.yaml: runs[0].options: unknown option 'max_steps' for method 'beyond_lazy'; expected one of "),
+    (lambda s: s["runs"][0].update(method="beyond-lazy", options={"max_iter": 5}),
+     "spec bad.yaml: runs[0].options: unknown option 'max_iter' for method 'beyond_lazy'; expected one of "),
     (lambda s: s["runs"][0].update(method="beyond_lazy", options={"recycle": "yes"}),
      "spec bad.yaml: runs[0].options: recycle of method 'beyond_lazy' must be true or false, got 'yes'"),
     (lambda s: s["runs"][0].update(method="beyond_lazy", options={"merge_cos": 1.5}),
@@ -618,11 +618,18 @@ def test_report_writes_figures_and_html(tmp_path: Path, local_store: Path):
     # the success-rate table behind the figure, recomputed from the store
     with Store(local_store) as store:
         runs = list(store.records())
+    z = 1.959963984540054  # the 97.5% normal quantile: 95% Wilson score intervals, in closed form
     for d in (6, 10):
         for m in (2, 4, 8):
             group = [r for r in runs if r.config["target"]["dim"] == d and r.components == m]
-            rate = sum(r.relative_error <= 1e-2 for r in group) / len(group)
-            assert f"<td>gd</td><td>{d}</td><td>{m}</td><td>{rate:.4g}</td><td>4</td>" in page
+            cells = []
+            for passed in ([r.relative_error <= 1e-2 for r in group], [r.metrics["recovered"] for r in group]):
+                n, p = len(passed), sum(passed) / len(passed)
+                centre, half = (p + z * z / (2 * n)) / (1 + z * z / n), \
+                    z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+                cells.append(f"{p:.2f} [{centre - half:.2f}, {centre + half:.2f}]")
+            assert f"<td>gd</td><td>{d}</td><td>{m}</td><td>{cells[0]}</td><td>{cells[1]}</td><td>4</td>" in page
+    assert '<nav><h2>Contents</h2>' in page and 'href="#x-e2-e2_needed_m"' in page
 
 
 def test_every_experiment_figure_draws(tmp_path: Path):
@@ -721,3 +728,55 @@ def test_compact_history_keeps_the_first_steps_resolved():
     assert np.diff(kept).max() <= math.ceil(n / 49)  # and still evenly covered
     short = compact_history(ot.History({"step": np.arange(7)}), 100)
     assert short["step"] == list(range(7))
+
+
+def judged(run: RunRecord, recovered: bool, rank: int = 3) -> RunRecord:
+    """``run`` with a recovery verdict and a target rank."""
+    return run._replace(metrics={"recovered": recovered}, config={"target": {**run.config["target"], "rank": rank}})
+
+
+def test_wilson_interval_matches_the_closed_form_and_is_never_empty_at_0_or_1():
+    z = 1.959963984540054
+    for k, n in ((0, 10), (10, 10), (3, 20)):
+        p = k / n
+        centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+        half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+        # floor: a handful of float64 operations on O(1) numbers: ~10 eps
+        np.testing.assert_allclose(figures.wilson(k, n), (centre - half, centre + half), rtol=1e-12, atol=1e-15)
+    assert figures.wilson(0, 10)[1] > 0.2 and figures.wilson(10, 10)[0] < 0.8
+
+
+def test_e2_needed_m_draws_the_lazy_count_and_every_method():
+    # A passes everywhere (the grid's floor), B from m = 4, C nowhere; 10 seeds each
+    runs = [judged(fake_run(label, d, 3, m, s, 1e-3), recovered)
+            for d in (30, 100) for m in (3, 4, 6) for s in range(10)
+            for label, recovered in (("A", True), ("B", m >= 4), ("C", False))]
+    fig = {f.name: f for f in figures.e2(runs, 1e-2)}["e2_needed_m"]
+    rows = {(row[0], row[1]): row[2] for row in fig.table.rows}
+    assert rows[("A", 30)] == "<= 3" and rows[("B", 100)] == "4" and rows[("C", 30)] == "> 6"
+    (ax,) = fig.figure.axes
+    lazy = [line for line in ax.get_lines() if line.get_label().startswith("lazy count")]
+    # C(d+2, 3)/d at d = 30 and 100: 4960/30 and 171700/100
+    np.testing.assert_allclose(lazy[0].get_ydata()[[0, -1]], [4960 / 30, 1717.0])
+    assert ax.get_yscale() == "log" and ax.get_ylim()[0] == 0.8  # never autoscaled around a flat line
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert all(any(t.startswith(label) for t in legend) for label in "ABC")
+
+
+def test_e4_exponent_interval_brackets_the_fit():
+    # needed m = r in every seed at r = 2, 4, 8: slope exactly 1 in every resample
+    runs = [judged(fake_run("ours", 16, 3, m, s, 1e-3), m >= r, rank=r)
+            for r in (2, 4, 8) for m in (r, 2 * r) for s in range(10)]
+    fits = {f.name: f for f in figures.e4(runs, 1e-2)}["e4_exponents"].table.rows
+    assert fits[0][:5] == ("ours", 3, "recovery", "1.00", "[1.00, 1.00]")
+    assert fits[1][:5] == ("ours", 3, "fit", "1.00", "[1.00, 1.00]")  # every run fits: the grid's floor, m = r
+
+
+def test_generic_figure_is_faceted_by_the_keys_that_vary():
+    runs = [fake_run(label, d, 3, m, s, 1e-3 * (d + m)) for d in (4, 8) for m in (1, 2) for s in range(3)
+            for label in ("a", "b")]
+    (fig,) = figures.generic(runs, 1e-2)
+    assert sum(ax.get_visible() for ax in fig.figure.axes) == 2 and fig.table.columns[0] == "dim"
+    # one row per (d, method, m); the medians are per facet, never averaged over d
+    medians = {(row[0], row[1], row[2]): row[3] for row in fig.table.rows}
+    assert medians[("4", "a", 1)] == "0.005" and medians[("8", "a", 1)] == "0.009"

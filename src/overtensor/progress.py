@@ -10,7 +10,6 @@ the command line routes that logger to stderr, a Python program shows it with
 from __future__ import annotations
 
 import logging
-import math
 import os
 import sys
 import time
@@ -39,7 +38,8 @@ LOG_EVERY = _log_every()
 def step_budget(method: str, options: Mapping[str, Any]) -> int | None:
     """The steps a run of ``method`` takes at most, where that is known in advance; else None.
 
-    ``gd`` and ``lazy_gd``: ``max_steps``; ``beyond_lazy``: ``Σ_{k < max_epochs} ⌈H_0 γ^k⌉``.
+    ``gd`` and ``lazy_gd``: ``max_steps``; ``beyond_lazy``: ``Σ_{k < max_epochs} ⌈H_0 γ^k⌉``,
+    or its ``max_steps`` where that is smaller.
     """
     from .solvers.options import validate  # pydantic: imported when a run starts, not with overtensor
 
@@ -48,7 +48,9 @@ def step_budget(method: str, options: Mapping[str, Any]) -> int | None:
         return None
     opts: Any = validate(key, {k: v for k, v in options.items() if k != "progress"})
     if key == "beyond_lazy":
-        return sum(math.ceil(opts.epoch_steps * opts.epoch_growth**k) for k in range(opts.max_epochs))
+        from .solvers.beyond_lazy import epoch_lengths
+
+        return sum(epoch_lengths(opts.epoch_steps, opts.epoch_growth, opts.max_epochs, opts.max_steps))
     return int(opts.max_steps)
 
 

@@ -186,6 +186,7 @@ def _metrics(result: DecompositionResult, target: SymCP, record: Record, noisy: 
     if record.recovery:
         recovered = recover(result.model)
         matched = match(recovered, target).summary()
+        metrics["recovered"] = bool(matched.pop("recovered"))
         metrics.update({f"recovery_{k}": len(v) if isinstance(v, (list, tuple)) else v
                         for k, v in matched.items()})
         # the r̂ recovered components against the clean truth (E8's recovery error)

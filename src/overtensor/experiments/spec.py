@@ -46,7 +46,7 @@ from ..api import check_options, coerce_options
 from ..errors import OvertensorError
 from ..tensors.dense import DenseSymTensor
 from ..tensors.symcp import SymCP
-from ..tensors.targets import Kind, add_noise, make_target
+from ..tensors.targets import FAMILIES, Kind, add_noise, make_target
 
 __all__ = ["Spec", "Block", "Record", "RunConfig", "TargetConfig", "Run", "load_spec", "parse_spec",
            "target_seed", "lazy_threshold", "build_target", "build_input"]
@@ -64,14 +64,16 @@ class Record(_Model):
 
     history : store the run's history (subsampled to at most ``history_rows`` rows)
     recovery : also store ``overtensor.match(overtensor.recover(model), truth).summary()``
-        as ``recovery_min_cosine``, ``recovery_missing``, ``recovery_spurious`` (counts)
+        as ``recovered`` (the recovery criterion, a bool), ``recovery_min_cosine``,
+        ``recovery_max_weight_error``, ``recovery_missing``, ``recovery_spurious`` (counts);
+        on by default: tables and figures report both criteria, fit and recovery
     truth : pass the target as the method's ``truth`` option (history columns such
         as correlations with each true direction); the method must take ``truth``
     """
 
     history: bool = True
     history_rows: Annotated[int, Field(ge=2, le=100_000)] = 200
-    recovery: bool = False
+    recovery: bool = True
     truth: bool = False
 
 
@@ -133,6 +135,9 @@ class TargetConfig(_Model):
     With ``noise > 0`` the method gets :func:`overtensor.tensors.targets.add_noise` of the target
     (dense, symmetric Gaussian noise of relative norm ``noise``, :func:`build_input`), while every
     metric is taken against the clean target.
+
+    ``family`` (e.g. ``hard``) fills ``kind, weights, spread, coherence`` from its preset
+    (:data:`overtensor.tensors.targets.FAMILIES`); giving one of them otherwise is an error.
     """
 
     dim: Annotated[int, Field(ge=1)]
@@ -142,8 +147,20 @@ class TargetConfig(_Model):
     weights: Literal["equal", "geometric"] | list[Annotated[float, Field(gt=0)]] = "equal"
     spread: Annotated[float, Field(ge=1)] = 10.0
     coherence: Annotated[float, Field(ge=0, lt=1)] = 0.5
+    family: Literal[tuple(FAMILIES)] | None = None  # type: ignore[valid-type]
     seed: Annotated[int, Field(ge=0)] | None = None
     noise: Annotated[float, Field(ge=0)] = 0.0  # > 0: solve a dense copy plus noise of norm noise · ‖T*‖
+
+    @model_validator(mode="before")
+    @classmethod
+    def _preset(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or data.get("family") not in FAMILIES:
+            return data
+        preset = FAMILIES[data["family"]]
+        for key, value in preset.items():
+            if key in data and data[key] != value:
+                raise ValueError(f"family {data['family']!r} sets {key} to {value!r}; got {data[key]!r} as well")
+        return {**data, **preset}
 
 
 class RunConfig(_Model):
@@ -193,7 +210,7 @@ def build_target(config: RunConfig, seed: int) -> SymCP:
     """The ground truth of run ``(config, seed)``."""
     t = config.target
     return make_target(t.dim, t.rank, t.order, kind=t.kind, weights=t.weights, spread=t.spread,
-                       coherence=t.coherence, seed=target_seed(config, seed))
+                       coherence=t.coherence, family=t.family, seed=target_seed(config, seed))
 
 
 def build_input(config: RunConfig, seed: int, target: SymCP) -> SymCP | DenseSymTensor:

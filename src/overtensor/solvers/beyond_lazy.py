@@ -10,7 +10,10 @@ Start from ``W_0 = δ_0 · g_i / ‖g_i‖``. Epoch ``k = 0, 1, ...``:
 3. ``H_k = ⌈H_0 γ^k⌉`` gradient steps on
    ``L(W) = ½‖T(W) - T*‖² + (λ_k/2)‖W‖²``, ``W ← W - η ∇L(W)``.
 
-A run stops once ``‖T(W) - T*‖/‖T*‖ <= tol`` or after ``max_epochs``. The
+A run stops once ``‖T(W) - T*‖/‖T*‖ <= tol``, after ``max_epochs`` epochs, or
+once it has taken ``max_steps`` gradient steps in all (the last epoch is cut
+short), whichever comes first: ``max_steps`` is the same total budget as
+``gd``'s, for comparisons at equal cost. The
 regularizer makes components that align with no residual direction decay
 below ``δ_1`` to be re-drawn; it biases each fitted mass by ``λ/2``, so the
 *final phase* sets ``λ_k = 0`` once the error at the start of an epoch is
@@ -193,6 +196,20 @@ def _scales(problem: Problem, *, init_scale: float | None, reinit_scale: float |
     return delta0, delta1, lam, switch
 
 
+def epoch_lengths(epoch_steps: int, epoch_growth: float, max_epochs: int, max_steps: int | None) -> list[int]:
+    """Steps of each epoch, ``⌈H_0 γ^k⌉`` for ``k < max_epochs``; with a total budget ``max_steps``
+    the epoch that would pass it is cut short and none follows (so nothing is re-drawn after it)."""
+    lengths: list[int] = []
+    for k in range(max_epochs):
+        n = math.ceil(epoch_steps * epoch_growth**k)
+        if max_steps is not None:
+            n = min(n, max_steps - sum(lengths))
+        if n <= 0:
+            break
+        lengths.append(n)
+    return lengths
+
+
 def solve_batch(
     problem: Problem,
     *,
@@ -203,6 +220,7 @@ def solve_batch(
     epoch_steps: int,
     epoch_growth: float,
     max_epochs: int,
+    max_steps: int | None,
     final_below: float | None,
     recycle: bool,
     merge_cos: float,
@@ -240,13 +258,13 @@ def solve_batch(
     op, target_sq = problem.on(on)
     start = time.perf_counter()
     recorder = Recorder(problem.size, start, observe)
-    lengths = [math.ceil(epoch_steps * epoch_growth**k) for k in range(max_epochs)]
+    lengths = epoch_lengths(epoch_steps, epoch_growth, max_epochs, max_steps)
     out = descend(on.asarray(W), op, target_sq, DescentConfig(eta, 0.0, tol, 0, record_every, signs=sigma), recorder,
                   progress=progress, hooks=plan.hooks(lengths))
     done = finish(problem, out, recorder.rows, start, method="beyond_lazy", tol=tol, signs=sigma)
     return build_results(problem, done, [
         {"step_size": float(eta[b]), "init_scale": float(delta0[b]), "reinit_scale": float(delta1[b]),
-         "reg": float(lam[b]), "epoch_steps": epoch_steps, "epoch_growth": epoch_growth,
+         "reg": float(lam[b]), "epoch_steps": epoch_steps, "epoch_growth": epoch_growth, "max_steps": max_steps,
          "final_below": float(switch[b]), "recycle": recycle, "merge_cos": merge_cos, "epochs": plan.log[b],
          "interrupted": out.interrupted, "backend": problem.backend, "dtype": problem.dtype}
         for b in range(problem.size)])

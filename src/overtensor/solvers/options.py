@@ -180,6 +180,9 @@ class BeyondLazy(_Truth, Descent):
     epoch_steps: Whole = Field(100, ge=1, description="Steps H0 of the first epoch.")
     epoch_growth: Real = Field(1.25, ge=1, description="γ: epoch k takes ⌈H0 γ^k⌉ steps.")
     max_epochs: Whole = Field(20, ge=1, description="Epoch budget.")
+    max_steps: Whole | None = Field(
+        None, ge=0, description="Total step budget over all epochs (the epoch that would pass it is cut short); "
+                                "default: only max_epochs limits the run (20 epochs of the defaults: 34,338 steps).")
     final_below: Real | None = Field(
         None, ge=0, description=f"λ is off for an epoch that starts below this relative error. Auto: "
                                 f"max({beyond_lazy.DEFAULT_FINAL_BELOW}, λ √m / ‖T*‖), above the bias λ leaves "
