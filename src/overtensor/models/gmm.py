@@ -201,9 +201,12 @@ def _check_steps(value: Any) -> int:
 def _em_chunk(X: np.ndarray, means: np.ndarray, logw: np.ndarray,
               sigma2: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Responsibilities ``r (b, k)`` of a chunk; returns ``Σ r``, ``rᵀ X`` and ``rᵀ ‖x‖²``."""
-    sq = np.sum(X**2, axis=1)
-    log_joint = logw - 0.5 * np.maximum(sq[:, None] - 2 * X @ means.T + np.sum(means**2, axis=1), 0) / sigma2
-    r = np.exp(log_joint - logsumexp(log_joint, axis=1, keepdims=True))
+    sq = np.einsum("ij,ij->i", X, X)
+    # ‖x‖² is the same for every component of a row: it cancels in the normalization
+    log_joint = (X @ means.T - 0.5 * np.sum(means**2, axis=1)) / sigma2 + logw
+    log_joint -= log_joint.max(axis=1, keepdims=True)
+    r = np.exp(log_joint)
+    r /= r.sum(axis=1, keepdims=True)
     return r.sum(axis=0), r.T @ X, r.T @ sq
 
 
