@@ -280,6 +280,11 @@ def test_cli_fit_gmm_and_ica(cli, tmp_path) -> None:
     np.testing.assert_allclose(summary["weights"], ref.weights_, rtol=1e-10)
     res = cli("fit", "gmm", "g.npy", "-o", "g2.npz", "--components", "2")
     assert res.exit_code == 0 and "SphericalGMM: 2 components" in res.stdout and "wrote g2.npz" in res.stdout
+    res = cli("fit", "gmm", "g.npy", "-o", "g3.npz", "--em-steps", "2")
+    assert res.exit_code == 0, res.output
+    refined, ref2 = models.load(tmp_path / "g3.npz"), SphericalGMM(em_steps=2).fit(X)
+    assert refined.em_steps == 2
+    np.testing.assert_allclose(refined.means_, ref2.means_, rtol=1e-10, atol=1e-12)  # same chunk sums, as above
     S, _ = planted_ica(5_000, 0)
     np.save(tmp_path / "i.npy", S)
     res = cli("fit", "ica", "i.npy", "-o", "i.npz", "--json", "-k", "4")
@@ -290,6 +295,7 @@ def test_cli_fit_gmm_and_ica(cli, tmp_path) -> None:
 
 @pytest.mark.parametrize(("args", "message"), [
     (["fit", "gmm", "g.npy", "-o", "m.npz", "-k", "10"], "n_components must be < d = 10 for this model, got 10"),
+    (["fit", "gmm", "g.npy", "-o", "m.npz", "--em-steps", "-1"], "em_steps must be an integer >= 0, got -1"),
     (["fit", "gmm", "g.npy", "-o", "m.npz", "-k", "0"], "n_components must be >= 1, got 0"),
     (["fit", "gmm", "g.npy", "-o", "m.npz", "-k", "many"], "--components must be 'auto' or an integer, got 'many'"),
     (["fit", "ica", "g.npy", "-o", "m.npz", "-k", "11"], "n_components must be <= d = 10 for this model, got 11"),
