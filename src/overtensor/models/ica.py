@@ -9,7 +9,9 @@ with ``q_j`` orthonormal and ``κ_j`` the sources' excess kurtoses, of either si
 (uniform -1.2, Laplace +3). ``K4`` is decomposed by ``beyond_lazy`` with the signed
 model (``signs="half"``: half the components carry ``+``, half ``-``) and
 :func:`overtensor.recover`; the ``k`` heaviest directions, made exactly
-orthonormal, give the unmixing ``components_ = Qᵀ Wᵀ`` (``s = components_ (x - mean_)``).
+orthonormal and refined to the fixed point of the orthogonal tensor power iteration
+on ``K4`` (:func:`refine`), give the unmixing ``components_ = Qᵀ Wᵀ``
+(``s = components_ (x - mean_)``).
 The whitened moment is small: as a dense ``k⁴`` tensor (one pass over the data)
 up to ``DENSE_MAX`` components, else implicit (one pass per step).
 """
