@@ -15,7 +15,7 @@ import numpy as np
 
 import overtensor as ot
 from overtensor.backend import get_backend, to_numpy
-from overtensor.solvers import gd
+from overtensor.solvers import base
 from overtensor.solvers.descent import DescentConfig, Recorder, descend
 from overtensor.solvers.problem import make_problem
 
@@ -49,9 +49,9 @@ def near_optimum(target: ot.SymCP, dtype: str) -> float:
     W = (W * (1 + 1e-3 * np.random.default_rng(0).standard_normal(W.shape)))[None]
     on = get_backend("numpy", None, dtype)
     op, target_sq = problem.on(on)
-    config = DescentConfig(gd.default_step_size(problem, 0), 0.0, 0.0, 2000, 1000)
+    config = DescentConfig(base.default_step_size(problem, 0), 0.0, 0.0, 2000, 1000)
     out = descend(on.asarray(W), op, target_sq, config, Recorder(1, 0.0))
-    return float(gd.relative_errors(problem, to_numpy(out.W).astype(np.float64), "balanced")[0])
+    return float(base.relative_errors(problem, to_numpy(out.W).astype(np.float64), "balanced")[0])
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ import numpy as np
 import scipy.linalg
 
 import overtensor as ot
-from overtensor.solvers.gd import initial_params
+from overtensor.solvers.base import initial_params
 from overtensor.solvers.lazy import lazy_threshold
 from overtensor.solvers.problem import make_problem
 

@@ -5,7 +5,10 @@ Usage: python benchmarks/bench_step.py [--repeats 5] [--quick]
 1. For each ``(m, d)``: ``overtensor.decompose(target, m, method="gd", max_steps=N, tol=0.0)``
    (the whole loop, default history interval) divided by N, against the two products that
    bound a step from below, ``W̄ W̄ᵀ`` and an ``(m × m)·(m × d)`` product, N times, in the same
-   process. Order 3, factored gaussian target of rank 10. Each side is the best of ``--repeats``
+   process. Order 3, factored gaussian target of rank 10. The run is kept in all ``d``
+   coordinates (``subspace.SPAN_FRACTION = 0``): ``gd`` would otherwise run a factored target
+   with ``m + r <= d / 2`` in the span of ``[W_0; A]`` (``k = m + r`` coordinates), which is
+   the same run at ``d / k`` times less per step (``python benchmarks/bench_order4.py``). Each side is the best of ``--repeats``
    windows taken in alternation, timed in **CPU time** of this process (``time.process_time``),
    so that other jobs on a shared machine inflate neither side.
 2. Peak memory of one step at ``m = 10^4, d = 100`` (``tracemalloc``, which NumPy reports to).
@@ -25,6 +28,7 @@ from _timing import cpu_best
 
 import overtensor as ot
 from overtensor.backend import array_namespace
+from overtensor.solvers import subspace
 from overtensor.solvers.problem import make_problem
 from overtensor.solvers.step import arrangement, balanced_step
 
@@ -41,6 +45,8 @@ def step_vs_products(m: int, d: int, steps: int, repeats: int) -> tuple[float, f
 
     def run() -> None:
         ot.decompose(target, m, seed=0, max_steps=steps, tol=0.0)
+
+    subspace.SPAN_FRACTION = 0.0  # the step on d coordinates, not the run in the span
 
     def products() -> None:
         for _ in range(steps):

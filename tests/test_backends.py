@@ -74,6 +74,56 @@ def test_every_gradient_method_runs_on_array_api_strict(method, options):
     assert abs(strict.relative_error - ref.relative_error) <= max(1e-10, 2 * floor)
 
 
+GRADIENT_METHODS = [
+    ("gd", {"max_steps": 150, "reg": 1e-3}),
+    ("beyond_lazy", {"tol": 1e-3, "max_epochs": 3, "epoch_steps": 60}),
+    ("lazy_gd", {"max_steps": 150, "alpha": 10.0}),
+]
+
+
+@pytest.mark.parametrize("method,options", GRADIENT_METHODS, ids=[m for m, _ in GRADIENT_METHODS])
+def test_the_backend_is_the_problems(method, options):
+    """backend/device/dtype configure the problem: a solver given a strict problem equals decompose's strict run."""
+    import array_api_strict
+
+    from overtensor.solvers import METHODS
+    from overtensor.solvers.options import validate
+
+    target = _targets()["factored"]
+    problem = make_problem([target], 8, [3], backend="array_api_strict")
+    assert problem.arrays.xp is array_api_strict and problem.backend == "array_api_strict"
+    op, target_sq = problem.on()
+    assert type(target_sq).__module__.startswith("array_api_strict")
+    full = validate(method, options).model_dump(exclude={"backend", "device", "dtype"})
+    (direct,) = METHODS[method](problem, **full)
+    strict = ot.decompose(target, 8, method, seed=3, backend="array_api_strict", **options)
+    assert direct.info["backend"] == "array_api_strict" and direct.steps == strict.steps
+    np.testing.assert_array_equal(direct.params, strict.params)  # the same calls in the same order
+
+
+def test_problem_refuses_a_missing_device_before_any_solver():
+    with pytest.raises(ot.OvertensorError, match="backend 'numpy' runs on the CPU only, got device 'cuda'"):
+        make_problem([_targets()["factored"]], 3, [0], device="cuda")
+    with pytest.raises(ot.OvertensorError, match="unknown option 'backend' for method 'power'"):
+        ot.decompose(_targets()["factored"], 3, "power", backend="numpy")  # NumPy-only methods take none
+
+
+@pytest.mark.parametrize("method,options", GRADIENT_METHODS, ids=[m for m, _ in GRADIENT_METHODS])
+def test_every_gradient_method_on_torch_equals_numpy(method, options):
+    torch = pytest.importorskip("torch")
+    target = _targets()["factored"]
+    ref = ot.decompose(target, 8, method, seed=3, **options)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    run = ot.decompose(target, 8, method, seed=3, backend="torch", device=device, **options)
+    assert run.info["backend"] == "torch" and run.steps == ref.steps
+    # torch (and CUDA) sum in their own orders: ~terms·eps per step, which 150 steps of a
+    # contracting descent keep near 1e-10 relative in the parameters
+    np.testing.assert_allclose(run.params, ref.params, rtol=1e-9, atol=1e-10)
+    terms = _terms(target, 16) if method == "lazy_gd" else _terms(target, 8)
+    floor = residual_floor(min(run.relative_error, ref.relative_error), terms)
+    assert abs(run.relative_error - ref.relative_error) <= max(1e-9, 2 * floor)
+
+
 @pytest.mark.parametrize("kind", ["factored", "dense"])
 def test_torch_cpu_equals_numpy(kind):
     pytest.importorskip("torch")
@@ -191,8 +241,8 @@ def test_map_arrays_reaches_nested_operators():
 @pytest.mark.parametrize(
     "options,match",
     [
-        ({"backend": "jax2"}, "unknown backend 'jax2'; expected one of numpy, torch, array_api_strict"),
-        ({"dtype": "float16"}, "unknown dtype 'float16'"),
+        ({"backend": "jax2"}, "backend of method 'gd' must be one of 'numpy', 'torch', 'array_api_strict', got 'jax2'"),
+        ({"dtype": "float16"}, "dtype of method 'gd' must be one of 'float64', 'float32', got 'float16'"),
         ({"device": "cuda"}, "backend 'numpy' runs on the CPU only, got device 'cuda'"),
     ],
 )

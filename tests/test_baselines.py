@@ -196,10 +196,10 @@ def test_cli_runs_each_method(cli_dir: Path, args, check):
 BAD = [
     (["--method", "power", "--alpha", "3"], "unknown option 'alpha' for method 'power'"),
     (["--method", "lazy", "--n-starts", "3"], "unknown option 'n_starts' for method 'lazy'"),
-    (["--method", "lazy", "--cg-tol", "2"], r"cg_tol must be a number in \(0, 1\), got 2.0"),
-    (["--method", "lazy-gd", "--alpha", "0"], "alpha must be a finite number > 0, got 0.0"),
-    (["--method", "power", "--n-starts", "0"], "n_starts must be an integer >= 1, got 0"),
-    (["--method", "als", "--max-iter", "0"], "max_iter must be an integer >= 1, got 0"),
+    (["--method", "lazy", "--cg-tol", "2"], r"cg_tol of method 'lazy' must be a finite number > 0 and < 1, got 2.0"),
+    (["--method", "lazy-gd", "--alpha", "0"], "alpha of method 'lazy_gd' must be a finite number > 0, got 0.0"),
+    (["--method", "power", "--n-starts", "0"], "n_starts of method 'power' must be an integer >= 1, got 0"),
+    (["--method", "als", "--max-iter", "0"], "max_iter of method 'als' must be an integer >= 1, got 0"),
 ]
 
 

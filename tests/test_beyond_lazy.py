@@ -146,11 +146,11 @@ def test_reinitialize_redraws_small_rows_only():
 
 @pytest.mark.parametrize("options,match", [
     ({"reinit_scale": 0.2, "init_scale": 0.1}, r"reinit_scale \(δ1 = 0.2\) must be below init_scale"),
-    ({"epoch_growth": 0.9}, "epoch_growth must be a finite number >= 1"),
-    ({"epoch_steps": 0}, "epoch_steps must be an integer >= 1"),
-    ({"max_epochs": 2.5}, "max_epochs must be an integer >= 1"),
-    ({"merge_cos": 0.0}, r"merge_cos must lie in \(0, 1\]"),
-    ({"reg": -1.0}, "reg must be a finite number >= 0"),
+    ({"epoch_growth": 0.9}, "epoch_growth of method 'beyond_lazy' must be a finite number >= 1, got 0.9"),
+    ({"epoch_steps": 0}, "epoch_steps of method 'beyond_lazy' must be an integer >= 1, got 0"),
+    ({"max_epochs": 2.5}, "max_epochs of method 'beyond_lazy' must be an integer, got 2.5"),
+    ({"merge_cos": 0.0}, r"merge_cos of method 'beyond_lazy' must be a finite number > 0 and <= 1, got 0.0"),
+    ({"reg": -1.0}, "reg of method 'beyond_lazy' must be a finite number >= 0, got -1.0"),
     ({"max_steps": 10}, "unknown option 'max_steps' for method 'beyond_lazy'"),
 ])
 def test_bad_options(options, match):

@@ -22,7 +22,7 @@ from click.testing import Result
 from conftest import cli_runner
 
 import overtensor as ot
-from overtensor import cli as cli_module
+from overtensor import api as ot_api
 from overtensor import io as ot_io
 from overtensor.cli import main
 from overtensor.experiments.store import Store
@@ -219,9 +219,18 @@ BAD = [
     (["decompose", "t.npz", "-m", "0"], "--components must be >= 1, got 0"),
     (["decompose", "t.npz", "-m", "3", "--method", "sgd"], "unknown method 'sgd'"),
     (["decompose", "t.npz", "-m", "3", "--method", "power", "--max-steps", "5"], "unknown option 'max_steps'"),
-    (["decompose", "t.npz", "-m", "3", "--step-size", "-1"], "step_size must be a finite number > 0"),
-    (["decompose", "t.npz", "-m", "3", "--tol", "nan"], "tol must be a finite number >= 0, got nan"),
-    (["decompose", "t.npz", "-m", "3", "--max-steps", "-5"], "max_steps must be an integer >= 0, got -5"),
+    (["decompose", "t.npz", "-m", "3", "--step-size", "-1"], "step_size of method 'gd' must be a finite number > 0"),
+    (["decompose", "t.npz", "-m", "3", "--tol", "nan"], "tol of method 'gd' must be a finite number >= 0, got nan"),
+    (["decompose", "t.npz", "-m", "3", "--max-steps", "-5"], "max_steps of method 'gd' must be an integer >= 0, "
+                                                            "got -5"),
+    (["decompose", "t.npz", "-m", "3", "--method", "beyond-lazy", "--merge-cos", "2"],
+     r"merge_cos of method 'beyond_lazy' must be a finite number > 0 and <= 1, got 2.0"),
+    (["decompose", "t.npz", "-m", "3", "--method", "lazy", "--alpha", "2"],
+     "unknown option 'alpha' for method 'lazy'; expected one of tol, cg_tol, max_iter, record_every"),
+    (["decompose", "t.npz", "-m", "3", "--method", "power", "--max-iter", "2.5"],
+     r"Invalid value for '--max-iter': '2.5' is not a valid integer. \(see 'overtensor decompose -h'\)"),
+    (["decompose", "t.npz", "-m", "3", "--method", "als", "--als-init", "best"],
+     r"Invalid value for '--als-init': 'best' is not one of 'random', 'svd'."),
     (["decompose", "t.npz", "-m", "3", "--seed", "-1"], "seed must be an integer >= 0, got -1"),
     (["decompose", "t.npz", "-m", "3", "--tol", "x"],
      r"Invalid value for '--tol': 'x' is not a valid float. \(see 'overtensor decompose -h'\)"),
@@ -311,7 +320,7 @@ def test_read_only_folder_is_refused_before_any_work(cli, target_file: Path, tmp
     _write_bad_inputs(tmp_path)
     (tmp_path / "ro").mkdir()
     _read_only(monkeypatch, tmp_path / "ro")
-    monkeypatch.setattr(cli_module, "_decompose", lambda *a, **k: pytest.fail("solved before checking -o"))
+    monkeypatch.setattr(ot_api, "decompose", lambda *a, **k: pytest.fail("solved before checking -o"))
     out = cli(*args)
     assert_one_line_error(out, r"cannot (write|create) ro/\S+: folder ro is not writable")
     assert list((tmp_path / "ro").iterdir()) == []
@@ -334,7 +343,7 @@ def test_ctrl_c_in_process(cli, target_file: Path, tmp_path: Path, monkeypatch):
         progress(20)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli_module, "_decompose", interrupted)
+    monkeypatch.setattr(ot_api, "decompose", interrupted)  # the CLI calls it at run time
     before = files(tmp_path)
     out = cli("decompose", "t.npz", "-m", "3", "-o", "out.npz")
     assert out.exit_code == 130
@@ -387,6 +396,39 @@ def test_decompose_samples_as_a_moment_target(cli, tmp_path: Path):
     assert signed.exit_code == 0, signed.stderr
     truth4 = ot.SymCP(truth.weights, A, 4)
     assert ot.load(tmp_path / "s.npz").distance(truth4) <= 2e-4 * truth4.norm()
+
+
+def test_decompose_flags_and_help_come_from_the_option_models():
+    """One flag per option of the CLI methods, each help naming the methods that take it, its bound and default."""
+    from overtensor.cli import _NOT_CLI
+    from overtensor.solvers.options import MODELS, takes_cli
+
+    out = cli_runner().invoke(main, ["decompose", "--help"], terminal_width=10_000)
+    assert out.exit_code == 0, out.stderr
+    lines = {line.split()[0]: line for line in out.stdout.splitlines() if line.strip().startswith("--")}
+    names = {n for k, m in MODELS.items() if k not in _NOT_CLI for n, f in m.model_fields.items() if takes_cli(f)}
+    for name in names:
+        flag = "--" + name.replace("_", "-")
+        assert flag in lines, flag
+    assert "--init" not in lines and "--truth" not in lines and "--ftol" not in lines  # objects; polish only
+    assert "gd, beyond_lazy: Step size η. Auto: 0.3 / σ" in lines["--step-size"]  # the rule gd applies
+    assert "[> 0; default: auto]" in lines["--step-size"]
+    # one flag, three methods, three defaults
+    assert all(part in lines["--max-iter"] for part in ("lazy: CG iteration budget. [>= 1; default: 5000]",
+                                                        "power: Power iterations per component. [>= 1; default: 100]",
+                                                        "als: ALS sweeps. [>= 1; default: 500]"))
+    assert "beyond_lazy: τ: directions with cosine at least this merge (recycle). [> 0 and <= 1; default: 0.99]" \
+        in lines["--merge-cos"]
+    assert "all methods:" in lines["--tol"] and lines["--recycle"].strip().startswith("--recycle / --no-recycle")
+
+
+def test_top_level_help_builds_no_option_model():
+    """``overtensor --help`` loads neither NumPy nor pydantic (the option models load for ``decompose``)."""
+    code = ("import sys; from overtensor.cli import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print([m for m in ('numpy', 'pydantic', 'overtensor.solvers') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout
 
 
 # ----------------------------------------------------------------------------- real processes

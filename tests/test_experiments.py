@@ -168,13 +168,27 @@ def test_target_and_init_streams_are_independent():
     (lambda s: s["runs"][0]["target"].update(dim="ten"), "spec bad.yaml: runs[0].target.dim: got 'ten'; "),
     (lambda s: s["runs"][0]["target"].update(dim=-3), "spec bad.yaml: runs[0].target.dim: -3 is not >= 1"),
     (lambda s: s["runs"][0].update(method="lazzy"), "spec bad.yaml: runs[0].method: unknown method 'lazzy'"),
-    (lambda s: s["runs"][0]["options"].update(alpha=2), "spec bad.yaml: runs[0].method: unknown option 'alpha'"),
+    (lambda s: s["runs"][0]["options"].update(alpha=2),
+     "spec bad.yaml: runs[0].options: unknown option 'alpha' for method 'gd'; expected one of tol, step_size, "),
     (lambda s: s["runs"][0]["options"].update(tol="abc"),
-     "spec bad.yaml: runs[0].options.tol (method 'gd'): 'abc' is not a number"),
+     "spec bad.yaml: runs[0].options: tol of method 'gd' must be a number, got 'abc'"),
     (lambda s: s["runs"][0]["options"].update(step_size="big"),
-     "spec bad.yaml: runs[0].options.step_size (method 'gd'): 'big' is not a number"),
+     "spec bad.yaml: runs[0].options: step_size of method 'gd' must be a number, got 'big'"),
     (lambda s: s["runs"][0]["options"].update(max_steps=-5),
-     "spec bad.yaml: runs[0].options (method 'gd'): max_steps must be an integer >= 0, got -5"),
+     "spec bad.yaml: runs[0].options: max_steps of method 'gd' must be an integer >= 0, got -5"),
+    (lambda s: s["runs"][0].update(method="beyond-lazy", options={"max_steps": 5}),
+     "spec bad.yaml: runs[0].options: unknown option 'max_steps' for method 'beyond_lazy'; expected one of "),
+    (lambda s: s["runs"][0].update(method="beyond_lazy", options={"recycle": "yes"}),
+     "spec bad.yaml: runs[0].options: recycle of method 'beyond_lazy' must be true or false, got 'yes'"),
+    (lambda s: s["runs"][0].update(method="beyond_lazy", options={"merge_cos": 1.5}),
+     "spec bad.yaml: runs[0].options: merge_cos of method 'beyond_lazy' must be a finite number > 0 and <= 1, "
+     "got 1.5"),
+    (lambda s: s["runs"][0].update(method="power", options={"n_starts": 2.5}),
+     "spec bad.yaml: runs[0].options: n_starts of method 'power' must be an integer, got 2.5"),
+    (lambda s: s["runs"][0].update(method="lazy", options={"cg_tol": 0}),
+     "spec bad.yaml: runs[0].options: cg_tol of method 'lazy' must be a finite number > 0 and < 1, got 0"),
+    (lambda s: s["runs"][0].update(method="gd", options={"init": 0}),
+     "spec bad.yaml: runs[0].options.init: not an option a spec can set (method 'gd')"),
     (lambda s: s["runs"][0].update(components=[]), "spec bad.yaml: runs[0].components: got []"),
     (lambda s: s["runs"][0]["target"].update(dim=[]), "spec bad.yaml: runs[0].target.dim: got []"),
 ])
@@ -191,27 +205,28 @@ def test_bad_spec_is_one_line_error_and_no_store(tmp_path: Path, edit, message):
     ("gd", {"parameterization": "odd"}), ("lazy", {"cg_tol": 2.0}), ("lazy_gd", {"alpha": -1.0}),
     ("power", {"n_starts": 0}), ("als", {"als_init": "best"}), ("beyond_lazy", {"epoch_growth": 0.5}),
 ])
-def test_option_values_are_checked_at_load_by_the_solver_itself(method, options):
-    """The load-time message is the one the solver raises when it runs (its own checks, called at load)."""
+def test_option_values_are_checked_at_load_as_the_api_checks_them(method, options):
+    """The load-time message is the one the API raises when it runs: both validate through the method's model."""
     with pytest.raises(ot.OvertensorError) as solved:
         ot.decompose(ot.make_target(5, 1, 3, seed=0), 2, method, **options)
     with pytest.raises(ot.OvertensorError) as loaded:
         parse_spec({"name": "t", "experiment": "x", "runs": [
             {"target": {"dim": 5, "rank": 1}, "method": method, "options": options, "components": 2}]})
-    assert str(loaded.value) == f"spec <spec>: runs[0].options (method {method!r}): {solved.value}"
+    assert str(loaded.value) == f"spec <spec>: runs[0].options: {solved.value}"
 
 
 @pytest.mark.skipif(not hasattr(ot, "polish"), reason="this build has no overtensor.polish")
-def test_polish_values_are_checked_at_load_by_polish_itself():
+def test_polish_values_are_checked_at_load_as_polish_checks_them():
     t = ot.make_target(5, 1, 3, seed=0)
     with pytest.raises(ot.OvertensorError) as polished:
         ot.polish(t, t, max_steps=-1)
     block = {"target": {"dim": 5, "rank": 1}, "method": "gd", "components": 2, "polish": {"max_steps": -1}}
     with pytest.raises(ot.OvertensorError) as loaded:
         parse_spec({"name": "t", "experiment": "x", "runs": [block]})
-    assert str(loaded.value) == f"spec <spec>: runs[0].polish (overtensor.polish): {polished.value}"
+    assert str(loaded.value) == f"spec <spec>: runs[0].polish: {polished.value}"
     block["polish"] = {"max_steps": "abc"}
-    with pytest.raises(ot.OvertensorError, match=r"runs\[0\].polish.max_steps \(overtensor.polish\): 'abc' is not"):
+    with pytest.raises(ot.OvertensorError, match=r"runs\[0\].polish: max_steps of method 'polish' must be an "
+                                                 r"integer, got 'abc'$"):
         parse_spec({"name": "t", "experiment": "x", "runs": [block]})
 
 

@@ -107,11 +107,11 @@ def test_plain_parameterization_stalls_at_small_init_where_balanced_does_not():
 @pytest.mark.parametrize(
     "options,match",
     [
-        ({"step_size": -1.0}, "step_size must be a finite number > 0"),
-        ({"max_steps": -3}, "max_steps must be an integer >= 0"),
-        ({"tol": float("nan")}, "tol must be"),
+        ({"step_size": -1.0}, "step_size of method 'gd' must be a finite number > 0, got -1.0"),
+        ({"max_steps": -3}, "max_steps of method 'gd' must be an integer >= 0, got -3"),
+        ({"tol": float("nan")}, "tol of method 'gd' must be a finite number >= 0, got nan"),
         ({"bogus": 1}, "unknown option 'bogus' for method 'gd'"),
-        ({"parameterization": "weird"}, "unknown parameterization"),
+        ({"parameterization": "weird"}, "parameterization of method 'gd' must be one of 'balanced', 'plain'"),
     ],
 )
 def test_bad_options(options, match):

@@ -10,7 +10,7 @@ import pytest
 
 import overtensor as ot
 from overtensor.solvers.lazy import Tangent, derivative_rule, lazy_threshold
-from overtensor.solvers.gd import initial_params
+from overtensor.solvers.base import initial_params
 from overtensor.solvers.problem import make_problem
 
 from conftest import EPS, dense_from, outer_power, random_symmetric, residual_floor
@@ -135,9 +135,9 @@ def test_lazy_dense_equals_factored_and_batch_equals_single():
 
 def test_lazy_rejects_bad_options():
     target = ot.make_target(5, 1, 3)
-    with pytest.raises(ot.OvertensorError, match="cg_tol must be a number in"):
+    with pytest.raises(ot.OvertensorError, match=r"cg_tol of method 'lazy' must be a finite number > 0 and < 1, got 0.0"):
         ot.decompose(target, 3, method="lazy", cg_tol=0.0)
-    with pytest.raises(ot.OvertensorError, match="max_iter must be an integer >= 1, got 0"):
+    with pytest.raises(ot.OvertensorError, match="max_iter of method 'lazy' must be an integer >= 1, got 0"):
         ot.decompose(target, 3, method="lazy", max_iter=0)
 
 
@@ -199,7 +199,7 @@ def test_lazy_gd_starts_from_the_lazy_directions(lazy_gd_runs):
 
 
 def test_lazy_gd_bad_alpha():
-    with pytest.raises(ot.OvertensorError, match="alpha must be a finite number > 0, got -1"):
+    with pytest.raises(ot.OvertensorError, match="alpha of method 'lazy_gd' must be a finite number > 0, got -1"):
         ot.decompose(ot.make_target(5, 1, 3), 3, method="lazy_gd", alpha=-1.0)
 
 

@@ -173,7 +173,7 @@ def test_polish_as_a_method_and_its_bad_input():
         ot.decompose(truth, 2, "polish", init=W[:, :5])
     with pytest.raises(ot.OvertensorError, match="init is all zeros"):
         ot.decompose(truth, 2, "polish", init=np.zeros((2, 6)))
-    with pytest.raises(ot.OvertensorError, match="ftol must be a finite number >= 0"):
+    with pytest.raises(ot.OvertensorError, match="ftol of method 'polish' must be a finite number >= 0, got -1.0"):
         ot.polish(truth, truth, ftol=-1.0)
 
 
@@ -271,3 +271,54 @@ def test_fewer_components_merges_the_closest_pair_by_the_recovery_rule():
     assert merged.weights[-1] == pytest.approx(w[1] * (V[1] @ u) ** 3 + w[2] * (V[2] @ u) ** 3, rel=1e-12)
     np.testing.assert_allclose(merged.vectors[0], V[0], atol=1e-12)
     np.testing.assert_allclose(dropped.weights, [1.0, 0.5], rtol=1e-12)  # the lightest is dropped
+
+
+
+def test_rank_floor_counts_the_unfolding_rank_no_exact_fit_can_go_below():
+    from overtensor.pipeline import rank_floor
+
+    vectors = ot.make_target(20, 3, 3, kind="gaussian", seed=5).vectors
+    exact = compress(ot.DenseSymTensor(ot.SymCP([1.0, 0.5, 0.2], vectors, 3).to_dense()))
+    assert rank_floor(exact, 1e-10, 3) == 3  # three independent directions: unfolding rank 3
+    # a third component of weight 1e-13 leaves the rank-2 fit without it exact to 1e-10 (its
+    # norm is 1e-13 against ‖T*‖ >= 1), so the floor must allow 2 there
+    faint = compress(ot.DenseSymTensor(ot.SymCP([1.0, 0.5, 1e-13], vectors, 3).to_dense()), rank_tol=0)
+    assert rank_floor(faint, 1e-10, 3) == 2
+
+
+def test_pipeline_tries_no_fit_below_the_rank_floor(monkeypatch):
+    import importlib
+
+    module = importlib.import_module("overtensor.pipeline")
+    ranks: list[int] = []
+    original = module.polish
+
+    def counted(model, target, **options):
+        ranks.append(model.rank)
+        return original(model, target, **options)
+
+    monkeypatch.setattr(module, "polish", counted)
+    truth = ot.make_target(20, 3, 3, kind="gaussian", weights="geometric", spread=10, seed=3)
+    res = module.pipeline(ot.DenseSymTensor(truth.to_dense()), 12, seed=0, tol=1e-3)
+    assert res.model.rank == 3 and res.relative_error <= 1e-10
+    assert min(ranks) == 3 and len(ranks) == res.info["polish_runs"]  # no 2-component trial
+
+
+def test_fill_adds_every_missing_component_at_once_from_the_residual():
+    import importlib
+
+    module = importlib.import_module("overtensor.pipeline")
+    # four components in dimension 4: a compressed target (k̂ = r), where the pipeline fills
+    truth = ot.make_target(4, 4, 3, kind="gaussian", weights=[1.0, 0.5, 0.1, 0.05], seed=0)
+    target = ot.DenseSymTensor(truth.to_dense())
+    heavy = ot.SymCP(truth.weights[:2], truth.vectors[:2], 3)
+    opts = {"max_steps": 100, "tol": 1e-12, "ftol": 1e-10}
+    fit = module.polish(heavy, target, **opts)  # the two heavy ones, fit as well as two can
+    assert fit.relative_error > 1e-3
+    filled, runs = module._fill(fit, target, 1e-10, 4, 10, opts)
+    assert len(runs) == 1 and filled.model.rank == 4 and filled.relative_error <= 1e-10
+    m = ot.match(filled.model, truth)
+    assert not m.missing and not m.spurious and np.max(m.weight_errors) < 1e-8
+    # at the floor, or with no room to add, nothing is tried
+    assert module._fill(fit, target, 1e-10, 2, 10, opts)[1] == []
+    assert module._fill(fit, target, 1e-10, 4, 0, opts)[1] == []

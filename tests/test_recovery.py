@@ -208,7 +208,8 @@ def test_cli_recover_reports_the_match(tmp_path: Path):
 
 @pytest.mark.parametrize("args,match", [
     (["--method", "gd", "--max-epochs", "3"], "unknown option 'max_epochs' for method 'gd'"),
-    (["--method", "beyond-lazy", "--epoch-growth", "0.5"], "epoch_growth must be a finite number >= 1"),
+    (["--method", "beyond-lazy", "--epoch-growth", "0.5"],
+     "epoch_growth of method 'beyond_lazy' must be a finite number >= 1, got 0.5"),
 ])
 def test_cli_bad_option_is_one_line(tmp_path: Path, args, match):
     import re

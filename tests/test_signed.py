@@ -49,7 +49,7 @@ def test_signed_moment_difference_is_fitted():
 
 
 @pytest.mark.parametrize("signs,match", [
-    ("all", r"signs must be 'half' or 4 values"),
+    ("all", r"signs of method 'gd' must be 'half' or a list of m values \+1/-1, got 'all'"),
     ([1, -1, 1], r"signs must be 'half' or 4 values"),
     ([1, -1, 1, 0.5], r"signs must be 'half' or 4 values"),
 ])

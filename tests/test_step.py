@@ -86,3 +86,24 @@ def test_blocked_gram_in_several_blocks_equals_one_block(monkeypatch):
     assert np.max(np.abs(many.W - one.W)) <= 1e-13 * np.max(np.abs(one.W))
     np.testing.assert_allclose(many.residual_sq(np, problem.target_sq), one.residual_sq(np, problem.target_sq),
                                rtol=1e-13)
+
+
+def test_a_step_from_the_previous_steps_stack_equals_a_step_from_a_copy(monkeypatch):
+    # on NumPy the stacked step writes W into a buffer [W; A] that the next step reads as its S;
+    # the same numbers from a fresh copy of W (S built by concatenation) must give the same bits
+    monkeypatch.setattr(step_module, "CARRY_ENTRIES", 0)  # carry at this small size too
+    t = ot.make_target(30, 4, 3, kind="gaussian", seed=2)
+    problem = make_problem([t, t], 8, [0, 1])
+    W = np.random.default_rng(1).standard_normal((2, 8, 30))
+    xp = array_namespace(W)
+    first = balanced_step(xp, W, problem.op, 0.02, 0.0)
+    assert step_module._STACKS.get(first.W, problem.op.vectors) is not None  # the buffer is found
+    carried = balanced_step(xp, first.W, problem.op, 0.02, 0.0)
+    copied = balanced_step(xp, first.W.copy(), problem.op, 0.02, 0.0)
+    np.testing.assert_array_equal(carried.W, copied.W)
+    # another target of the same shape must not read this buffer's rows of A
+    other = make_problem([ot.make_target(30, 4, 3, kind="gaussian", seed=3)] * 2, 8, [0, 1])
+    assert step_module._STACKS.get(first.W, other.op.vectors) is None
+    np.testing.assert_array_equal(balanced_step(xp, first.W, other.op, 0.02, 0.0).W,
+                                  balanced_step(xp, first.W.copy(), other.op, 0.02, 0.0).W)
+    assert step_module._STACKS.get(first.W[:, 1:], problem.op.vectors) is None  # not the buffer's leading rows

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-import inspect
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
-from .validation import as_number
 from .tensors.dense import Tensor
 from .tensors.convert import as_target
 from .errors import OvertensorError
@@ -30,42 +28,57 @@ def check_options(method: str, options: Iterable[str]) -> str:
     Raises
     ------
     OvertensorError
-        If the method is unknown or an option is not a keyword of its solver.
+        If the method is unknown or an option is not one of its model's
+        (:mod:`overtensor.solvers.options`), naming the valid ones.
     """
-    key = method.replace("-", "_")
-    if key not in METHODS:
-        raise OvertensorError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
-    accepted = [p for p in inspect.signature(METHODS[key]).parameters if p != "problem"]
-    unknown = sorted(set(options) - set(accepted))
+    from .solvers.options import MODELS, method_key
+
+    key = method_key(method)
+    accepted = MODELS[key].model_fields
+    unknown = [name for name in options if name not in accepted]
     if unknown:
-        raise OvertensorError(
-            f"unknown option {unknown[0]!r} for method {key!r}; expected one of "
-            f"{', '.join(a for a in accepted if a != 'progress')}"
-        )
+        raise OvertensorError(f"unknown option {unknown[0]!r} for method {key!r}; expected one of "
+                              f"{', '.join(accepted)}")
     return key
 
 
 def coerce_options(method: str, options: Mapping[str, Any]) -> dict[str, Any]:
-    """Check a method's option names (:func:`check_options`) and make its number options numbers.
+    """The given options of ``method``, validated and typed by its model; the defaults left out.
 
-    An option annotated ``float`` may be given as a numeric string (``"1e-3"``, as
-    YAML 1.1 reads ``1e-3``); any other non-number is an error.
+    A number option may be given as a numeric string (``"1e-3"``, as YAML 1.1 reads
+    ``1e-3``); a whole-number option as a whole float or string (``1e4``, ``"2e2"``).
 
     Raises
     ------
     OvertensorError
-        On an unknown method or option, or a number option that is not a number,
-        naming the option and the method.
+        One line naming the method and the option: unknown, bad type or bad value.
     """
-    key = check_options(method, options)
-    params = inspect.signature(METHODS[key]).parameters
-    # annotations are strings (``from __future__ import annotations``): "float", "float | None"
-    numeric = {n for n, p in params.items() if "float" in str(p.annotation).split(" | ")}
-    return {n: as_number(n, v, key) if n in numeric else v for n, v in options.items()}
+    from .solvers.options import validate
+
+    checked = validate(method, options)
+    return {name: getattr(checked, name) for name in options}
 
 
-def _solver(method: str, options: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
-    return METHODS[check_options(method, options)], coerce_options(method, options)
+class _Call(NamedTuple):
+    """A validated call: the solver, its options (defaults filled in), the problem's, the given ones."""
+
+    solver: Any
+    options: dict[str, Any]
+    problem: dict[str, Any]
+    given: dict[str, Any]
+
+
+def _solver(method: str, options: Mapping[str, Any]) -> _Call:
+    """Validate ``options`` by the method's model; ``backend``, ``device``, ``dtype`` go to the problem."""
+    from .solvers.options import PROBLEM_OPTIONS, method_key, validate
+
+    given = dict(options)
+    progress = given.pop("progress", None)
+    checked = validate(method, given)
+    full = {name: getattr(checked, name) for name in type(checked).model_fields}
+    problem = {name: full.pop(name) for name in PROBLEM_OPTIONS if name in full}
+    return _Call(METHODS[method_key(method)], {**full, "progress": progress}, problem,
+                 {n: checked.__dict__[n] for n in given})
 
 
 def decompose(target: Tensor, components: int, method: str = "gd", *, seed: int = 0,
@@ -83,18 +96,32 @@ def decompose(target: Tensor, components: int, method: str = "gd", *, seed: int 
     method : str, one of :func:`methods` (hyphens or underscores)
     seed : int, the seed of every random draw of the run
     **options : the method's options, named as the CLI flags with underscores
-        (``step_size``, ``max_steps``, ``tol``, ``reg``, ...); see each solver's
-        ``solve_batch`` docstring. ``progress=True`` shows progress (a bar on a terminal,
+        (``step_size``, ``max_steps``, ``tol``, ``reg``, ...), validated by the method's
+        model (:mod:`overtensor.solvers.options`; tables: :func:`~overtensor.solvers.options.option_table`). ``progress=True`` shows progress (a bar on a terminal,
         else log lines on the ``overtensor`` logger); a callable is called with the
         number of steps done since its last call.
 
     Returns
     -------
     DecompositionResult
+
+    Examples
+    --------
+    >>> import overtensor as ot
+    >>> target = ot.make_target(dim=10, rank=3, order=3, seed=0)
+    >>> result = ot.decompose(target, 10, method="gd", seed=0, tol=1e-4)
+    >>> result.converged, result.relative_error <= 1e-4, result.model.rank
+    (True, True, 10)
+    >>> ot.recover(result.model).rank                      # back to the 3 true components
+    3
+    >>> ot.decompose(target, 10, step_size=-1.0)           # a bad option is one line
+    Traceback (most recent call last):
+        ...
+    overtensor.errors.OvertensorError: ...step_size...
     """
-    solver, options = _solver(method, options)
-    result = _run(solver, make_problem([as_target(target)], components, [seed]), method, options)[0]
-    return _with_options(result, seed, options)
+    call = _solver(method, options)
+    problem = make_problem([as_target(target)], components, [seed], **call.problem)
+    return _with_options(_run(call.solver, problem, method, call.options)[0], seed, call.given)
 
 
 def decompose_batch(targets: Sequence[Tensor], components: int, method: str = "gd", *,
@@ -105,13 +132,25 @@ def decompose_batch(targets: Sequence[Tensor], components: int, method: str = "g
     seed), or a list of ``B`` targets of one type and shape. Result ``b`` equals
     ``decompose(targets[b], components, method, seed=seeds[b], **options)`` bit for bit
     (tests/test_batch.py).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import overtensor as ot
+    >>> target = ot.make_target(dim=10, rank=3, order=3, seed=0)
+    >>> results = ot.decompose_batch(target, 10, seeds=range(3))
+    >>> [r.converged for r in results]
+    [True, True, True]
+    >>> single = ot.decompose(target, 10, seed=2)
+    >>> np.array_equal(single.params, results[2].params)   # bit for bit
+    True
     """
     seeds = list(seeds)
     if not isinstance(targets, list):  # a tuple is one target: (weights, factors), (weights, vectors, order)
         targets = [targets] * len(seeds)
-    solver, options = _solver(method, options)
-    results = _run(solver, make_problem([as_target(t) for t in targets], components, seeds), method, options)
-    return [_with_options(r, s, options) for r, s in zip(results, seeds)]
+    call = _solver(method, options)
+    problem = make_problem([as_target(t) for t in targets], components, seeds, **call.problem)
+    return [_with_options(r, s, call.given) for r, s in zip(_run(call.solver, problem, method, call.options), seeds)]
 
 
 def _run(solver: Any, problem: Any, method: str, options: dict[str, Any]) -> list[DecompositionResult]:
@@ -126,6 +165,6 @@ def _run(solver: Any, problem: Any, method: str, options: dict[str, Any]) -> lis
 
 
 def _with_options(result: DecompositionResult, seed: int, options: Mapping[str, Any]) -> DecompositionResult:
-    """``result`` recording what the call asked for (the progress callback left out)."""
-    asked = {"seed": int(seed), **{k: v for k, v in options.items() if k != "progress"}}
+    """``result`` recording what the call asked for (validated; the defaults and the progress callback left out)."""
+    asked = {"seed": int(seed), **options}
     return dataclasses.replace(result, options=asked)

@@ -15,24 +15,21 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 import click
-import numpy as np
 
 from . import __version__
-from .backend import BACKENDS, DTYPES
-from .api import decompose as _decompose
-from .api import methods
-from .tensors.dense import Tensor
 from .errors import OvertensorError
-from .io import atomic_path, atomic_write, check_output, load, save
-from .tensors.moment import moment_tensor
 from .progress import LOG, Progress, step_budget
-from .pipeline import pipeline
-from .analysis.recovery import match
-from .analysis.recovery import recover as _recover
-from .result import DecompositionResult
-from .tensors.symcp import SymCP
-from .tensors.targets import KINDS, make_target
+
+if TYPE_CHECKING:
+    from .result import DecompositionResult
+    from .tensors.dense import Tensor
+
+# The library (NumPy, the solvers) and the option models (pydantic) load inside the commands
+# that use them, so that ``overtensor --help`` stays fast (tests/test_cli.py).
 
 
 class _Group(click.Group):
@@ -89,15 +86,42 @@ def _parse_weights(text: str) -> str | list[float]:
 
 def _output_path(path: str, suffix: str, *inputs: str) -> Path:
     """The checked ``-o`` file: right suffix, writable folder, not a folder, not one of ``inputs``."""
+    from .io import check_output
+
     return check_output(path, suffix=suffix, inputs=inputs)
 
 
-@main.command()
+class _LazyCommand(click.Command):
+    """A command whose parameters are completed on first use by ``complete(params)``.
+
+    ``overtensor --help`` shows only the commands' short help, so what ``complete`` imports
+    (the library, the option models) loads for the command that needs it only.
+    """
+
+    def __init__(self, *args: Any, complete: Callable[[list[click.Parameter]], None], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._complete: Callable[[list[click.Parameter]], None] | None = complete
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        if self._complete is not None:
+            complete, self._complete = self._complete, None
+            complete(self.params)
+        return super().get_params(ctx)
+
+
+def _generate_params(params: list[click.Parameter]) -> None:
+    """``--kind`` of ``generate``: its choices from :data:`overtensor.tensors.targets.KINDS`."""
+    from .tensors.targets import KINDS
+
+    at = next(i for i, p in enumerate(params) if p.name == "weights")
+    params.insert(at, click.Option(["--kind"], type=click.Choice(KINDS), default="orthonormal", show_default=True,
+                                   help="How the true directions are drawn."))
+
+
+@main.command(cls=_LazyCommand, complete=_generate_params)
 @click.option("--dim", "-d", type=int, required=True, help="Dimension d.")
 @click.option("--rank", "-r", type=int, required=True, help="Number of true components r.")
 @click.option("--order", "-l", type=int, default=3, show_default=True, help="Tensor order l >= 2.")
-@click.option("--kind", type=click.Choice(KINDS), default="orthonormal", show_default=True,
-              help="How the true directions are drawn.")
 @click.option("--weights", default="equal", show_default=True,
               help="'equal', 'geometric' or a comma-separated list of r positive numbers.")
 @click.option("--spread", type=float, default=10.0, show_default=True,
@@ -109,6 +133,9 @@ def _output_path(path: str, suffix: str, *inputs: str) -> Path:
 def generate(dim: int, rank: int, order: int, kind: str, weights: str, spread: float, coherence: float,
              seed: int, output: str) -> None:
     """Generate a random rank-r symmetric target tensor (factored .npz)."""
+    from .io import save
+    from .tensors.targets import make_target
+
     out = _output_path(output, ".npz")
     target = make_target(dim, rank, order, kind=kind, weights=_parse_weights(weights),  # type: ignore[arg-type]
                          spread=spread, coherence=coherence, seed=seed)
@@ -116,10 +143,54 @@ def generate(dim: int, rank: int, order: int, kind: str, weights: str, spread: f
     click.echo(f"wrote {out}: rank {rank}, dim {dim}, order {order}, norm {target.norm():.4g}", err=True)
 
 
+#: Methods whose options get no flag: polish needs ``init=`` (use ``--recover --polish``).
+_NOT_CLI = ("polish",)
+
+
+def _decompose_params(params: list[click.Parameter]) -> None:
+    """``--method``'s help and one flag per method option (:func:`method_flags`), before ``--recover``."""
+    from .api import methods
+
+    names = [m for m in methods() if m not in _NOT_CLI]
+    method = next(p for p in params if p.name == "method")
+    method.help = f"One of: {', '.join(names)} (hyphens or underscores)."  # type: ignore[attr-defined]
+    at = next(i for i, p in enumerate(params) if p.name == "recover")
+    params[at:at] = method_flags(names)
+
+
+def method_flags(names: list[str]) -> list[click.Option]:
+    """One click option per option of the methods ``names``: type, choices and help from the models.
+
+    The help says which methods take the option and, for each, its bound and default.
+    """
+    from .solvers.options import bound, default_text, fields_by_name, flag_kind
+
+    flags = []
+    for name, uses in fields_by_name(names).items():
+        groups: dict[tuple[str, str, str], list[str]] = {}
+        for method, field in uses:
+            groups.setdefault((field.description or "", bound(field), default_text(field)), []).append(method)
+        parts = []
+        for (text, limit, default), takers in groups.items():
+            scope = "all methods" if len(takers) == len(names) else ", ".join(takers)
+            shown = [limit] * bool(limit) + [f"default: {default}"] * (default != "none")
+            parts.append(f"{scope}: {text}" + (f" [{'; '.join(shown)}]" if shown else ""))
+        kind = flag_kind(uses[0][1])
+        flag = "--" + name.replace("_", "-")
+        if kind is bool:
+            flags.append(click.Option([f"{flag}/--no-{flag[2:]}", name], default=None, help=" ".join(parts)))
+        else:
+            click_type = click.Choice(kind) if isinstance(kind, tuple) else kind
+            flags.append(click.Option([flag, name], type=click_type, default=None, help=" ".join(parts)))
+    return flags
+
+
 def _solve(target: Tensor, components: int, method: str, seed: int, given: dict[str, Any],
            polish_steps: int | None) -> DecompositionResult:
     """Run the solver, or with ``polish_steps`` the descent -> recover -> polish pipeline, with a
     progress bar; Ctrl-C exits 130 with one line."""
+    from .api import decompose as _decompose
+    from .pipeline import pipeline
     bar = Progress(step_budget(method, given), method.replace("-", "_"))
     try:
         if polish_steps is not None:
@@ -148,49 +219,14 @@ def _echo_pipeline(result: DecompositionResult, method: str, components: int, ta
                f"(stopped by {info['polish_stop']}; {result.seconds:.2f} s in all)")
 
 
-@main.command()
+@main.command(cls=_LazyCommand, complete=_decompose_params)
 @click.argument("target_file", metavar="FILE")
 @click.option("--components", "-m", type=int, required=True, help="Number of components m.")
-@click.option("--method", default="gd", show_default=True, help=f"One of: {', '.join(methods())}.")
+@click.option("--method", default="gd", show_default=True, help="The method (its names: --help).")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--step-size", type=float, help="Step size [default: 0.4 / ||T*||].")
-@click.option("--max-steps", type=int, help="Step budget [default: 10000].")
-@click.option("--tol", type=float, help="Target relative error [default: 1e-4].")
-@click.option("--reg", type=float, help="l2 regularizer lambda [default: 0].")
-@click.option("--init-scale", type=float, help="Norm of the initial components [default: 1e-3 ||T*||^(1/p)].")
-@click.option("--parameterization", type=click.Choice(["balanced", "plain"]),
-              help="Model T(W) [default: balanced].")
-@click.option("--signs", help="gd, beyond-lazy, lazy-gd: a signed model, 'half' or m comma-separated +1/-1 "
-                              "(even-order targets with weights of both signs) [default: unsigned].")
 @click.option("--moment-order", type=int, default=None,
               help="FILE is a 2-D .npy of samples (n, d): decompose their order-L empirical moment, "
                    "read in chunks from a memory map.")
-@click.option("--alpha", type=float, help="lazy-gd: scale alpha of the model alpha (T(W) - T(W0)) [default: 100].")
-@click.option("--cg-tol", type=float, help="lazy: relative residual at which CG stops [default: 1e-10].")
-@click.option("--max-iter", type=int,
-              help="lazy: CG iterations [default: 5000]; power: iterations per component [default: 100]; "
-                   "als: ALS sweeps [default: 500].")
-@click.option("--n-starts", type=int, help="power: random starts per component [default: 10].")
-@click.option("--power-tol", type=float, help="power: convergence of one power iteration [default: 1e-10].")
-@click.option("--als-tol", type=float, help="als: TensorLy's tolerance on the error decrease [default: 1e-10].")
-@click.option("--als-init", type=click.Choice(["random", "svd"]),
-              help="als: initialization [default: random]; svd is the stronger peer on dense low-rank targets "
-                   "(docs/benchmarks-peers.md).")
-@click.option("--backend", type=click.Choice(list(BACKENDS)),
-              help="Array library that runs the solver [default: numpy].")
-@click.option("--device", help="Device for --backend torch, e.g. cuda [default: the library's default].")
-@click.option("--dtype", type=click.Choice(DTYPES), help="Floating-point precision [default: float64].")
-@click.option("--max-epochs", type=int, help="beyond-lazy: epoch budget [default: 20].")
-@click.option("--epoch-steps", type=int, help="beyond-lazy: steps H0 of the first epoch [default: 100].")
-@click.option("--epoch-growth", type=float, help="beyond-lazy: epoch k has H0 * growth^k steps [default: 1.25].")
-@click.option("--reinit-scale", type=float,
-              help="beyond-lazy: re-draw components with norm below this [default: init scale / 2].")
-@click.option("--final-below", type=float,
-              help="beyond-lazy: drop the regularizer once the relative error is below this [default: 1e-2].")
-@click.option("--recycle/--no-recycle", default=None,
-              help="beyond-lazy: merge duplicate directions between epochs and re-draw the freed components "
-                   "[default: on].")
-@click.option("--merge-cos", type=float, help="beyond-lazy: cosine at which directions merge [default: 0.99].")
 @click.option("--recover", is_flag=True,
               help="Merge the m components into a rank estimate r^ (written to -o; matched against a factored target).")
 @click.option("--polish", is_flag=True,
@@ -210,8 +246,17 @@ def decompose(target_file: str, components: int, method: str, seed: int, output:
     """Decompose the tensor in FILE (.npz factored or .npy dense; samples with --moment-order) with m components.
 
     Method options left unset take the method's defaults; setting one the
-    method does not take is an error.
+    method does not take is an error. Each option's help says which methods
+    take it (docs/options.md has the tables).
     """
+    import numpy as np
+
+    from .analysis.recovery import match
+    from .analysis.recovery import recover as _recover
+    from .io import load, save
+    from .tensors.moment import moment_tensor
+    from .tensors.symcp import SymCP
+
     # checked before the solve, so that a finished run is never lost to an unwritable -o
     out = _output_path(output, ".npz", target_file) if output else None
     if components < 1:
@@ -352,6 +397,7 @@ def results(store_file: str, fmt: str, output: str | None) -> None:
     """Print the runs of STORE as a table, one row per run (config fields as columns, then metrics)."""
     from .experiments.store import Store
     from .experiments.table import tidy, write_table
+    from .io import atomic_path, atomic_write
 
     out = _output_path(output, f".{fmt}", store_file) if output else None
     with Store(store_file) as store:
@@ -373,8 +419,11 @@ def results(store_file: str, fmt: str, output: str | None) -> None:
               help="Success threshold on the relative error [default: each spec's epsilon, else 1e-2].")
 def report(store_file: str, out_dir: str, epsilon: float | None) -> None:
     """Draw the figures of every experiment in STORE and write an HTML report into a folder."""
+    import numpy as np
+
     from .experiments.report import write_report
     from .experiments.store import Store
+    from .io import check_output
 
     if epsilon is not None and not (np.isfinite(epsilon) and epsilon > 0):
         raise OvertensorError(f"--epsilon must be a finite number > 0, got {epsilon}")
@@ -428,6 +477,8 @@ def _fit_and_save(model: Any, data_file: str, output: str, as_json: bool) -> dic
 def fit_gmm(data_file: str, output: str, components: str, whiten: bool, seed: int, em_steps: int,
             as_json: bool) -> None:
     """Fit a spherical Gaussian mixture to the samples in DATA.npy (n, d)."""
+    import numpy as np
+
     from .models import SphericalGMM
 
     model = SphericalGMM(_parse_count(components, True), whiten=whiten, seed=seed, em_steps=em_steps)

@@ -28,25 +28,15 @@ def step_budget(method: str, options: Mapping[str, Any]) -> int | None:
 
     ``gd`` and ``lazy_gd``: ``max_steps``; ``beyond_lazy``: ``Σ_{k < max_epochs} ⌈H_0 γ^k⌉``.
     """
+    from .solvers.options import validate  # pydantic: imported when a run starts, not with overtensor
+
     key = method.replace("-", "_")
-    if key in ("gd", "lazy_gd"):
-        from .solvers.gd import solve_batch
-
-        return int(options.get("max_steps", _default(solve_batch, "max_steps")))
+    if key not in ("gd", "lazy_gd", "beyond_lazy"):
+        return None
+    opts: Any = validate(key, {k: v for k, v in options.items() if k != "progress"})
     if key == "beyond_lazy":
-        from .solvers import beyond_lazy
-
-        h0 = options.get("epoch_steps", beyond_lazy.DEFAULT_EPOCH_STEPS)
-        growth = options.get("epoch_growth", beyond_lazy.DEFAULT_GROWTH)
-        epochs = options.get("max_epochs", beyond_lazy.DEFAULT_EPOCHS)
-        return sum(math.ceil(h0 * growth**k) for k in range(int(epochs)))
-    return None
-
-
-def _default(func: Any, name: str) -> Any:
-    import inspect
-
-    return inspect.signature(func).parameters[name].default
+        return sum(math.ceil(opts.epoch_steps * opts.epoch_growth**k) for k in range(opts.max_epochs))
+    return int(opts.max_steps)
 
 
 class Progress:

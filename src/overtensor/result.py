@@ -128,6 +128,18 @@ class DecompositionResult:
         header with the scalars, ``info``, ``options`` and :func:`package_versions`.
 
         ``overtensor.load`` refuses the file as a target; :meth:`load` reads it back.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import overtensor as ot
+        >>> result = ot.decompose(ot.make_target(10, 3, 3, seed=0), 10, seed=0)
+        >>> result.save("run.npz")
+        >>> back = ot.DecompositionResult.load("run.npz")
+        >>> back.relative_error == result.relative_error, np.array_equal(back.params, result.params)
+        (True, True)
+        >>> back.options == result.options, "numpy" in back.info["saved"]["versions"]
+        (True, True)
         """
         from .io import atomic_write
 

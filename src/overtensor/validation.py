@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
 
@@ -33,22 +32,6 @@ def check_seed(seed: object) -> int:
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise OvertensorError(f"seed must be an integer >= 0, got {seed!r}")
     return int(seed)
-
-
-def as_number(name: str, value: object, method: str | None = None) -> object:
-    """A number option as a number: a numeric string (YAML 1.1 reads ``1e-3`` as one) becomes a float.
-
-    ``None`` and real numbers pass unchanged (their range is the solver's check).
-    """
-    if value is None or (isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))):
-        return value
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            pass
-    where = f" of method {method!r}" if method else ""
-    raise OvertensorError(f"{name}{where} must be a number, got {value!r}")
 
 
 def as_float_array(name: str, value: object, ndim: int) -> np.ndarray:

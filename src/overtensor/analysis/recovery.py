@@ -49,6 +49,18 @@ def recover(model: SymCP, *, mass_fraction: float = 1e-2, cos: float = 0.99) -> 
     Returns
     -------
     SymCP with ``r̂`` unit vectors, heaviest cluster first.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import overtensor as ot
+    >>> e = np.eye(3)
+    >>> model = ot.SymCP([0.5, 0.5, 1.0, 1e-4], [e[0], e[0], e[1], e[2]], 3)  # a duplicate, a dust
+    >>> rec = ot.recover(model)
+    >>> rec.rank, rec.weights.tolist()                     # the halves merge, the dust is dropped
+    (2, [1.0, 1.0])
+    >>> ot.residual_norm(rec, ot.SymCP([1.0, 1.0], e[:2], 3)) < 1e-12
+    True
     """
     if not np.isfinite(mass_fraction) or not 0 <= mass_fraction < 1:
         raise OvertensorError(f"mass_fraction must lie in [0, 1), got {mass_fraction!r}")
@@ -109,6 +121,18 @@ def match(recovered: SymCP, truth: SymCP, *, threshold: float = 0.99) -> Match:
     ----------
     recovered, truth : SymCP of the same order and dimension
     threshold : float in (0, 1], ``|cos|`` needed for a pair to count as matched
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import overtensor as ot
+    >>> truth = ot.SymCP([1.0, 2.0, 3.0], np.eye(3), 3)
+    >>> found = ot.SymCP([3.0, 1.05], [[0.0, 0.0, 1.0], [1.0, 0.0, 0.0]], 3)  # misses component 1
+    >>> m = ot.match(found, truth)
+    >>> m.partners.tolist(), m.missing, m.spurious
+    ([1, -1, 0], (1,), ())
+    >>> np.round(m.weight_errors, 3).tolist()             # |1.05 - 1| / 1, no partner, exact
+    [0.05, nan, 0.0]
     """
     threshold = _check_cos("threshold", threshold)
     if not isinstance(recovered, SymCP) or not isinstance(truth, SymCP):

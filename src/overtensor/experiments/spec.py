@@ -30,7 +30,6 @@ what was expected, in one line.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import itertools
 import json
 import math
@@ -43,9 +42,8 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ..api import check_options
+from ..api import check_options, coerce_options
 from ..errors import OvertensorError
-from ..solvers import METHODS
 from ..tensors.symcp import SymCP
 from ..tensors.targets import KINDS, make_target
 
@@ -242,11 +240,6 @@ def _check_extras(spec: Spec) -> None:
                     raise _FieldError(f"record.truth: method {method!r} of runs[{i}] takes no truth option") from None
         if block.polish is not None:
             need(f"runs[{i}].polish", "recover", "polish")
-            accepted = [p for p in inspect.signature(overtensor.polish).parameters if p not in ("model", "target")]
-            unknown = sorted(set(block.polish) - set(accepted))
-            if unknown:
-                raise _FieldError(f"runs[{i}].polish: unknown option {unknown[0]!r}; expected one of "
-                                  f"{', '.join(accepted)}")
 
 
 class _FieldError(Exception):
@@ -293,7 +286,7 @@ def _block_configs(experiment: str, block: Block, where: str) -> Iterator[RunCon
             try:
                 name = check_options(method, block.options)
             except OvertensorError as exc:
-                raise _FieldError(f"{where}.method: {exc}") from None
+                raise _FieldError(f"{where}.{'method' if 'unknown method' in str(exc) else 'options'}: {exc}") from None
             for options in _sweep(block.options, f"{where}.options"):
                 options = _check_options(name, options, f"{where}.options")
                 for m in _components(block.components, target, where):
@@ -302,95 +295,33 @@ def _block_configs(experiment: str, block: Block, where: str) -> Iterator[RunCon
                         options=options, components=m, polish=polish))
 
 
-class _ChecksPassed(Exception):
-    """Raised by :class:`_NoProblem` when a solver first touches its problem: its option checks all passed."""
-
-
-class _NoProblem:
-    """Stands in for a solver's problem so that calling the solver runs only its option checks.
-
-    Every solver validates its options before it touches the problem; the first
-    attribute it reads raises :class:`_ChecksPassed`.
-    """
-
-    def __getattr__(self, name: str) -> Any:
-        raise _ChecksPassed
-
-
 def _check_options(method: str, options: dict[str, Any], where: str) -> dict[str, Scalar]:
-    """A method's options as the types of its solver's signature, checked by the solver itself."""
-    return _checked(METHODS[method], options, where, f"method {method!r}")
+    """One grid point's options, validated and typed by the method's model (as the API does)."""
+    from ..solvers.options import MODELS, takes_cli
+
+    for name in options:
+        if not takes_cli(MODELS[method].model_fields[name]):
+            raise _FieldError(f"{where}.{name}: not an option a spec can set (method {method!r})")
+    try:
+        return coerce_options(method, options)
+    except OvertensorError as exc:
+        raise _FieldError(f"{where}: {exc}") from None
 
 
 def _check_polish(polish: dict[str, Any] | None, where: str) -> dict[str, Any] | None:
-    """``polish`` keywords typed and checked by ``overtensor.polish`` (its names: :func:`_check_extras`)."""
-    import overtensor
+    """``polish`` keywords of :func:`overtensor.polish`, validated by the ``polish`` model (all but ``init``)."""
+    from ..solvers.options import Polish
 
-    if polish is None or not hasattr(overtensor, "polish"):
+    if polish is None:
         return polish
-    accepted = set(inspect.signature(overtensor.polish).parameters) - {"model", "target"}
-    if not set(polish) <= accepted:
-        return polish  # an unknown name, reported by _check_extras
-    return _checked(overtensor.polish, polish, f"{where}.polish", "overtensor.polish")
-
-
-def _checked(func: Any, options: dict[str, Any], where: str, what: str) -> dict[str, Scalar]:
-    """``options`` as the types of ``func``'s signature, then through ``func``'s own checks.
-
-    Raises :class:`_FieldError` naming the option and ``what``. ``func`` is called with
-    a :class:`_NoProblem` for each positional argument (a solver's problem, polish's model
-    and target), so the bounds are exactly those ``func`` enforces when it runs.
-    """
-    params = inspect.signature(func).parameters
-    hints = {k: _hint(p.annotation, func) for k, p in params.items()}
-    typed = {k: _as_hint(v, hints[k], f"{where}.{k} ({what})") for k, v in options.items()}
-    positional = [p for p in params.values() if p.kind is p.POSITIONAL_OR_KEYWORD and p.default is p.empty]
+    accepted = [name for name in Polish.model_fields if name != "init"]
+    unknown = [name for name in polish if name not in accepted]
+    if unknown:
+        raise _FieldError(f"{where}.polish: unknown option {unknown[0]!r}; expected one of {', '.join(accepted)}")
     try:
-        func(*[_NoProblem() for _ in positional], **typed)
-    except _ChecksPassed:
-        return typed
+        return coerce_options("polish", polish)
     except OvertensorError as exc:
-        raise _FieldError(f"{where} ({what}): {exc}") from None
-    raise AssertionError(f"{func.__name__} returned without reading its arguments")  # pragma: no cover
-
-
-def _hint(annotation: Any, func: Any) -> Any:
-    """An annotation evaluated in ``func``'s module (postponed: a string); None if it names an unseen type."""
-    if not isinstance(annotation, str):
-        return annotation
-    try:
-        return eval(annotation, func.__globals__)  # what typing.get_type_hints does, one name at a time
-    except NameError:  # a type imported for type checkers only: not a scalar a spec can give
-        return None
-
-
-def _as_hint(value: Any, hint: Any, where: str) -> Scalar:
-    """``value`` as the scalar type ``hint`` names (``float``, ``int | None``...), or :class:`_FieldError`.
-
-    A string that reads as a number is that number where a number is expected:
-    YAML 1.1 (PyYAML) reads ``1e-3`` (no dot) as a string.
-    """
-    kinds = set(typing.get_args(hint)) or {hint}  # float | None -> {float, NoneType}
-    if value is None and type(None) in kinds:
-        return None
-    if not kinds & {bool, int, float, str}:
-        raise _FieldError(f"{where}: not an option a spec can set")
-    if bool in kinds or str in kinds:
-        kind = bool if bool in kinds else str
-        if not isinstance(value, kind):
-            raise _FieldError(f"{where}: {value!r} is not {'true or false' if kind is bool else 'a string'}")
-        return value
-    number = value
-    if isinstance(value, str):
-        try:
-            number = float(value)
-        except ValueError:
-            raise _FieldError(f"{where}: {value!r} is not a number") from None
-    if isinstance(number, bool) or not isinstance(number, (int, float)):
-        raise _FieldError(f"{where}: {value!r} is not a number")
-    if float not in kinds and isinstance(number, float) and number.is_integer():
-        return int(number)  # max_steps: 1e4 (a string in YAML 1.1) or 1.0e4; any other float: the solver says
-    return number
+        raise _FieldError(f"{where}.polish: {exc}") from None
 
 
 def _components(rule: int | list[int] | ComponentRule, target: TargetConfig, where: str) -> list[int]:

@@ -47,8 +47,22 @@ def load_results(store: str | Path | Store, *, history: bool = False) -> Any:
 
     Examples
     --------
-    >>> table = load_results("runs.db")                    # doctest: +SKIP
-    >>> table.groupby(["dim", "components"]).converged.mean()  # doctest: +SKIP
+    A sweep of 2 x 2 runs, in-process (``overtensor sweep spec.yaml --store runs.db`` does the same):
+
+    >>> from concurrent.futures import ThreadPoolExecutor
+    >>> from overtensor.experiments import Store, load_results, parse_spec, sweep
+    >>> spec = parse_spec({"name": "demo", "experiment": "demo", "seeds": 2, "runs": [
+    ...     {"target": {"dim": 10, "rank": 2, "order": 3}, "method": "gd", "components": [4, 6]}]})
+    >>> with Store("runs.db", create=True) as store, ThreadPoolExecutor(1) as pool:
+    ...     outcome = sweep(spec, store, pool)
+    >>> table = load_results("runs.db")
+    >>> len(table), table.groupby("components").converged.all().tolist()
+    (4, [True, True])
+    >>> {"dim", "rank", "method", "seed", "relative_error", "steps"} <= set(table.columns)
+    True
+    >>> steps = load_results("runs.db", history=True)      # every run's history
+    >>> steps.groupby(["key", "seed"]).ngroups, "relative_error" in steps   # rows of 4 runs
+    (4, True)
     """
     import pandas as pd
 

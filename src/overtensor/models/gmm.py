@@ -77,6 +77,20 @@ class SphericalGMM(DensityMixin, BaseEstimator):
 
     When descent and the weight screen leave no component (data that are no mixture),
     the fit is the single Gaussian ``N(E[x], σ² I)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from overtensor.models import SphericalGMM
+    >>> rng = np.random.default_rng(0)
+    >>> means = 4 * np.eye(3, 5)                           # 3 means in d = 5, unit variance
+    >>> X = means[rng.integers(0, 3, size=20_000)] + rng.standard_normal((20_000, 5))
+    >>> gmm = SphericalGMM(seed=0).fit(X)                  # n_components="auto"
+    >>> gmm.n_components_, gmm.means_.shape, abs(gmm.variance_ - 1) < 0.1
+    (3, (3, 5), True)
+    >>> found = gmm.means_[np.argsort(gmm.means_[:, :3].argmax(axis=1))]
+    >>> bool(np.abs(found - means).max() < 0.1), np.round(gmm.weights_, 1).tolist()
+    (True, [0.3, 0.3, 0.3])
     """
 
     def __init__(self, n_components: int | str = "auto", *, whiten: bool = True, seed: int = 0,

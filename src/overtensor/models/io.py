@@ -31,6 +31,17 @@ _FITTED = {"SphericalGMM": ("means_", "weights_", "variance_", "n_components_", 
 def save(path: str | os.PathLike[str], model: SphericalGMM | MomentICA) -> None:
     """Write a fitted model to ``path`` (``.npz``), atomically.
 
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from overtensor.models import SphericalGMM, load, save
+    >>> X = np.random.default_rng(0).standard_normal((2_000, 3)) + [5.0, 0.0, 0.0]
+    >>> gmm = SphericalGMM(1).fit(X)
+    >>> save("gmm.npz", gmm)                               # `overtensor fit gmm ... -o gmm.npz` too
+    >>> back = load("gmm.npz")
+    >>> type(back).__name__, np.array_equal(back.means_, gmm.means_), back.get_params() == gmm.get_params()
+    ('SphericalGMM', True, True)
+
     Raises
     ------
     OvertensorError

@@ -2,6 +2,9 @@
 
 Each method module exposes ``solve_batch(problem, **options) -> list[DecompositionResult]``;
 ``overtensor.decompose`` and ``overtensor.decompose_batch`` dispatch through :data:`METHODS`.
+The gradient methods share one loop, :func:`overtensor.solvers.descent.descend`, shaped by its
+hooks (epochs, a ``λ`` schedule, a refresh between epochs, a stopping rule), and the toolkit
+around it in :mod:`overtensor.solvers.base` (defaults, the seeded start, result packaging).
 """
 
 from __future__ import annotations

@@ -63,68 +63,62 @@ def _dense(problem: Problem, b: int) -> np.ndarray:
 def solve_batch(
     problem: Problem,
     *,
-    max_iter: int = 500,
-    als_tol: float = 1e-10,
-    als_init: str = "random",
-    tol: float = 1e-4,
+    max_iter: int,
+    als_tol: float,
+    als_init: str,
+    tol: float,
     progress: Callable[[int], None] | None = None,
 ) -> list[DecompositionResult]:
     """Rank-``m`` CP-ALS (TensorLy) on each dense target, seeded by the run's seed.
 
-    Parameters
-    ----------
-    max_iter : int, ALS sweeps (``n_iter_max``)
-    als_tol : float, ALS stops when its relative error decreases by less (TensorLy's ``tol``)
-    als_init : {"random", "svd"}, TensorLy's initialization (``random`` uses the seed); ``svd`` is
-        the stronger peer on dense low-rank targets (docs/benchmarks-peers.md: 1e-8 in 89 of 90
-        runs, ``random`` in none within 500 sweeps), so compare against it there
-    tol : float, ``converged`` means relative error ``<= tol``
+    The options (``max_iter`` ALS sweeps, TensorLy's ``n_iter_max``; ``als_tol``, its ``tol``;
+    ``als_init``; ``tol`` for ``converged``) are validated, defaults filled in, by
+    :class:`overtensor.solvers.options.ALS`. ``als_init="random"`` uses the seed; ``svd`` is
+    the stronger peer on dense low-rank targets (docs/benchmarks-peers.md: 1e-8 in 89 of 90
+    runs, ``random`` in none within 500 sweeps), so compare against it there.
 
     Returns
     -------
     One result per run; ``params`` are the (non-symmetric) factors stacked
     ``(l, m, d)``, the CP weights folded into the first; the history holds TensorLy's ALS error ``‖T* - CP‖/‖T*‖`` per sweep.
     """
+    return [_one_run(problem, b, seed, max_iter=max_iter, als_tol=als_tol, als_init=als_init, tol=tol,
+                     progress=progress) for b, seed in enumerate(problem.seeds)]
+
+
+def _one_run(problem: Problem, b: int, seed: int, *, max_iter: int, als_tol: float, als_init: str, tol: float,
+             progress: Callable[[int], None] | None) -> DecompositionResult:
+    """Run ``b`` of :func:`solve_batch`: TensorLy's ``parafac`` with a history row per sweep."""
     from tensorly import cp_to_tensor
     from tensorly.decomposition import parafac
 
-    if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
-        raise OvertensorError(f"max_iter must be an integer >= 1, got {max_iter!r}")
-    for name, v in (("als_tol", als_tol), ("tol", tol)):
-        if not (np.isfinite(v) and v >= 0):
-            raise OvertensorError(f"{name} must be a finite number >= 0, got {v!r}")
-    if als_init not in ("random", "svd"):
-        raise OvertensorError(f"als_init must be 'random' or 'svd', got {als_init!r}")
-    results = []
-    for b, seed in enumerate(problem.seeds):
-        dense = _dense(problem, b)
-        norm = math.sqrt(float(problem.target_sq[b]))
-        start = time.perf_counter()
-        rows: list[dict[str, float]] = []
+    dense = _dense(problem, b)
+    norm = math.sqrt(float(problem.target_sq[b]))
+    start = time.perf_counter()
+    rows: list[dict[str, float]] = []
 
-        def record(_cp: object, error: float) -> None:  # TensorLy calls this at the start and after each sweep
-            rows.append({"step": len(rows), "loss": 0.5 * (float(error) * norm) ** 2,
-                         "relative_error": float(error), "active": problem.components,
-                         "seconds": time.perf_counter() - start})
-            if progress is not None and len(rows) > 1:
-                progress(1)
+    def record(_cp: object, error: float) -> None:  # TensorLy calls this at the start and after each sweep
+        rows.append({"step": len(rows), "loss": 0.5 * (float(error) * norm) ** 2,
+                     "relative_error": float(error), "active": problem.components,
+                     "seconds": time.perf_counter() - start})
+        if progress is not None and len(rows) > 1:
+            progress(1)
 
-        try:
-            cp = parafac(dense, problem.components, n_iter_max=max_iter, init=als_init, tol=als_tol,
-                         random_state=seed, normalize_factors=True, callback=record)
-        except np.linalg.LinAlgError as exc:  # rank above the target's: the normal equations go singular
-            raise OvertensorError(
-                f"ALS failed at rank {problem.components} ({exc}); try fewer components") from None
-        seconds = time.perf_counter() - start
-        weights, factors = np.asarray(cp.weights), [np.asarray(A) for A in cp.factors]
-        model = polarize(weights, factors)
-        reconstruction = cp_to_tensor(cp)
-        # from the arrays, not the polarized model: no cancellation near a perfect fit
-        rel = float(np.linalg.norm(dense - symmetrize(reconstruction)) / norm)
-        cp_error = float(np.linalg.norm(dense - reconstruction) / norm)
-        results.append(DecompositionResult(
-            model=model.normalize(), relative_error=rel, converged=rel <= tol, steps=len(rows) - 1,
-            seconds=seconds, method="als", components=problem.components, history=History.from_rows(rows),
-            params=np.stack([factors[0].T * weights[:, None]] + [A.T for A in factors[1:]]), info={"cp_error": cp_error, "als_init": als_init},
-        ))
-    return results
+    try:
+        cp = parafac(dense, problem.components, n_iter_max=max_iter, init=als_init, tol=als_tol,
+                     random_state=seed, normalize_factors=True, callback=record)
+    except np.linalg.LinAlgError as exc:  # rank above the target's: the normal equations go singular
+        raise OvertensorError(
+            f"ALS failed at rank {problem.components} ({exc}); try fewer components") from None
+    seconds = time.perf_counter() - start
+    weights, factors = np.asarray(cp.weights), [np.asarray(A) for A in cp.factors]
+    reconstruction = cp_to_tensor(cp)
+    # from the arrays, not the polarized model: no cancellation near a perfect fit
+    rel = float(np.linalg.norm(dense - symmetrize(reconstruction)) / norm)
+    cp_error = float(np.linalg.norm(dense - reconstruction) / norm)
+    return DecompositionResult(
+        model=polarize(weights, factors).normalize(), relative_error=rel, converged=rel <= tol, steps=len(rows) - 1,
+        seconds=seconds, method="als", components=problem.components, history=History.from_rows(rows),
+        params=np.stack([factors[0].T * weights[:, None]] + [A.T for A in factors[1:]]),
+        info={"cp_error": cp_error, "als_init": als_init},
+    )

@@ -22,30 +22,27 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..backend import get_backend, to_numpy
 from ..analysis.diagnostics import observer, truth_list
 from ..errors import OvertensorError
 from ..tensors.parameterization import check_signs, model_parts
 from ..tensors.clustering import cluster_directions, merge_clusters
 from ..result import DecompositionResult
 from ..tensors.symcp import SymCP
-from .descent import ACTIVE_THRESHOLD, DescentConfig, Recorder, descend
-from .gd import build_result, check_common, default_init_scale, relative_errors, step_sizes
+from .base import build_results, default_init_scale, finish, step_sizes
+from .descent import ACTIVE_THRESHOLD, DescentConfig, EpochEnd, Hooks, Recorder, descend
 from .problem import Problem, random_directions, run_rng
 
-__all__ = ["solve_batch", "merge_duplicates", "reinitialize", "Refresh"]
+__all__ = ["solve_batch", "merge_duplicates", "reinitialize", "refresh", "Epochs", "Refresh"]
 
-# Defaults, chosen by benchmarks/choose_defaults.py (docs/defaults.md).
+# The target-dependent defaults' rules (:func:`_scales`), chosen by benchmarks/choose_defaults.py
+# (docs/defaults.md); the plain defaults are declared in :class:`overtensor.solvers.options.BeyondLazy`.
 DEFAULT_REINIT = 0.5  # δ_1 = DEFAULT_REINIT · δ_0
 DEFAULT_REG = 3e-4  # λ = DEFAULT_REG · ‖T*‖
-DEFAULT_EPOCH_STEPS = 100  # H_0
-DEFAULT_GROWTH = 1.25  # γ
-DEFAULT_EPOCHS = 20
-DEFAULT_MERGE_COS = 0.99  # τ
 DEFAULT_FINAL_BELOW = 1e-2
 
 
@@ -122,21 +119,61 @@ def refresh(W: np.ndarray, rng: np.random.Generator, *, init_scale: float, thres
     return Refresh(W, merged, count)
 
 
-def _check_options(*, reinit_scale: float | None, init_scale: float | None, epoch_steps: int, epoch_growth: float,
-                   max_epochs: int, merge_cos: float, final_below: float | None) -> None:
-    if reinit_scale is not None and not (np.isfinite(reinit_scale) and reinit_scale > 0):
-        raise OvertensorError(f"reinit_scale must be a finite number > 0, got {reinit_scale!r}")
-    if reinit_scale is not None and init_scale is not None and reinit_scale >= init_scale:
-        raise OvertensorError(f"reinit_scale (δ1 = {reinit_scale}) must be below init_scale (δ0 = {init_scale})")
-    for name, v in (("epoch_steps", epoch_steps), ("max_epochs", max_epochs)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise OvertensorError(f"{name} must be an integer >= 1, got {v!r}")
-    if not (np.isfinite(epoch_growth) and epoch_growth >= 1):
-        raise OvertensorError(f"epoch_growth must be a finite number >= 1, got {epoch_growth!r}")
-    if not (np.isfinite(merge_cos) and 0 < merge_cos <= 1):
-        raise OvertensorError(f"merge_cos must lie in (0, 1], got {merge_cos!r}")
-    if final_below is not None and not (np.isfinite(final_below) and final_below >= 0):
-        raise OvertensorError(f"final_below must be a finite number >= 0, got {final_below!r}")
+@dataclass
+class Epochs:
+    """The schedule and refresh that make :func:`~overtensor.solvers.descent.descend` beyond-lazy.
+
+    ``λ_k = λ`` while the error at the start of epoch ``k`` is above ``final_below``, else 0
+    (the first starts at error 1); between epochs each moving run goes through :func:`refresh`
+    from its own generator; each epoch's end is logged per run (``log[b]``, one dict per epoch).
+    ``delta0, delta1, lam, switch : (B,)``, per run, as :func:`_scales` gives them.
+    """
+
+    problem: Problem
+    delta0: np.ndarray
+    delta1: np.ndarray
+    lam: np.ndarray
+    switch: np.ndarray
+    merge_cos: float | None
+    signs: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        self.rngs = [run_rng(seed) for seed in self.problem.seeds]
+        self.counts = np.zeros((self.problem.size, 2), dtype=np.int64)  # (merged, reinitialized) this epoch
+        self.log: list[list[dict[str, Any]]] = [[] for _ in range(self.problem.size)]
+
+    def start(self) -> np.ndarray:
+        """``(B, m, d)`` initial parameters ``δ_0 · g_i / ‖g_i‖``, drawn from each run's generator."""
+        m, d = self.problem.components, self.problem.dim
+        return np.stack([self.delta0[b] * random_directions(rng, m, d) for b, rng in enumerate(self.rngs)])
+
+    def reg(self, k: int, rel: np.ndarray) -> np.ndarray:
+        """``λ_k`` per run, from the errors ``rel (B,)`` at the epoch's start (1 at the first: ``W_0 ≈ 0``)."""
+        return np.where((np.ones_like(rel) if k == 0 else rel) > self.switch, self.lam, 0.0)
+
+    def refresh(self, k: int, runs: np.ndarray, W: np.ndarray) -> np.ndarray:
+        """The between-epoch update of the moving ``runs``, ``W (b, m, d)``; counts what it did."""
+        W = W.copy()
+        for j, b in enumerate(runs):
+            new = refresh(W[j], self.rngs[b], init_scale=self.delta0[b], threshold=self.delta1[b],
+                          merge_cos=self.merge_cos, order=self.problem.order, signs=self.signs)
+            W[j], self.counts[b] = new.W, (new.merged, new.reinitialized)
+        return W
+
+    def on_epoch(self, end: EpochEnd) -> None:
+        """Log the epoch for each run that moved in it."""
+        masses = model_parts(end.W, self.problem.order)[0]
+        threshold = ACTIVE_THRESHOLD * self.problem.target_norm
+        for j, b in enumerate(end.runs):
+            self.log[b].append({"epoch": end.epoch, "step": int(end.steps[b]),
+                                "relative_error": float(end.relative_error[b]), "reg": float(end.reg[b]),
+                                "merged": int(self.counts[b, 0]), "reinitialized": int(self.counts[b, 1]),
+                                "active": int(np.sum(masses[j] >= threshold[b]))})
+        self.counts[:] = 0
+
+    def hooks(self, lengths: Sequence[int]) -> Hooks:
+        """This plan as :func:`descend`'s hooks, with epochs of ``lengths`` steps."""
+        return Hooks(epochs=lengths, reg=self.reg, refresh=self.refresh, on_epoch=self.on_epoch)
 
 
 def _scales(problem: Problem, *, init_scale: float | None, reinit_scale: float | None, reg: float | None,
@@ -158,47 +195,30 @@ def _scales(problem: Problem, *, init_scale: float | None, reinit_scale: float |
 def solve_batch(
     problem: Problem,
     *,
-    step_size: float | None = None,
-    init_scale: float | None = None,
-    reinit_scale: float | None = None,
-    reg: float | None = None,
-    epoch_steps: int = DEFAULT_EPOCH_STEPS,
-    epoch_growth: float = DEFAULT_GROWTH,
-    max_epochs: int = DEFAULT_EPOCHS,
-    final_below: float | None = None,
-    recycle: bool = True,
-    merge_cos: float = DEFAULT_MERGE_COS,
-    signs: str | Sequence[float] | None = None,
-    backend: str = "numpy",
-    device: str | None = None,
-    dtype: str = "float64",
-    tol: float = 1e-4,
-    record_every: int = 10,
-    truth: SymCP | Sequence[SymCP] | None = None,
+    step_size: float | None,
+    init_scale: float | None,
+    reinit_scale: float | None,
+    reg: float | None,
+    epoch_steps: int,
+    epoch_growth: float,
+    max_epochs: int,
+    final_below: float | None,
+    recycle: bool,
+    merge_cos: float,
+    signs: str | Sequence[float] | None,
+    tol: float,
+    record_every: int,
+    truth: SymCP | Sequence[SymCP] | None,
     progress: Callable[[int], None] | None = None,
 ) -> list[DecompositionResult]:
     """Beyond-lazy gradient descent (balanced model) for each run of the batch.
 
-    Parameters
-    ----------
-    step_size : float, ``η``, default ``0.3 / σ`` as for ``gd``
-    init_scale : float, ``δ_0``, default ``1e-3 · ‖T*‖^{1/2}``
-    reinit_scale : float, ``δ_1 < δ_0``, default ``0.5 δ_0``
-    reg : float, ``λ``, default ``3e-4 · ‖T*‖``
-    epoch_steps : int, ``H_0``; epoch_growth : float, ``γ >= 1``; max_epochs : int
-    final_below : float, ``λ`` is switched off for an epoch that starts below this relative
-        error; default ``max(1e-2, λ sqrt(m) / ‖T*‖)``, above the bias ``≈ λ sqrt(r) / (2‖T*‖)``
-        that ``λ`` leaves once every direction is fit
-    recycle : bool, merge duplicate directions between epochs and re-draw the freed components
-    merge_cos : float, ``τ`` for ``recycle``
-    signs : None, ``"half"`` or ``m`` values of +1/-1: a signed model, as for ``gd``
-    backend, device, dtype : where the epochs' descent runs, as for ``gd`` (re-drawing and
-        merging between epochs are NumPy; in float32 the final error is recomputed in float64)
-        (a re-drawn component keeps its slot's sign; merges stay within one sign)
-    tol : float, stop at relative error ``<= tol``
-    record_every : int, history interval in steps
-    truth : SymCP or one per run, optional; adds ``corr_j``, ``cone_mass_j`` and
-        ``movement`` columns to the history (:mod:`overtensor.analysis.diagnostics`)
+    The options, validated and with every default filled in, are those of
+    :class:`overtensor.solvers.options.BeyondLazy` (call through :func:`overtensor.decompose`);
+    the ``None`` ("auto") ones are resolved by :func:`_scales` and :func:`~.gd.step_sizes`.
+    The epochs' descent runs on the problem's arrays (:attr:`Problem.arrays`); re-drawing
+    and merging between epochs are NumPy whatever the backend (a re-drawn
+    component keeps its slot's sign; merges stay within one sign).
 
     Returns
     -------
@@ -208,68 +228,24 @@ def solve_batch(
     The history has two rows at an epoch boundary that falls on the record
     interval: before and after the between-epoch update.
     """
-    check_common(step_size=step_size, reg=0.0 if reg is None else reg, tol=tol, max_steps=0,
-                 record_every=record_every, init_scale=init_scale)
-    _check_options(reinit_scale=reinit_scale, init_scale=init_scale, epoch_steps=epoch_steps,
-                   epoch_growth=epoch_growth, max_epochs=max_epochs, merge_cos=merge_cos, final_below=final_below)
-    B, order = problem.size, problem.order
     sigma = check_signs(signs, problem.components)
     eta = step_sizes(problem, step_size)
     delta0, delta1, lam, switch = _scales(problem, init_scale=init_scale, reinit_scale=reinit_scale, reg=reg,
                                           final_below=final_below)
-    rngs = [run_rng(seed) for seed in problem.seeds]
-    W = np.stack([delta0[b] * random_directions(rngs[b], problem.components, problem.dim) for b in range(B)])
-    observe = None if truth is None else observer(truth_list(truth, B, problem.dim, order), W)
-    on = get_backend(backend, device, dtype)
+    plan = Epochs(problem, delta0, delta1, lam, switch, merge_cos if recycle else None, sigma)
+    W = plan.start()
+    observe = None if truth is None else observer(truth_list(truth, problem.size, problem.dim, problem.order), W)
+    on = problem.arrays
     op, target_sq = problem.on(on)
     start = time.perf_counter()
-    recorder = Recorder(B, start, observe)
-    steps = np.zeros(B, dtype=np.int64)
-    rel = np.ones(B)
-    converged = np.zeros(B, dtype=bool)
-    epochs: list[list[dict[str, Any]]] = [[] for _ in range(B)]
-    threshold = ACTIVE_THRESHOLD * problem.target_norm
-    interrupted = False
-    for k in range(max_epochs):
-        running = ~converged
-        if not running.any() or interrupted:
-            break
-        counts = np.zeros((B, 2), dtype=np.int64)
-        if k > 0:
-            for b in np.flatnonzero(running):
-                new = refresh(W[b], rngs[b], init_scale=delta0[b], threshold=delta1[b],
-                              merge_cos=merge_cos if recycle else None, order=order, signs=sigma)
-                W[b], counts[b] = new.W, (new.merged, new.reinitialized)
-        lam_k = np.where(rel > switch, lam, 0.0)
-        length = math.ceil(epoch_steps * epoch_growth**k)
-        for value in np.unique(lam_k[running]):
-            group = running & (lam_k == value)
-            config = DescentConfig(eta, float(value), tol, length, record_every, signs=sigma)
-            out = descend(on.asarray(W), op, target_sq, config, recorder, steps=steps, running=group,
-                          progress=progress)
-            W, steps = to_numpy(out.W).astype(np.float64), out.steps
-            rel = np.where(group, out.relative_error, rel)
-            converged |= out.converged
-            if out.interrupted:  # Ctrl-C: this epoch's state is the result
-                interrupted = True
-                break
-        masses = model_parts(W, order)[0]
-        for b in np.flatnonzero(running):
-            epochs[b].append({"epoch": k, "step": int(steps[b]), "relative_error": float(rel[b]),
-                              "reg": float(lam_k[b]), "merged": int(counts[b, 0]),
-                              "reinitialized": int(counts[b, 1]),
-                              "active": int(np.sum(masses[b] >= threshold[b]))})
-    if dtype != "float64":  # the loop's estimate has a floor near sqrt(eps); report the float64 error
-        rel = relative_errors(problem, W, "balanced", sigma)
-        converged = rel <= tol
-    seconds = time.perf_counter() - start
-    return [
-        build_result(problem, b, W[b], relative_error=rel[b], converged=converged[b], steps=steps[b],
-                     seconds=seconds, method="beyond_lazy", rows=recorder.rows[b], parameterization="balanced",
-                     signs=sigma,
-                     info={"step_size": float(eta[b]), "init_scale": float(delta0[b]), "reinit_scale": float(delta1[b]),
-                           "reg": float(lam[b]), "epoch_steps": epoch_steps, "epoch_growth": epoch_growth,
-                           "final_below": float(switch[b]), "recycle": recycle, "merge_cos": merge_cos,
-                           "epochs": epochs[b], "interrupted": interrupted, "backend": backend, "dtype": dtype})
-        for b in range(B)
-    ]
+    recorder = Recorder(problem.size, start, observe)
+    lengths = [math.ceil(epoch_steps * epoch_growth**k) for k in range(max_epochs)]
+    out = descend(on.asarray(W), op, target_sq, DescentConfig(eta, 0.0, tol, 0, record_every, signs=sigma), recorder,
+                  progress=progress, hooks=plan.hooks(lengths))
+    done = finish(problem, out, recorder.rows, start, method="beyond_lazy", tol=tol, signs=sigma)
+    return build_results(problem, done, [
+        {"step_size": float(eta[b]), "init_scale": float(delta0[b]), "reinit_scale": float(delta1[b]),
+         "reg": float(lam[b]), "epoch_steps": epoch_steps, "epoch_growth": epoch_growth,
+         "final_below": float(switch[b]), "recycle": recycle, "merge_cos": merge_cos, "epochs": plan.log[b],
+         "interrupted": out.interrupted, "backend": problem.backend, "dtype": problem.dtype}
+        for b in range(problem.size)])

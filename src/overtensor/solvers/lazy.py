@@ -36,10 +36,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import OvertensorError
 from ..result import DecompositionResult, History
 from ..tensors.symcp import SymCP
-from .gd import initial_params
+from .base import initial_params
 from .problem import Problem
 
 __all__ = ["Tangent", "derivative_rule", "lazy_threshold", "solve_batch"]
@@ -147,20 +146,17 @@ def _project(tangent: Tangent, b: np.ndarray, target_sq: float, *, cg_tol: float
 def solve_batch(
     problem: Problem,
     *,
-    cg_tol: float = 1e-10,
-    max_iter: int = 5_000,
-    tol: float = 1e-4,
-    record_every: int = 10,
+    cg_tol: float,
+    max_iter: int,
+    tol: float,
+    record_every: int,
     progress: Callable[[int], None] | None = None,
 ) -> list[DecompositionResult]:
     """Project each target onto the tangent space at its seed's random directions.
 
-    Parameters
-    ----------
-    cg_tol : float, CG stops at ``‖b - K U‖ <= cg_tol · ‖b‖``
-    max_iter : int, CG iteration budget
-    tol : float, ``converged`` means relative projection residual ``<= tol``
-    record_every : int, history interval in CG iterations (each record costs one ``K`` product)
+    The options (CG's ``cg_tol`` and ``max_iter``, ``tol`` for ``converged``, ``record_every``
+    in CG iterations, each record one ``K`` product) are validated, defaults filled in, by
+    :class:`overtensor.solvers.options.Lazy` (call through :func:`overtensor.decompose`).
 
     Returns
     -------
@@ -170,13 +166,6 @@ def solve_batch(
     iterations; ``info`` has ``cg_iterations``, ``cg_converged``, ``threshold``
     (``C(d+l-1, l)/d``) and ``m_over_threshold``.
     """
-    if not (np.isfinite(cg_tol) and 0 < cg_tol < 1):
-        raise OvertensorError(f"cg_tol must be a number in (0, 1), got {cg_tol!r}")
-    if not (np.isfinite(tol) and tol >= 0):
-        raise OvertensorError(f"tol must be a finite number >= 0, got {tol!r}")
-    for name, v in (("max_iter", max_iter), ("record_every", record_every)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise OvertensorError(f"{name} must be an integer >= 1, got {v!r}")
     start = time.perf_counter()
     directions = initial_params(problem, np.ones(problem.size))  # (B, m, d), unit rows
     rhs = np.asarray(problem.op.contract(directions))  # b = A* T*: the target's contractions

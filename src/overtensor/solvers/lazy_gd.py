@@ -19,23 +19,24 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..backend import get_backend, to_numpy
-from ..errors import OvertensorError
+from ..backend import to_numpy
 from ..tensors.kernels import FactoredOp, ShiftedOp, map_arrays
 from ..tensors.parameterization import check_signs, model_parts
 from ..result import DecompositionResult, History
 from ..tensors.symcp import SymCP
-from .descent import DescentConfig, Recorder, descend
-from .gd import check_common, initial_params
+from .base import initial_params
+from .descent import DescentConfig, Outcome, Recorder, descend
 from .lazy import Tangent
 from .problem import Problem
 
 __all__ = ["solve_batch", "gauss_newton_norm"]
 
-#: ``α`` when none is given: large enough that the run is lazy (movement ~ 1e-2), see the docstring.
+#: The default ``α`` (:class:`~overtensor.solvers.options.LazyGD`): large enough that the run is lazy
+#: (movement ~ 1e-2), see the docstring.
 DEFAULT_ALPHA = 100.0
 #: ``η = DEFAULT_STEP / (λ_max(J_0ᵀ J_0) + l² ‖T*‖ / α)`` when no step size is given.
 DEFAULT_STEP = 0.5
@@ -69,33 +70,23 @@ def gauss_newton_norm(W0: np.ndarray, order: int, signs: np.ndarray | None = Non
 def solve_batch(
     problem: Problem,
     *,
-    alpha: float = DEFAULT_ALPHA,
-    step_size: float | None = None,
-    init_scale: float | None = None,
-    max_steps: int = 10_000,
-    tol: float = 1e-4,
-    record_every: int = 10,
-    signs: str | Sequence[float] | None = None,
-    backend: str = "numpy",
-    device: str | None = None,
-    dtype: str = "float64",
+    alpha: float,
+    step_size: float | None,
+    init_scale: float | None,
+    max_steps: int,
+    tol: float,
+    record_every: int,
+    signs: str | Sequence[float] | None,
     progress: Callable[[int], None] | None = None,
 ) -> list[DecompositionResult]:
     """Gradient descent on the ``α``-scaled, centred model from a unit-scale start.
 
-    Parameters
-    ----------
-    alpha : float, the scale ``α > 0`` (default 100: lazy; ``α = 1`` is
-        ordinary training of ``T(W) - T(W_0)``)
-    step_size : float, default ``0.5 / (λ_max(J_0ᵀ J_0) + l² ‖T*‖ / α)``, the
-        Gauss-Newton curvature at ``W_0`` plus a bound on the residual's curvature,
-        each run its own (so a batched run equals its single run)
-    init_scale : float, norm of the rows of ``W_0``, default ``‖T*‖^{1/2}``
-        (every component starts with mass ``‖T*‖``)
-    max_steps, tol, record_every : as for ``gd``; ``tol`` applies to the error below
-    signs : None, ``"half"`` or ``m`` values of +1/-1: a signed model, as for ``gd``
-    backend, device, dtype : where the loop runs, as for ``gd`` (the step-size estimate and
-        the results are NumPy)
+    The options, validated and with every default filled in, are those of
+    :class:`overtensor.solvers.options.LazyGD` (call through :func:`overtensor.decompose`);
+    ``step_size = None`` is resolved per run (:data:`DEFAULT_STEP` over the Gauss-Newton
+    curvature at ``W_0``, :func:`gauss_newton_norm`, plus ``l² ‖T*‖ / α``), ``init_scale =
+    None`` to ``‖T*‖^{1/2}``. ``tol`` applies to the error below. The step-size estimate and
+    the results are NumPy; the loop runs on the problem's arrays (:attr:`Problem.arrays`).
 
     Returns
     -------
@@ -103,52 +94,75 @@ def solve_batch(
     ``model = α(T(W) - T(W_0))`` as a SymCP (``2m`` terms), ``params = W``;
     ``info["movement"] = ‖W - W_0‖ / ‖W_0‖``, also a history column.
     """
-    if not (np.isfinite(alpha) and alpha > 0):
-        raise OvertensorError(f"alpha must be a finite number > 0, got {alpha!r}")
-    check_common(step_size=step_size, reg=0.0, tol=tol, max_steps=max_steps, record_every=record_every,
-                 init_scale=init_scale)
-    B, l = problem.size, problem.order
     sigma = check_signs(signs, problem.components)
-    norm = problem.target_norm
-    scales = np.full(B, init_scale) if init_scale else np.sqrt(norm)
+    scales = np.full(problem.size, init_scale) if init_scale else np.sqrt(problem.target_norm)
     W0 = initial_params(problem, scales)
-    masses0, directions0, _ = model_parts(W0, l)
-    if sigma is not None:
-        masses0 = sigma * masses0
-    shifted = ShiftedOp(problem.op, np.full(B, 1.0 / alpha), FactoredOp(masses0, directions0, l))
-    shifted_sq = np.asarray(shifted.norm_sq())
-    # relative errors in descend are ‖T(W) - T_shift‖ / ‖T_shift‖; ours are α ‖T(W) - T_shift‖ / ‖T*‖
-    to_ours = alpha * np.sqrt(shifted_sq) / norm
-    if step_size is None:
-        etas = np.array([DEFAULT_STEP / (gauss_newton_norm(W0[b], l, sigma) + l**2 * norm[b] / alpha)
-                         for b in range(B)])
-    else:
-        etas = np.full(B, float(step_size))
-    config = DescentConfig(etas, 0.0, tol / to_ours, max_steps, record_every, signs=sigma)
+    centred = _Centred.at(problem, W0, alpha, sigma)
+    etas = _step_sizes(problem, W0, alpha, sigma) if step_size is None else np.full(problem.size, float(step_size))
+    config = DescentConfig(etas, 0.0, tol / centred.to_ours, max_steps, record_every, signs=sigma)
     W0_norm = np.linalg.norm(W0, axis=(1, 2))
 
     def movement(b: int, W_b: np.ndarray) -> dict[str, float]:
         return {"movement": float(np.linalg.norm(to_numpy(W_b) - W0[b]) / W0_norm[b])}
 
-    on = get_backend(backend, device, dtype)
+    on = problem.arrays
     start = time.perf_counter()
-    recorder = Recorder(B, start, observe=movement)
-    out = descend(on.asarray(W0), map_arrays(shifted, on.asarray), on.asarray(shifted_sq), config, recorder,
+    recorder = Recorder(problem.size, start, observe=movement)
+    out = descend(on.asarray(W0), map_arrays(centred.op, on.asarray), on.asarray(centred.op_sq), config, recorder,
                   progress=progress)
-    W = to_numpy(out.W).astype(np.float64)
-    seconds = time.perf_counter() - start
-    results = []
-    for b in range(B):
-        masses, directions, _ = model_parts(W[b], l)
-        masses = masses if sigma is None else sigma * masses
-        model = SymCP(alpha * np.concatenate([masses, -masses0[b]]), np.concatenate([directions, directions0[b]]), l)
-        rows = [{**row, "relative_error": row["relative_error"] * to_ours[b]} for row in recorder.rows[b]]
-        rel = float(out.relative_error[b] * to_ours[b])
-        results.append(DecompositionResult(
+    W, seconds = to_numpy(out.W).astype(np.float64), time.perf_counter() - start
+    return [
+        centred.result(problem, b, W[b], out, recorder.rows[b], seconds, tol,
+                       {"alpha": float(alpha), "step_size": float(etas[b]), "init_scale": float(scales[b]),
+                        "interrupted": out.interrupted, "backend": problem.backend, "dtype": problem.dtype, **movement(b, W[b])})
+        for b in range(problem.size)]
+
+
+def _step_sizes(problem: Problem, W0: np.ndarray, alpha: float, signs: np.ndarray | None) -> np.ndarray:
+    """``(B,)`` default steps ``0.5 / (λ_max(J_0ᵀ J_0) + l² ‖T*‖ / α)``, each run its own."""
+    l, norm = problem.order, problem.target_norm
+    return np.array([DEFAULT_STEP / (gauss_newton_norm(W0[b], l, signs) + l**2 * norm[b] / alpha)
+                     for b in range(problem.size)])
+
+
+class _Centred(NamedTuple):
+    """The shifted target ``T*/α + T(W_0)`` of a batch, and how its errors map back to ours.
+
+    masses0, directions0 : (B, m), (B, m, d), the model at ``W_0`` (signed weights);
+    to_ours : (B,), ``α ‖T_shift‖ / ‖T*‖``: descend's relative errors are
+    ``‖T(W) - T_shift‖ / ‖T_shift‖``, ours ``α ‖T(W) - T_shift‖ / ‖T*‖``
+    """
+
+    op: ShiftedOp
+    op_sq: np.ndarray
+    to_ours: np.ndarray
+    masses0: np.ndarray
+    directions0: np.ndarray
+    alpha: float
+    signs: np.ndarray | None
+
+    @classmethod
+    def at(cls, problem: Problem, W0: np.ndarray, alpha: float, signs: np.ndarray | None) -> "_Centred":
+        masses0, directions0, _ = model_parts(W0, problem.order)
+        if signs is not None:
+            masses0 = signs * masses0
+        shifted = ShiftedOp(problem.op, np.full(problem.size, 1.0 / alpha),
+                            FactoredOp(masses0, directions0, problem.order))
+        shifted_sq = np.asarray(shifted.norm_sq())
+        return cls(shifted, shifted_sq, alpha * np.sqrt(shifted_sq) / problem.target_norm, masses0, directions0,
+                   alpha, signs)
+
+    def result(self, problem: Problem, b: int, W: np.ndarray, out: Outcome, rows: list[dict[str, float]],
+               seconds: float, tol: float, info: dict[str, Any]) -> DecompositionResult:
+        """Run ``b`` (parameters ``W (m, d)``) as a result with ``model = α(T(W) - T(W_0))``, in our errors."""
+        l, alpha, scale = problem.order, self.alpha, self.to_ours[b]
+        masses, directions, _ = model_parts(W, l)
+        masses = masses if self.signs is None else self.signs * masses
+        model = SymCP(alpha * np.concatenate([masses, -self.masses0[b]]),
+                      np.concatenate([directions, self.directions0[b]]), l)
+        rel = float(out.relative_error[b] * scale)
+        return DecompositionResult(
             model=model.normalize(), relative_error=rel, converged=rel <= tol, steps=int(out.steps[b]),
-            seconds=seconds, method="lazy_gd", components=problem.components, history=History.from_rows(rows),
-            params=W[b],
-            info={"alpha": float(alpha), "step_size": float(etas[b]), "init_scale": float(scales[b]),
-                  "interrupted": out.interrupted, "backend": backend, "dtype": dtype, **movement(b, W[b])},
-        ))
-    return results
+            seconds=seconds, method="lazy_gd", components=problem.components,
+            history=History.from_rows([{**row, "relative_error": row["relative_error"] * scale} for row in rows]),
+            params=W, info=info)

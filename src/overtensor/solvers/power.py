@@ -20,7 +20,6 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..errors import OvertensorError
 from ..tensors.kernels import FactoredOp, ShiftedOp
 from ..result import DecompositionResult, History
 from ..tensors.symcp import SymCP
@@ -37,20 +36,17 @@ def _deflated(problem: Problem, weights: np.ndarray, vectors: np.ndarray) -> Shi
 def solve_batch(
     problem: Problem,
     *,
-    n_starts: int = 10,
-    max_iter: int = 100,
-    power_tol: float = 1e-10,
-    tol: float = 1e-4,
+    n_starts: int,
+    max_iter: int,
+    power_tol: float,
+    tol: float,
     progress: Callable[[int], None] | None = None,
 ) -> list[DecompositionResult]:
     """Greedy rank-one extraction: ``components`` rounds of power iteration and deflation.
 
-    Parameters
-    ----------
-    n_starts : int, random unit starts per component (drawn from the run's seed)
-    max_iter : int, power iterations per component
-    power_tol : float, a start has converged once ``‖x_{t+1} - ±x_t‖ <= power_tol``
-    tol : float, ``converged`` means relative error ``<= tol``
+    The options (``n_starts`` starts per component, drawn from the run's seed; ``max_iter``
+    iterations per component; ``power_tol``; ``tol`` for ``converged``) are validated,
+    defaults filled in, by :class:`overtensor.solvers.options.Power`.
 
     Returns
     -------
@@ -58,12 +54,6 @@ def solve_batch(
     found), ``params`` the unit vectors ``x_k (m, d)``, ``steps`` the power
     iterations over all components, one history row per component.
     """
-    for name, v in (("n_starts", n_starts), ("max_iter", max_iter)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise OvertensorError(f"{name} must be an integer >= 1, got {v!r}")
-    for name, v in (("power_tol", power_tol), ("tol", tol)):
-        if not (np.isfinite(v) and v >= 0):
-            raise OvertensorError(f"{name} must be a finite number >= 0, got {v!r}")
     B, m, d, l = problem.size, problem.components, problem.dim, problem.order
     starts = np.stack([random_directions(run_rng(s), m * n_starts, d).reshape(m, n_starts, d)
                        for s in problem.seeds])  # (B, m, S, d)
@@ -72,14 +62,7 @@ def solve_batch(
     steps = np.zeros(B, dtype=np.int64)
     rows: list[list[dict[str, float]]] = [[] for _ in range(B)]
     for k in range(m):
-        op = _deflated(problem, weights, vectors)
-        X, iters = power_iterations(op, starts[:, k], max_iter, power_tol)
-        values = np.asarray(op.evaluate(X))  # (B, S): T_k(x^{⊗l})
-        best = np.argmax(np.abs(values), axis=1)
-        x = X[np.arange(B), best]
-        lam = values[np.arange(B), best]
-        if l % 2 == 1:  # odd order: -x carries -λ
-            x, lam = x * np.sign(lam)[:, None], np.abs(lam)
+        x, lam, iters = _extract(_deflated(problem, weights, vectors), starts[:, k], max_iter, power_tol, l)
         weights = np.concatenate([weights, lam[:, None]], axis=1)
         vectors = np.concatenate([vectors, x[:, None]], axis=1)
         steps += iters
@@ -100,3 +83,20 @@ def solve_batch(
         )
         for b in range(B)
     ]
+
+
+def _extract(op: ShiftedOp, starts: np.ndarray, max_iter: int, power_tol: float,
+             order: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One component of each run: power iteration from ``starts (B, S, d)`` on the deflated ``op``.
+
+    Returns the best start's ``x (B, d)``, ``λ = T_k(x^{⊗l}) (B,)`` (at odd order ``λ > 0``,
+    its sign moved into ``x``) and the iterations taken ``(B,)``.
+    """
+    X, iters = power_iterations(op, starts, max_iter, power_tol)
+    values = np.asarray(op.evaluate(X))  # (B, S): T_k(x^{⊗l})
+    best = np.argmax(np.abs(values), axis=1)
+    rows = np.arange(X.shape[0])
+    x, lam = X[rows, best], values[rows, best]
+    if order % 2 == 1:  # odd order: -x carries -λ
+        x, lam = x * np.sign(lam)[:, None], np.abs(lam)
+    return x, lam, iters

@@ -8,7 +8,7 @@ from functools import cached_property
 
 import numpy as np
 
-from ..backend import Array, Backend
+from ..backend import Array, Backend, get_backend
 from ..tensors.dense import DenseSymTensor, Tensor
 from ..errors import OvertensorError
 from ..tensors.kernels import DenseOp, FactoredOp, TargetOp, map_arrays
@@ -37,6 +37,8 @@ class Problem:
     target_sq : (B,) array, ``‖T*‖²``
     components : ``m``
     seeds : ``B`` seeds, one per run
+    backend, device, dtype : where the gradient methods' loops run (:attr:`arrays`); the
+        problem itself is built and seeded in NumPy float64
     """
 
     targets: tuple[Tensor, ...]
@@ -44,6 +46,9 @@ class Problem:
     target_sq: np.ndarray
     components: int
     seeds: tuple[int, ...]
+    backend: str = "numpy"
+    device: str | None = None
+    dtype: str = "float64"
 
     @property
     def order(self) -> int:
@@ -66,8 +71,14 @@ class Problem:
         """(B,) estimate of ``max_{‖x‖=1} |T*(x^{⊗l})|``, which sets the largest stable step."""
         return spectral_norm_estimate(self.op, self.dim)
 
-    def on(self, backend: Backend) -> tuple[TargetOp, Array]:
-        """``(op, target_sq)`` as arrays of ``backend`` (its library, device and dtype)."""
+    @cached_property
+    def arrays(self) -> Backend:
+        """The array library, device and dtype of :attr:`backend`, :attr:`device`, :attr:`dtype`."""
+        return get_backend(self.backend, self.device, self.dtype)
+
+    def on(self, backend: Backend | None = None) -> tuple[TargetOp, Array]:
+        """``(op, target_sq)`` as arrays of ``backend`` (default: the problem's :attr:`arrays`)."""
+        backend = self.arrays if backend is None else backend
         return map_arrays(self.op, backend.asarray), backend.asarray(self.target_sq)
 
 
@@ -100,7 +111,12 @@ def _stack_op(targets: Sequence[Tensor]) -> TargetOp:
     return DenseOp(np.ascontiguousarray(np.stack([t.array for t in targets])), first.order)  # type: ignore[union-attr]
 
 
-def make_problem(targets: Sequence[Tensor], components: int, seeds: Sequence[int]) -> Problem:
+def make_problem(targets: Sequence[Tensor], components: int, seeds: Sequence[int], *, backend: str = "numpy",
+                 device: str | None = None, dtype: str = "float64") -> Problem:
+    """The :class:`Problem` of ``B`` targets, one seed each, with the arrays' ``backend``, ``device``, ``dtype``.
+
+    The array library is loaded (and a torch device checked) here, before any solver starts.
+    """
     if not targets:
         raise OvertensorError("no targets given")
     for t in targets:
@@ -119,7 +135,10 @@ def make_problem(targets: Sequence[Tensor], components: int, seeds: Sequence[int
     target_sq = np.asarray(op.norm_sq(), dtype=np.float64)
     if np.any(target_sq <= 0):
         raise OvertensorError("the target tensor is zero; there is nothing to decompose")
-    return Problem(tuple(targets), op, target_sq, int(components), tuple(int(s) for s in seeds))
+    problem = Problem(tuple(targets), op, target_sq, int(components), tuple(int(s) for s in seeds), backend,
+                      device, dtype)
+    problem.arrays  # noqa: B018  # a missing library or device: one line now, not inside a solver
+    return problem
 
 
 def random_directions(rng: np.random.Generator, m: int, d: int) -> np.ndarray:

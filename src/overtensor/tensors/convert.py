@@ -51,14 +51,14 @@ def as_target(obj: Any) -> Any:
 def symcp_from_factors(weights: Any, factors: Sequence[Any]) -> SymCP:
     """The ``SymCP`` of a CP tensor ``Σ_j w_j u_{1j} ⊗ ... ⊗ u_{lj}`` whose factors agree.
 
+    Component ``j`` becomes ``c_j a_j^{⊗l}`` with ``a_j = u_{1j} / ‖u_{1j}‖`` and
+    ``c_j = w_j Π_k ‖u_{kj}‖ sign(<u_{kj}, a_j>)``.
+
     Parameters
     ----------
     weights : (r,) array, or None for ones
     factors : ``l >= 2`` arrays ``(d, r)``; column ``j`` of each must be parallel to
         column ``j`` of the first (sign and scale may differ)
-
-    Component ``j`` becomes ``c_j a_j^{⊗l}`` with ``a_j = u_{1j} / ‖u_{1j}‖`` and
-    ``c_j = w_j Π_k ‖u_{kj}‖ sign(<u_{kj}, a_j>)``.
     """
     mats = [np.asarray(f, dtype=np.float64) for f in factors]
     if len(mats) < 2 or any(f.ndim != 2 or f.shape != mats[0].shape for f in mats):

@@ -35,6 +35,21 @@ class DenseSymTensor:
         Allowed asymmetry, relative to the largest absolute entry. Symmetry is
         checked on the adjacent transpositions of axes, which generate all
         permutations.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import overtensor as ot
+    >>> x = np.array([1.0, 2.0])
+    >>> T = ot.DenseSymTensor(np.einsum("i,j,k->ijk", x, x, x))   # x^{⊗3}
+    >>> T, T.shape
+    (DenseSymTensor(dim=2, order=3), (2, 2, 2))
+    >>> bool(np.isclose(T.evaluate([1.0, 0.0]), 1.0)), ot.residual_norm(ot.SymCP([1.0], [x], 3), T) < 1e-12
+    (True, True)
+    >>> ot.DenseSymTensor(np.arange(8.0).reshape(2, 2, 2))
+    Traceback (most recent call last):
+        ...
+    overtensor.errors.OvertensorError: dense tensor of shape (2, 2, 2) is not symmetric: ...
     """
 
     __slots__ = ("array",)

@@ -23,6 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields, is_dataclass, replace
 from typing import Protocol, TypeVar
 
+import numpy as np
+
 from ..backend import Array, array_namespace, is_array_api_obj, matrix_transpose, row_dot
 
 __all__ = ["TargetOp", "FactoredOp", "DenseOp", "ShiftedOp", "factored_contract", "dense_contract", "power",
@@ -96,6 +98,10 @@ def factored_contract(weights: Array, vectors: Array, X: Array, order: int) -> A
     return C @ (weights[..., None] * vectors)  # scaling V is an (n, d) pass, not (m, n)
 
 
+def _reshape(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    return x.reshape(shape)
+
+
 def dense_contract(T: Array, X: Array, order: int) -> Array:
     """``T(x_i^{⊗(l-1)}, ·)`` for every row of ``X`` and a dense symmetric ``T``.
 
@@ -110,13 +116,16 @@ def dense_contract(T: Array, X: Array, order: int) -> Array:
     mode, then ``l - 2`` row-wise contractions (stacked vector-matrix products),
     each ``d`` times smaller.
     """
-    xp = array_namespace(T, X)
+    # NumPy arrays reshape themselves: the namespace lookup and its wrapper cost a few µs a
+    # call, as much as the whole contraction of a small compressed target (k̂ = 10)
+    reshape = _reshape if isinstance(T, np.ndarray) and isinstance(X, np.ndarray) else \
+        array_namespace(T, X).reshape
     d = X.shape[-1]
     batch = tuple(T.shape[: T.ndim - order])
-    Y = X @ xp.reshape(T, batch + (d, d ** (order - 1)))  # (..., m, d^{l-1})
+    Y = X @ reshape(T, batch + (d, d ** (order - 1)))  # (..., m, d^{l-1})
     for _ in range(order - 2):
         rest = Y.shape[-1] // d
-        Y = xp.reshape(Y, tuple(Y.shape[:-1]) + (d, rest))
+        Y = reshape(Y, tuple(Y.shape[:-1]) + (d, rest))
         Y = (X[..., None, :] @ Y)[..., 0, :]  # symmetric: any mode will do
     return Y
 

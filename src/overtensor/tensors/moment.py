@@ -491,6 +491,9 @@ def _check_dtype(data: Any) -> Any:
 def moment_tensor(samples: object, order: int, *, chunk_size: int | None = None) -> MomentTensor:
     """The empirical moment ``(1/n) Σ_k x_k^{⊗l}`` of samples ``X (n, d)``, kept implicit.
 
+    One chunked pass checks every entry is finite and records ``E[x]`` and
+    ``E[x xᵀ]`` (:attr:`MomentTensor.mean`, :attr:`MomentTensor.second_moment`).
+
     Parameters
     ----------
     samples : (n, d) NumPy array, memmap (``np.load(path, mmap_mode="r")``), ``dask.array``,
@@ -499,14 +502,26 @@ def moment_tensor(samples: object, order: int, *, chunk_size: int | None = None)
     chunk_size : rows per chunk, default 4096 (a dask.array keeps its row blocks
         unless given)
 
-    One chunked pass checks every entry is finite and records ``E[x]`` and
-    ``E[x xᵀ]`` (:attr:`MomentTensor.mean`, :attr:`MomentTensor.second_moment`).
-
     Raises
     ------
     OvertensorError
         For a non-2-D array, fewer than 2 samples, a dtype that is not float or
         integer, a NaN or Inf entry, or a chunk size below 1.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import overtensor as ot
+    >>> X = np.random.default_rng(0).standard_normal((1000, 4))
+    >>> M = ot.moment_tensor(X, 3, chunk_size=256)         # nothing of size d^l or n x n is formed
+    >>> M.shape, M.n_samples
+    ((4, 4, 4), 1000)
+    >>> dense = np.einsum("ni,nj,nk->ijk", X, X, X) / len(X)
+    >>> np.allclose(M.to_dense(), dense), bool(np.isclose(M.norm(), np.linalg.norm(dense)))
+    (True, True)
+    >>> x = np.array([1.0, 0.0, 0.0, 0.0])
+    >>> bool(np.isclose(M.evaluate(x), np.mean(X[:, 0] ** 3)))   # M(x, x, x): the mean of <x_k, x>^3
+    True
     """
     order = check_order(order)
     if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer))

@@ -124,6 +124,18 @@ def residual_norm(model: SymCP, target: Tensor) -> float:
     ----------
     model : SymCP, any weights and vectors
     target : SymCP or DenseSymTensor of the same order and dimension
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import overtensor as ot
+    >>> target = ot.SymCP([1.0], [[1.0, 0.0]], 3)
+    >>> model = ot.SymCP([1.0 + 1e-10], [[1.0, 0.0]], 3)   # ‖model - target‖ = 1e-10 exactly
+    >>> round(ot.residual_norm(model, target) / 1e-10, 3)  # ‖S‖² - 2<S, T> + ‖T‖² cannot resolve it
+    1.0
+    >>> dense = ot.DenseSymTensor(target.to_dense())
+    >>> round(ot.residual_norm(model, dense) / 1e-10, 3)   # the dense residual, formed entry by entry
+    1.0
     """
     if not isinstance(model, SymCP):
         raise OvertensorError(f"residual_norm needs a factored model (SymCP), got {type(model).__name__}")

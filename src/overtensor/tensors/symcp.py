@@ -24,13 +24,31 @@ __all__ = ["SymCP"]
 class SymCP:
     """A symmetric tensor of order ``l`` stored as weights and vectors.
 
+    The arrays are copied to float64 and made read-only.
+
     Parameters
     ----------
     weights : (n,) array
     vectors : (n, d) array; rows need not be unit vectors
     order : int, ``l >= 2``
 
-    The arrays are copied to float64 and made read-only.
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import overtensor as ot
+    >>> S = ot.SymCP([2.0, 1.0], [[1.0, 0.0, 0.0], [0.0, 3.0, 0.0]], order=3)  # 2 e1^3 + (3 e2)^3
+    >>> S
+    SymCP(rank=2, dim=3, order=3)
+    >>> S.shape, S.evaluate([1.0, 1.0, 0.0])               # S(x, x, x) = 2 * 1 + 1 * 3^3
+    ((3, 3, 3), 29.0)
+    >>> bool(np.isclose(S.norm(), np.sqrt(2.0**2 + 27.0**2)))   # orthogonal components
+    True
+    >>> (S - S).norm() == 0, (S + S).rank                  # + concatenates components
+    (True, 4)
+    >>> ot.SymCP([1.0], [[1.0, 0.0]], order=1)
+    Traceback (most recent call last):
+        ...
+    overtensor.errors.OvertensorError: ...order...
     """
 
     __slots__ = ("weights", "vectors", "order")
@@ -69,6 +87,16 @@ class SymCP:
     # -- canonical form ------------------------------------------------------
     def normalize(self) -> "SymCP":
         """Same tensor with unit vectors; zero components dropped.
+
+        Examples
+        --------
+        >>> import overtensor as ot
+        >>> S = ot.SymCP([2.0, 5.0], [[0.0, 3.0], [0.0, 0.0]], order=3)
+        >>> N = S.normalize()
+        >>> N.rank, N.weights.tolist(), N.vectors.tolist()  # 2 (3 e2)^3 = 54 e2^3
+        (1, [54.0], [[0.0, 1.0]])
+        >>> ot.residual_norm(N, S) < 1e-12
+        True
 
         For odd order a negative weight is a flipped vector, so every weight
         of the result is positive; for even order signs stay on the weights.
@@ -154,7 +182,20 @@ class SymCP:
         return out[0] if single else out
 
     def to_tensorly(self) -> Any:
-        """This tensor as a TensorLy ``CPTensor`` (weights, ``l`` equal factors ``V^T (d, n)``)."""
+        """This tensor as a TensorLy ``CPTensor`` (weights, ``l`` equal factors ``V^T (d, n)``).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import overtensor as ot
+        >>> S = ot.make_target(dim=5, rank=2, order=3, seed=0)
+        >>> cp = S.to_tensorly()
+        >>> len(cp.factors), cp.factors[0].shape
+        (3, (5, 2))
+        >>> back = ot.SymCP.from_tensorly(cp)
+        >>> ot.residual_norm(back, S) < 1e-12, np.allclose(cp.to_tensor(), S.to_dense())
+        (True, True)
+        """
         from .convert import to_tensorly
 
         return to_tensorly(self)
@@ -167,7 +208,23 @@ class SymCP:
         return symcp_from_factors(cp.weights, cp.factors)
 
     def to_dense(self) -> np.ndarray:
-        """The full ``(d,)*l`` array; refuses when it would be too large."""
+        """The full ``(d,)*l`` array; refuses when it would be too large.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import overtensor as ot
+        >>> S = ot.SymCP([2.0], [[1.0, 1.0]], order=3)        # 2 (e1 + e2)^3
+        >>> A = S.to_dense()
+        >>> A.shape, float(A[0, 1, 1]), float(A[1, 1, 1])
+        ((2, 2, 2), 2.0, 2.0)
+        >>> bool(np.isclose(np.linalg.norm(A), S.norm()))
+        True
+        >>> ot.make_target(dim=2000, rank=1, order=4).to_dense()
+        Traceback (most recent call last):
+            ...
+        overtensor.errors.OvertensorError: ...
+        """
         check_dense_size(self.dim, self.order)
         out = np.zeros(self.shape)
         for lam, v in zip(self.weights, self.vectors):

@@ -91,6 +91,18 @@ def make_target(
     Returns
     -------
     SymCP with weights ``(r,)`` (largest first for the built-in profiles) and unit vectors ``(r, d)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import overtensor as ot
+    >>> target = ot.make_target(dim=50, rank=5, order=3, seed=0)
+    >>> target
+    SymCP(rank=5, dim=50, order=3)
+    >>> np.allclose(target.vectors @ target.vectors.T, np.eye(5))   # orthonormal by default
+    True
+    >>> ot.make_target(10, 3, weights="geometric", spread=100).weights.round(3).tolist()
+    [1.0, 0.1, 0.01]
     """
     dim = check_positive_int("dim", dim)
     rank = check_positive_int("rank", rank)
@@ -102,7 +114,18 @@ def make_target(
 
 
 def add_noise(target: Tensor, level: float, *, seed: int = 0) -> DenseSymTensor:
-    """A dense copy of ``target`` plus symmetric Gaussian noise of norm ``level · ‖target‖``."""
+    """A dense copy of ``target`` plus symmetric Gaussian noise of norm ``level · ‖target‖``.
+
+    Examples
+    --------
+    >>> import overtensor as ot
+    >>> target = ot.make_target(dim=8, rank=2, order=3, seed=0)
+    >>> noisy = ot.add_noise(target, 0.1, seed=0)
+    >>> noisy
+    DenseSymTensor(dim=8, order=3)
+    >>> round(noisy.distance(target) / target.norm(), 6)
+    0.1
+    """
     if not np.isfinite(level) or level < 0:
         raise OvertensorError(f"noise level must be a finite number >= 0, got {level}")
     check_dense_size(target.dim, target.order)
