@@ -471,15 +471,18 @@ def _fit_and_save(model: Any, data_file: str, output: str, as_json: bool) -> dic
 @click.option("--whiten/--no-whiten", default=True, show_default=True,
               help="Decompose the whitened third moment (fast) or the raw one.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--em-steps", type=int, default=0, show_default=True,
+              help="EM iterations from the moment estimate (one pass over the data each).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
-def fit_gmm(data_file: str, output: str, components: str, whiten: bool, seed: int, as_json: bool) -> None:
+def fit_gmm(data_file: str, output: str, components: str, whiten: bool, seed: int, em_steps: int,
+            as_json: bool) -> None:
     """Fit a spherical Gaussian mixture to the samples in DATA.npy (n, d)."""
     import numpy as np
 
     from .models import SphericalGMM
 
     count = "auto" if components == "auto" else _parse_count(components, "'auto' or an integer")
-    model = SphericalGMM(count, whiten=whiten, seed=seed)
+    model = SphericalGMM(count, whiten=whiten, seed=seed, em_steps=em_steps)
     summary = _fit_and_save(model, data_file, output, as_json)
     summary.update(weights=model.weights_.tolist(), sigma2=float(model.variance_),
                    mean_norms=np.linalg.norm(model.means_, axis=1).tolist())
