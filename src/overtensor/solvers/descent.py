@@ -31,7 +31,7 @@ from ..errors import OvertensorError
 from ..tensors.kernels import TargetOp, map_arrays
 from ..tensors.parameterization import homogeneity
 from .objective import Evaluation, evaluate
-from .step import Step, balanced_step
+from .step import Step, balanced_step, stepper
 
 __all__ = ["ACTIVE_THRESHOLD", "CHECK_EVERY", "NO_HOOKS", "DescentConfig", "EpochEnd", "Hooks", "Outcome",
            "Recorder", "descend", "gd_step", "reached_tol"]
@@ -394,7 +394,7 @@ def _stepper(ctx: _Context, live: _Live) -> Callable[[Array], Step | _Evaluated]
     """The live runs' step as a function of ``W`` alone, made once per change of the live set."""
     c = ctx.config
     if c.parameterization == "balanced":
-        return partial(balanced_step, ctx.xp, target=live.op, step_size=live.eta, reg=live.reg, signs=live.signs)
+        return stepper(ctx.xp, live.W, live.op, live.eta, live.reg, live.signs)
     return partial(gd_step, ctx.xp, target=live.op, step_size=live.eta, reg=live.reg,
                    parameterization=c.parameterization, target_sq=live.target_sq, signs=live.signs)
 

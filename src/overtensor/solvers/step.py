@@ -33,7 +33,8 @@ batch size, so a batched run makes exactly the arithmetic of its single run.
 from __future__ import annotations
 
 import weakref
-from functools import lru_cache
+from collections.abc import Callable
+from functools import lru_cache, partial
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -42,7 +43,7 @@ from array_api_compat import device as array_device
 from ..backend import Array, matrix_transpose
 from ..tensors.kernels import FactoredOp, TargetOp, power
 
-__all__ = ["BLOCK_ENTRIES", "CARRY_ENTRIES", "Step", "arrangement", "balanced_step"]
+__all__ = ["BLOCK_ENTRIES", "CARRY_ENTRIES", "Step", "arrangement", "balanced_step", "stepper"]
 
 #: Largest ``(rows, m)`` block of the Gram matrix formed at once (32 MB in float64).
 BLOCK_ENTRIES = 2**22
@@ -88,6 +89,24 @@ class Step(NamedTuple):
 def arrangement(target: TargetOp, m: int, d: int) -> str:
     """``"stacked"`` or ``"blocked"``: which arrangement :func:`balanced_step` uses."""
     return "stacked" if isinstance(target, FactoredOp) and m < d else "blocked"
+
+
+def stepper(xp: Any, W: Array, target: TargetOp, step_size: Array | float, reg: Array | float,
+            signs: Array | None = None) -> Callable[[Array], Step]:
+    """:func:`balanced_step` with everything but ``W`` fixed, its arrangement chosen once.
+
+    The loop calls the returned function at every step, so on NumPy the stacked step is
+    made of plain NumPy calls writing into its own arrays (:func:`_numpy_stacked`): the
+    same operations in the same order, hence the same numbers, without the array
+    namespace's Python layer. ``W`` only gives the shape, dtype and library.
+    """
+    m, d = W.shape[-2], W.shape[-1]
+    if arrangement(target, m, d) == "blocked":
+        return partial(_blocked, xp, target=target, eta=step_size, reg=reg, signs=signs)
+    assert isinstance(target, FactoredOp)
+    if isinstance(W, np.ndarray) and m * d < CARRY_ENTRIES:
+        return _numpy_stacked(W, target, step_size, reg, signs)
+    return partial(_stacked, xp, target=target, eta=step_size, reg=reg, signs=signs)
 
 
 def balanced_step(xp: Any, W: Array, target: TargetOp, step_size: Array | float, reg: float,
@@ -170,6 +189,49 @@ def _stacked(xp: Any, W: Array, target: FactoredOp, eta: Array | float, reg: flo
     G[...] = KG
     C[...] = KC
     return Step(_product(xp, F[..., :m, :], S, A), s, weights, Rv, Qv)
+
+
+def _numpy_stacked(W: np.ndarray, target: FactoredOp, eta: Array | float, reg: Array | float,
+                   signs: Array | None) -> Callable[[Array], Step]:
+    """:func:`_stacked` on NumPy below ``CARRY_ENTRIES``, as a closure over what stays fixed.
+
+    Every line mirrors one of :func:`_stacked` (same operands, same order, same shapes), so
+    the results agree bit for bit; the products ``scale ∘ K`` are written straight into the
+    Gram's blocks instead of being formed and copied there.
+    """
+    l, m = target.order, W.shape[-2]
+    A, neg_c = target.vectors, -target.weights
+    eye = np.eye(m, dtype=W.dtype)
+    coef = -eta * l  # as (-eta * l) in _stacked
+    unsigned = signs is None
+
+    def step(W: np.ndarray) -> Step:
+        S = np.concatenate([W, A], axis=-2)
+        F = np.matmul(S, S.mT)
+        s = np.diagonal(F, axis1=-2, axis2=-1)[..., :m] * 1.0
+        n = np.sqrt(s)
+        inv = 1.0 / np.where(n > 0, n, s + 1.0)
+        G, C = F[..., :m, :m], F[..., :m, m:]
+        inv_rows, inv_cols = inv[..., :, None], inv[..., None, :]
+        G *= inv_rows
+        G *= inv_cols
+        C *= inv_rows
+        weights, factor = (s, n) if unsigned else (signs * s, signs * n)
+        KG = G * weights[..., None, :]
+        KC = C * neg_c[..., None, :]
+        for _ in range(l - 2):
+            KG *= G
+            KC *= C
+        Qv = -np.vecdot(KC, C)
+        Rv = np.vecdot(KG, G) - Qv
+        scale = (coef * factor)[..., :, None]
+        np.multiply(KG, scale, out=G)
+        G *= inv_cols
+        G += eye * (1.0 - eta * ((2 - l) * (Rv if unsigned else signs * Rv) + reg))[..., None]
+        np.multiply(KC, scale, out=C)
+        return Step(np.matmul(F[..., :m, :], S), s, weights, Rv, Qv)
+
+    return step
 
 
 def _product(xp: Any, M: Array, S: Array, A: Array) -> Array:
