@@ -208,28 +208,31 @@ def _numpy_stacked(W: np.ndarray, target: FactoredOp, eta: Array | float, reg: A
     def step(W: np.ndarray) -> Step:
         S = np.concatenate([W, A], axis=-2)
         F = np.matmul(S, S.mT)
-        s = np.diagonal(F, axis1=-2, axis2=-1)[..., :m] * 1.0
+        top = F[..., :m, :]  # [G | C] once scaled
+        wc = np.empty(F.shape[:-1], dtype=F.dtype)  # [σ_k s_k | -c_j]: both blocks' weights at once
+        wc[..., m:] = neg_c
+        s = wc[..., :m] if unsigned else np.empty(wc[..., :m].shape, dtype=F.dtype)
+        s[...] = F.diagonal(0, -2, -1)[..., :m]
         n = np.sqrt(s)
         inv = 1.0 / np.where(n > 0, n, s + 1.0)
+        inv_cols = inv[..., None, :]
+        top *= inv[..., :, None]  # W̄ [W; A]ᵀ
         G, C = F[..., :m, :m], F[..., :m, m:]
-        inv_rows, inv_cols = inv[..., :, None], inv[..., None, :]
-        G *= inv_rows
-        G *= inv_cols
-        C *= inv_rows
-        weights, factor = (s, n) if unsigned else (signs * s, signs * n)
-        KG = G * weights[..., None, :]
-        KC = C * neg_c[..., None, :]
+        G *= inv_cols  # W̄ W̄ᵀ
+        if unsigned:
+            weights, factor = s, n
+        else:
+            weights, factor = np.multiply(signs, s, out=wc[..., :m]), signs * n
+        K = top * wc[..., None, :]
         for _ in range(l - 2):
-            KG *= G
-            KC *= C
+            K *= top
+        KG, KC = K[..., :m], K[..., m:]
         Qv = -np.vecdot(KC, C)
         Rv = np.vecdot(KG, G) - Qv
-        scale = (coef * factor)[..., :, None]
-        np.multiply(KG, scale, out=G)
+        np.multiply(K, (coef * factor)[..., :, None], out=top)
         G *= inv_cols
         G += eye * (1.0 - eta * ((2 - l) * (Rv if unsigned else signs * Rv) + reg))[..., None]
-        np.multiply(KC, scale, out=C)
-        return Step(np.matmul(F[..., :m, :], S), s, weights, Rv, Qv)
+        return Step(np.matmul(top, S), s, weights, Rv, Qv)
 
     return step
 
