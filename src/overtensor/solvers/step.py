@@ -204,6 +204,7 @@ def _numpy_stacked(W: np.ndarray, target: FactoredOp, eta: Array | float, reg: A
     eye = np.eye(m, dtype=W.dtype)
     coef = -eta * l  # as (-eta * l) in _stacked
     unsigned = signs is None
+    keep = _kept(eta, l, reg, signs)
 
     def step(W: np.ndarray) -> Step:
         S = np.concatenate([W, A], axis=-2)
@@ -214,7 +215,7 @@ def _numpy_stacked(W: np.ndarray, target: FactoredOp, eta: Array | float, reg: A
         s = wc[..., :m] if unsigned else np.empty(wc[..., :m].shape, dtype=F.dtype)
         s[...] = F.diagonal(0, -2, -1)[..., :m]
         n = np.sqrt(s)
-        inv = 1.0 / np.where(n > 0, n, s + 1.0)
+        inv = 1.0 / (n + (s == 0))  # _inverse's values, nan and inf included, in fewer passes
         inv_cols = inv[..., None, :]
         top *= inv[..., :, None]  # W̄ [W; A]ᵀ
         G, C = F[..., :m, :m], F[..., :m, m:]
@@ -231,10 +232,23 @@ def _numpy_stacked(W: np.ndarray, target: FactoredOp, eta: Array | float, reg: A
         Rv = np.vecdot(KG, G) - Qv
         np.multiply(K, (coef * factor)[..., :, None], out=top)
         G *= inv_cols
-        G += eye * (1.0 - eta * ((2 - l) * (Rv if unsigned else signs * Rv) + reg))[..., None]
+        G += eye * keep(Rv)[..., None]
         return Step(np.matmul(top, S), s, weights, Rv, Qv)
 
     return step
+
+
+def _kept(eta: Array | float, l: int, reg: Array | float, signs: Array | None) -> Callable[[Array], Array]:
+    """``R -> 1 - η[(2 - l) σ R + λ]``, each row's own factor in the step, in as few passes as
+    give the same numbers: for ``l = 3``, ``-R + λ = λ - R`` exactly, and ``1 - η(-R + 0) = 1 + η R``
+    (a zero of either sign gives 1)."""
+    if signs is None and l == 3:
+        if isinstance(reg, float) and reg == 0.0:
+            return lambda R: 1.0 + eta * R
+        return lambda R: 1.0 - eta * (reg - R)
+    if signs is None:
+        return lambda R: 1.0 - eta * ((2 - l) * R + reg)
+    return lambda R: 1.0 - eta * ((2 - l) * (signs * R) + reg)
 
 
 def _product(xp: Any, M: Array, S: Array, A: Array) -> Array:
