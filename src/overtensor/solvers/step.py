@@ -78,7 +78,10 @@ class Step(NamedTuple):
         a difference of terms of size ``‖T*‖²``, so it resolves relative errors
         only down to about ``sqrt(eps)`` (1e-8 in float64).
         """
-        r = xp.sum(self.weights * (self.model_minus_target - self.target_values), axis=-1) + target_sq
+        terms = self.weights * (self.model_minus_target - self.target_values)
+        if isinstance(terms, np.ndarray):  # checked every few steps: NumPy's own calls, the same numbers
+            return np.maximum(terms.sum(axis=-1) + target_sq, 0.0)
+        r = xp.sum(terms, axis=-1) + target_sq
         return xp.maximum(r, xp.zeros_like(r))
 
     def loss(self, xp: Any, reg: float, target_sq: Array) -> Array:
@@ -197,7 +200,9 @@ def _numpy_stacked(W: np.ndarray, target: FactoredOp, eta: Array | float, reg: A
 
     Every line mirrors one of :func:`_stacked` (same operands, same order, same shapes), so
     the results agree bit for bit; the products ``scale ∘ K`` are written straight into the
-    Gram's blocks instead of being formed and copied there.
+    Gram's blocks instead of being formed and copied there, and ``[W; A]``, the Gram and the
+    weights live in buffers made once. Hence a returned :class:`Step`'s ``masses`` and
+    ``weights`` hold until the next call only (the loop reads them before it); ``W`` is new.
     """
     l, m = target.order, W.shape[-2]
     A, neg_c = target.vectors, -target.weights
@@ -205,35 +210,36 @@ def _numpy_stacked(W: np.ndarray, target: FactoredOp, eta: Array | float, reg: A
     coef = -eta * l  # as (-eta * l) in _stacked
     unsigned = signs is None
     keep = _kept(eta, l, reg, signs)
+    S = np.concatenate([W, A], axis=-2)  # [W; A]: only the first m rows change from step to step
+    F = np.empty(S.shape[:-1] + S.shape[-2:-1], dtype=S.dtype)
+    wc = np.concatenate([np.empty(W.shape[:-1], dtype=W.dtype), neg_c], axis=-1)  # [σ_k s_k | -c_j]
+    top, G, C, s = F[..., :m, :], F[..., :m, :m], F[..., :m, m:], wc[..., :m]  # [G | C] once scaled
+    KG, KC = slice(0, m), slice(m, None)
 
     def step(W: np.ndarray) -> Step:
-        S = np.concatenate([W, A], axis=-2)
-        F = np.matmul(S, S.mT)
-        top = F[..., :m, :]  # [G | C] once scaled
-        wc = np.empty(F.shape[:-1], dtype=F.dtype)  # [σ_k s_k | -c_j]: both blocks' weights at once
-        wc[..., m:] = neg_c
-        s = wc[..., :m] if unsigned else np.empty(wc[..., :m].shape, dtype=F.dtype)
-        s[...] = F.diagonal(0, -2, -1)[..., :m]
-        n = np.sqrt(s)
-        inv = 1.0 / (n + (s == 0))  # _inverse's values, nan and inf included, in fewer passes
-        inv_cols = inv[..., None, :]
-        top *= inv[..., :, None]  # W̄ [W; A]ᵀ
-        G, C = F[..., :m, :m], F[..., :m, m:]
-        G *= inv_cols  # W̄ W̄ᵀ
+        S[..., :m, :] = W
+        np.matmul(S, S.mT, out=F)
         if unsigned:
-            weights, factor = s, n
+            s[...] = F.diagonal(0, -2, -1)[..., :m]
+            weights, mass = s, s
         else:
-            weights, factor = np.multiply(signs, s, out=wc[..., :m]), signs * n
+            mass = F.diagonal(0, -2, -1)[..., :m] * 1.0
+            weights = np.multiply(signs, mass, out=s)
+        n = np.sqrt(mass)
+        inv = 1.0 / (n + (mass == 0))  # _inverse's values, nan and inf included, in fewer passes
+        inv_cols = inv[..., None, :]
+        np.multiply(top, inv[..., :, None], out=top)  # W̄ [W; A]ᵀ
+        np.multiply(G, inv_cols, out=G)  # W̄ W̄ᵀ
+        factor = n if unsigned else signs * n
         K = top * wc[..., None, :]
         for _ in range(l - 2):
             K *= top
-        KG, KC = K[..., :m], K[..., m:]
-        Qv = -np.vecdot(KC, C)
-        Rv = np.vecdot(KG, G) - Qv
+        Qv = -np.vecdot(K[..., KC], C)
+        Rv = np.vecdot(K[..., KG], G) - Qv
         np.multiply(K, (coef * factor)[..., :, None], out=top)
-        G *= inv_cols
-        G += eye * keep(Rv)[..., None]
-        return Step(np.matmul(top, S), s, weights, Rv, Qv)
+        np.multiply(G, inv_cols, out=G)
+        np.add(G, eye * keep(Rv)[..., None], out=G)
+        return Step(np.matmul(top, S), mass, weights, Rv, Qv)
 
     return step
 
