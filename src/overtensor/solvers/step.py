@@ -209,6 +209,7 @@ def _numpy_stacked(W: np.ndarray, target: FactoredOp, eta: Array | float, reg: A
     eye = np.eye(m, dtype=W.dtype)
     coef = -eta * l  # as (-eta * l) in _stacked
     unsigned = signs is None
+    sigma: Array = 1.0 if signs is None else signs  # read only where signs is given
     keep = _kept(eta, l, reg, signs)
     S = np.concatenate([W, A], axis=-2)  # [W; A]: only the first m rows change from step to step
     F = np.empty(S.shape[:-1] + S.shape[-2:-1], dtype=S.dtype)
@@ -224,13 +225,13 @@ def _numpy_stacked(W: np.ndarray, target: FactoredOp, eta: Array | float, reg: A
             weights, mass = s, s
         else:
             mass = F.diagonal(0, -2, -1)[..., :m] * 1.0
-            weights = np.multiply(signs, mass, out=s)
+            weights = np.multiply(sigma, mass, out=s)
         n = np.sqrt(mass)
         inv = 1.0 / (n + (mass == 0))  # _inverse's values, nan and inf included, in fewer passes
         inv_cols = inv[..., None, :]
         np.multiply(top, inv[..., :, None], out=top)  # W̄ [W; A]ᵀ
         np.multiply(G, inv_cols, out=G)  # W̄ W̄ᵀ
-        factor = n if unsigned else signs * n
+        factor = n if unsigned else sigma * n
         K = top * wc[..., None, :]
         for _ in range(l - 2):
             K *= top
