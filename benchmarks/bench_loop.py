@@ -29,6 +29,7 @@ from _timing import cpu_best
 from bench_step import minimal_numpy
 
 import overtensor as ot
+from overtensor.backend import array_namespace
 from overtensor.solvers.problem import make_problem
 from overtensor.solvers.step import balanced_step, stepper
 
@@ -50,7 +51,7 @@ def main() -> None:
 
     def resolved() -> None:
         W = W0[None]
-        step = stepper(np, W, op, eta, 0.0)
+        step = stepper(array_namespace(W), W, op, eta, 0.0)  # the namespace descend resolves
         for _ in range(n):
             W = step(W).W
 

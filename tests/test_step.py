@@ -133,11 +133,12 @@ def test_numpy_stepper_makes_balanced_steps_bits(order, reg, signed, dtype):
     eta = np.array([[0.05], [0.02]], dtype=dtype)
     lam = np.array([[1e-2], [3e-2]], dtype=dtype) if reg == "per run" else reg
     signs = np.where(np.arange(6) % 2 == 0, 1.0, -1.0).astype(dtype) if signed else None
-    step = step_module.stepper(np, W, op, eta, lam, signs)
+    xp = array_namespace(W)  # the namespace descend resolves (raw NumPy < 2 lacks concat, vecdot)
+    step = step_module.stepper(xp, W, op, eta, lam, signs)
     assert not isinstance(step, functools.partial)  # the NumPy step, not the generic one
     want, got = W, W
     for _ in range(4):
-        a, b = balanced_step(np, want, op, eta, lam, signs), step(got)
+        a, b = balanced_step(xp, want, op, eta, lam, signs), step(got)
         for x, y in zip(a, b):
             assert _same_bits(x, y)
         want, got = a.W, b.W

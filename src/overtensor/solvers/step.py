@@ -108,7 +108,7 @@ def stepper(xp: Any, W: Array, target: TargetOp, step_size: Array | float, reg: 
         return partial(_blocked, xp, target=target, eta=step_size, reg=reg, signs=signs)
     assert isinstance(target, FactoredOp)
     if isinstance(W, np.ndarray) and m * d < CARRY_ENTRIES:
-        return _numpy_stacked(W, target, step_size, reg, signs)
+        return _numpy_stacked(xp, W, target, step_size, reg, signs)
     return partial(_stacked, xp, target=target, eta=step_size, reg=reg, signs=signs)
 
 
@@ -194,7 +194,7 @@ def _stacked(xp: Any, W: Array, target: FactoredOp, eta: Array | float, reg: flo
     return Step(_product(xp, F[..., :m, :], S, A), s, weights, Rv, Qv)
 
 
-def _numpy_stacked(W: np.ndarray, target: FactoredOp, eta: Array | float, reg: Array | float,
+def _numpy_stacked(xp: Any, W: np.ndarray, target: FactoredOp, eta: Array | float, reg: Array | float,
                    signs: Array | None) -> Callable[[Array], Step]:
     """:func:`_stacked` on NumPy below ``CARRY_ENTRIES``, as a closure over what stays fixed.
 
@@ -212,6 +212,7 @@ def _numpy_stacked(W: np.ndarray, target: FactoredOp, eta: Array | float, reg: A
     sigma: Array = 1.0 if signs is None else signs  # read only where signs is given
     keep = _kept(eta, l, reg, signs)
     S = np.concatenate([W, A], axis=-2)  # [W; A]: only the first m rows change from step to step
+    ST, vecdot = matrix_transpose(S), xp.vecdot  # NumPy's own vecdot from 2.0, array-api-compat's before
     F = np.empty(S.shape[:-1] + S.shape[-2:-1], dtype=S.dtype)
     wc = np.concatenate([np.empty(W.shape[:-1], dtype=W.dtype), neg_c], axis=-1)  # [σ_k s_k | -c_j]
     top, G, C, s = F[..., :m, :], F[..., :m, :m], F[..., :m, m:], wc[..., :m]  # [G | C] once scaled
@@ -219,7 +220,7 @@ def _numpy_stacked(W: np.ndarray, target: FactoredOp, eta: Array | float, reg: A
 
     def step(W: np.ndarray) -> Step:
         S[..., :m, :] = W
-        np.matmul(S, S.mT, out=F)
+        np.matmul(S, ST, out=F)
         if unsigned:
             s[...] = F.diagonal(0, -2, -1)[..., :m]
             weights, mass = s, s
@@ -235,8 +236,8 @@ def _numpy_stacked(W: np.ndarray, target: FactoredOp, eta: Array | float, reg: A
         K = top * wc[..., None, :]
         for _ in range(l - 2):
             K *= top
-        Qv = -np.vecdot(K[..., KC], C)
-        Rv = np.vecdot(K[..., KG], G) - Qv
+        Qv = -vecdot(K[..., KC], C)
+        Rv = vecdot(K[..., KG], G) - Qv
         np.multiply(K, (coef * factor)[..., :, None], out=top)
         np.multiply(G, inv_cols, out=G)
         np.add(G, eye * keep(Rv)[..., None], out=G)
