@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import overtensor as ot
+from overtensor.backend import array_namespace
 from overtensor.solvers.descent import (
     CHECK_EVERY,
     DescentConfig,
@@ -24,6 +25,8 @@ from overtensor.solvers.objective import evaluate
 from overtensor.solvers.problem import make_problem
 from overtensor.solvers.step import balanced_step
 from overtensor.tensors.kernels import map_arrays
+
+XP = array_namespace(np.zeros(1))  # the namespace descend resolves for NumPy arrays (NumPy 1.26 lacks concat)
 
 M, D = 6, 10
 
@@ -95,7 +98,7 @@ def test_refresh_changes_the_moving_runs_between_epochs(problem):
     for length in (3, 2, 2):  # the same step function in a bare loop: the loop's bookkeeping alone differs
         W = W if length == 3 else 0.5 * W
         for _ in range(length):
-            W = balanced_step(np, W, problem.op, eta, 0.0).W
+            W = balanced_step(XP, W, problem.op, eta, 0.0).W
     np.testing.assert_array_equal(out.W, W)
     assert calls == [(1, [0, 1], np.float64), (2, [0, 1], np.float64)]
 
@@ -112,7 +115,7 @@ def test_a_stopping_rule_stops_at_the_first_check_it_holds(problem):
     for _ in range(200):  # the error at each step, from the dense difference, independently
         model = ot.SymCP(np.sum(W**2, axis=1), W / np.linalg.norm(W, axis=1, keepdims=True), 3)
         errors.append(np.linalg.norm(model.to_dense() - target.to_dense()) / np.linalg.norm(target.to_dense()))
-        W = balanced_step(np, W[None], p.op, eta, 0.0).W[0]
+        W = balanced_step(XP, W[None], p.op, eta, 0.0).W[0]
     first = errors[0]
     crossed = next(k for k, e in enumerate(errors) if e <= 0.9 * first)
     out = descend(W0, p.op, p.target_sq, DescentConfig(eta, 0.0, 0.0, 199, 1000), Recorder(1, 0.0),

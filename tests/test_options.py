@@ -69,7 +69,7 @@ BAD = [
                          "record_every, signs, backend, device, dtype, max_steps, truth, reg, parameterization, init")),
     ("power", {"max_steps": 5}, ("unknown option 'max_steps' for method 'power'; expected one of tol, n_starts, "
                                 "max_iter, power_tol")),
-    ("beyond-lazy", {"max_steps": 5}, "unknown option 'max_steps' for method 'beyond_lazy'; expected one of "),
+    ("beyond-lazy", {"max_iter": 5}, "unknown option 'max_iter' for method 'beyond_lazy'; expected one of "),
     ("lazy", {"step_size": 0.1}, ("unknown option 'step_size' for method 'lazy'; expected one of tol, cg_tol, "
                                  "max_iter, record_every")),
     ("gd", {"max_steps": 2.5}, "max_steps of method 'gd' must be an integer, got 2.5"),
