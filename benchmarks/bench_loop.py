@@ -9,12 +9,13 @@ inflate all alike:
 
 1. ``minimal``: the balanced step written in 2-D NumPy with nothing else (bench_step.py's);
 2. ``step only``: :func:`overtensor.solvers.step.balanced_step` in a bare loop: the library's
-   step without the loop;
+   step without the loop; ``stepper``: the same with the step resolved once by
+   :func:`overtensor.solvers.step.stepper`, as the loop does (on NumPy, plain NumPy calls);
 3. ``decompose``: ``overtensor.decompose(..., max_steps=N, tol=0)``, the whole run with its
    checks every few steps and a history row every 10 steps (the default);
 4. the same with ``record_every = N`` (checks only).
 
-``loop overhead`` is (3) - (2) per step. Last, ``decompose`` at ``(m, d) = (500, 100)``
+``loop overhead`` is (3) - ``stepper`` per step. Last, ``decompose`` at ``(m, d) = (500, 100)``
 (factored gaussian rank-10 target), per step. Run single-threaded (``OPENBLAS_NUM_THREADS=1``)
 from the repository root.
 """
@@ -28,8 +29,9 @@ from _timing import cpu_best
 from bench_step import minimal_numpy
 
 import overtensor as ot
+from overtensor.backend import array_namespace
 from overtensor.solvers.problem import make_problem
-from overtensor.solvers.step import balanced_step
+from overtensor.solvers.step import balanced_step, stepper
 
 
 def main() -> None:
@@ -47,9 +49,16 @@ def main() -> None:
         for _ in range(n):
             W = balanced_step(np, W, op, eta, 0.0).W
 
+    def resolved() -> None:
+        W = W0[None]
+        step = stepper(array_namespace(W), W, op, eta, 0.0)  # the namespace descend resolves
+        for _ in range(n):
+            W = step(W).W
+
     runs = {
         "minimal": lambda: minimal_numpy(target, W0, eta, n),
         "step only": step_only,
+        "stepper": resolved,
         "decompose": lambda: ot.decompose(target, 20, seed=0, max_steps=n, tol=0.0),
         "decompose, record_every = N": lambda: ot.decompose(target, 20, seed=0, max_steps=n, tol=0.0, record_every=n),
     }
@@ -62,8 +71,8 @@ def main() -> None:
     print("|---|---|---|---|")
     for name, seconds in best.items():
         print(f"| {name} | {n / seconds:.0f} | {1e6 * seconds / n:.1f} | {best['minimal'] / seconds:.2f} |")
-    print(f"\nloop overhead: {1e6 * (best['decompose'] - best['step only']) / n:.1f} µs / step "
-          f"({1e6 * (best['decompose, record_every = N'] - best['step only']) / n:.1f} without history rows)")
+    print(f"\nloop overhead: {1e6 * (best['decompose'] - best['stepper']) / n:.1f} µs / step "
+          f"({1e6 * (best['decompose, record_every = N'] - best['stepper']) / n:.1f} without history rows)")
     big = ot.make_target(100, 10, 3, kind="gaussian", seed=0)
     per_step = min(cpu_best(lambda: ot.decompose(big, 500, seed=0, max_steps=100, tol=0.0), 1)
                    for _ in range(args.repeats)) / 100

@@ -10,6 +10,8 @@ max|W_next| holds with a wide margin for these sizes (m + r <= 70: 70 eps = 1.6e
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -19,6 +21,7 @@ from overtensor.solvers import step as step_module
 from overtensor.solvers.objective import evaluate
 from overtensor.solvers.problem import make_problem
 from overtensor.solvers.step import arrangement, balanced_step
+from overtensor.tensors.kernels import map_arrays
 
 SHAPES = [(6, 20), (40, 10), (12, 12)]  # m < d (stacked), m > d and m = d (blocked)
 
@@ -107,3 +110,36 @@ def test_a_step_from_the_previous_steps_stack_equals_a_step_from_a_copy(monkeypa
     np.testing.assert_array_equal(balanced_step(xp, first.W, other.op, 0.02, 0.0).W,
                                   balanced_step(xp, first.W.copy(), other.op, 0.02, 0.0).W)
     assert step_module._STACKS.get(first.W[:, 1:], problem.op.vectors) is None  # not the buffer's leading rows
+
+
+def _same_bits(a, b):
+    a, b = np.asarray(a), np.asarray(b)
+    return a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()
+
+
+@pytest.mark.parametrize("order", [2, 3, 4])
+@pytest.mark.parametrize("reg", [0.0, 1e-2, "per run"])
+@pytest.mark.parametrize("signed", [False, True])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_numpy_stepper_makes_balanced_steps_bits(order, reg, signed, dtype):
+    # stepper() resolves NumPy's stacked step once and runs it in its own buffers; its steps,
+    # one after another, must be balanced_step's bit for bit (zeros' signs, a zero row, a
+    # per-run η and λ included): that one is tested against the gradient above
+    target = ot.make_target(20, 3, order, kind="gaussian", weights=[1.0, 0.6, 0.3], seed=order)
+    problem = make_problem([target, target], 6, [0, 1])
+    W = (np.random.default_rng(order).standard_normal((2, 6, 20)) * 0.5).astype(dtype)
+    W[0, 1] = 0.0
+    op = map_arrays(problem.op, lambda x: x.astype(dtype))
+    eta = np.array([[0.05], [0.02]], dtype=dtype)
+    lam = np.array([[1e-2], [3e-2]], dtype=dtype) if reg == "per run" else reg
+    signs = np.where(np.arange(6) % 2 == 0, 1.0, -1.0).astype(dtype) if signed else None
+    xp = array_namespace(W)  # the namespace descend resolves (raw NumPy < 2 lacks concat, vecdot)
+    step = step_module.stepper(xp, W, op, eta, lam, signs)
+    assert not isinstance(step, functools.partial)  # the NumPy step, not the generic one
+    want, got = W, W
+    for _ in range(4):
+        a, b = balanced_step(xp, want, op, eta, lam, signs), step(got)
+        for x, y in zip(a, b):
+            assert _same_bits(x, y)
+        want, got = a.W, b.W
+    np.testing.assert_array_equal(got[0, 1], 0.0)

@@ -31,7 +31,7 @@ from ..errors import OvertensorError
 from ..tensors.kernels import TargetOp, map_arrays
 from ..tensors.parameterization import homogeneity
 from .objective import Evaluation, evaluate
-from .step import Step, balanced_step
+from .step import Step, balanced_step, stepper
 
 __all__ = ["ACTIVE_THRESHOLD", "CHECK_EVERY", "NO_HOOKS", "DescentConfig", "EpochEnd", "Hooks", "Outcome",
            "Recorder", "descend", "gd_step", "reached_tol"]
@@ -222,6 +222,7 @@ class _Live(NamedTuple):
     tol: np.ndarray  # (b,)
     stop_at: np.ndarray  # (b,) the default rule's bound: tol, or -inf where tol = 0 (never)
     etas: np.ndarray  # (b,) step sizes in NumPy, for the divergence message
+    at: slice | np.ndarray  # `runs` as an index into the batch's arrays: every run, slice(None), is cheaper
 
     def keep(self, rows: np.ndarray) -> _Live:
         """The subset ``rows`` (indices into ``runs``); the arrays are taken only when it shrinks."""
@@ -238,7 +239,7 @@ class _Live(NamedTuple):
 
         return _Live(self.runs[rows], take(self.W), map_arrays(self.op, take), take(self.target_sq), some(self.eta),
                      some(self.reg), some(self.reg_rows), self.signs, self.scale[rows], self.active_at[rows],
-                     self.tol[rows], self.stop_at[rows], self.etas[rows])
+                     self.tol[rows], self.stop_at[rows], self.etas[rows], self.runs[rows])
 
     def regularized(self, xp: Any, lam: np.ndarray) -> _Live:
         """With ``λ_k = lam (b,)``: one float when the runs share it (the common case), else arrays."""
@@ -259,7 +260,7 @@ def _start(xp: Any, W: Array, target: TargetOp, target_sq: Array, config: Descen
     tols = np.broadcast_to(np.asarray(config.tol, dtype=np.float64), (B,))
     stop_at = np.where(tols > 0, tols, -np.inf)  # reached_tol in one comparison
     return _Live(np.arange(B), W, target, target_sq, eta, float(config.reg), float(config.reg), signs, scale,
-                 (config.active_threshold * scale)[:, None], tols, stop_at, etas)
+                 (config.active_threshold * scale)[:, None], tols, stop_at, etas, slice(None))
 
 
 def descend(
@@ -353,7 +354,7 @@ def _epoch(ctx: _Context, runs: _Runs, live: _Live, length: int) -> tuple[_Live,
         for k in range(length + 1):
             out = step(W)
             if k == check:
-                pending = _count(runs.steps, live.runs, pending)
+                pending = _count(runs.steps, live.at, pending)
                 done = _check(ctx, runs, live, W, out, k == length,
                               k % every == phases[0] if len(phases) == 1 else None)
                 if k == length:
@@ -372,7 +373,7 @@ def _epoch(ctx: _Context, runs: _Runs, live: _Live, length: int) -> tuple[_Live,
             if progress is not None and reported >= every:
                 progress(reported)
                 reported = 0
-        live, pending = live._replace(W=W), _count(runs.steps, live.runs, pending)
+        live, pending = live._replace(W=W), _count(runs.steps, live.at, pending)
         if progress is not None and reported:
             progress(reported)
     except KeyboardInterrupt:  # keep what the runs reached
@@ -383,7 +384,7 @@ def _epoch(ctx: _Context, runs: _Runs, live: _Live, length: int) -> tuple[_Live,
     return live.keep(np.flatnonzero(~runs.converged[live.runs])), False
 
 
-def _count(steps: np.ndarray, runs: np.ndarray, pending: int) -> int:
+def _count(steps: np.ndarray, runs: slice | np.ndarray, pending: int) -> int:
     """Add the ``pending`` steps to ``steps[runs]``; 0, the steps now pending (one call: a Ctrl-C
     lands before it or after it, never between the addition and the reset)."""
     steps[runs] += pending
@@ -394,7 +395,7 @@ def _stepper(ctx: _Context, live: _Live) -> Callable[[Array], Step | _Evaluated]
     """The live runs' step as a function of ``W`` alone, made once per change of the live set."""
     c = ctx.config
     if c.parameterization == "balanced":
-        return partial(balanced_step, ctx.xp, target=live.op, step_size=live.eta, reg=live.reg, signs=live.signs)
+        return stepper(ctx.xp, live.W, live.op, live.eta, live.reg, live.signs)
     return partial(gd_step, ctx.xp, target=live.op, step_size=live.eta, reg=live.reg,
                    parameterization=c.parameterization, target_sq=live.target_sq, signs=live.signs)
 
@@ -418,13 +419,13 @@ def _check(ctx: _Context, runs: _Runs, live: _Live, W: Array, out: Step | _Evalu
     run's step count. Array methods, not ``np.`` functions: this runs every few steps.
     """
     r2 = out.residual_sq(ctx.xp, live.target_sq)
-    r = runs.rel[live.runs] = np.sqrt(ctx.to_numpy(r2)) / live.scale
+    r = runs.rel[live.at] = np.sqrt(ctx.to_numpy(r2)) / live.scale
     if not r.max() <= DIVERGENCE_FACTOR:  # also catches nan
         _diverged(r, runs.steps, live.etas)
     done = r <= live.stop_at if ctx.hooks.stop is reached_tol else ctx.hooks.stop(r, live.tol)
     stopping = last or bool(done.any())
     if row is None:
-        due = done | last | (runs.steps[live.runs] % ctx.config.record_every == 0)
+        due = done | last | (runs.steps[live.at] % ctx.config.record_every == 0)
         row = bool(due.any())
     else:
         due = done | True if row else done | last
@@ -451,7 +452,7 @@ def _record(ctx: _Context, runs: _Runs, live: _Live, W: Array, rows: np.ndarray,
     if ctx.power != 1:
         masses = masses ** ctx.power
     active = (masses >= live.active_at).sum(axis=-1).tolist()
-    loss, rel, steps = ctx.to_numpy(loss).tolist(), runs.rel[live.runs].tolist(), runs.steps[live.runs].tolist()
+    loss, rel, steps = ctx.to_numpy(loss).tolist(), runs.rel[live.at].tolist(), runs.steps[live.at].tolist()
     for j in rows.nonzero()[0].tolist():
         b = int(live.runs[j])
         ctx.recorder.add(b, {"step": steps[j], "loss": loss[j], "relative_error": rel[j], "active": active[j],

@@ -33,7 +33,8 @@ batch size, so a batched run makes exactly the arithmetic of its single run.
 from __future__ import annotations
 
 import weakref
-from functools import lru_cache
+from collections.abc import Callable
+from functools import lru_cache, partial
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -42,7 +43,7 @@ from array_api_compat import device as array_device
 from ..backend import Array, matrix_transpose
 from ..tensors.kernels import FactoredOp, TargetOp, power
 
-__all__ = ["BLOCK_ENTRIES", "CARRY_ENTRIES", "Step", "arrangement", "balanced_step"]
+__all__ = ["BLOCK_ENTRIES", "CARRY_ENTRIES", "Step", "arrangement", "balanced_step", "stepper"]
 
 #: Largest ``(rows, m)`` block of the Gram matrix formed at once (32 MB in float64).
 BLOCK_ENTRIES = 2**22
@@ -77,7 +78,10 @@ class Step(NamedTuple):
         a difference of terms of size ``‖T*‖²``, so it resolves relative errors
         only down to about ``sqrt(eps)`` (1e-8 in float64).
         """
-        r = xp.sum(self.weights * (self.model_minus_target - self.target_values), axis=-1) + target_sq
+        terms = self.weights * (self.model_minus_target - self.target_values)
+        if isinstance(terms, np.ndarray):  # checked every few steps: NumPy's own calls, the same numbers
+            return np.maximum(terms.sum(axis=-1) + target_sq, 0.0)
+        r = xp.sum(terms, axis=-1) + target_sq
         return xp.maximum(r, xp.zeros_like(r))
 
     def loss(self, xp: Any, reg: float, target_sq: Array) -> Array:
@@ -88,6 +92,24 @@ class Step(NamedTuple):
 def arrangement(target: TargetOp, m: int, d: int) -> str:
     """``"stacked"`` or ``"blocked"``: which arrangement :func:`balanced_step` uses."""
     return "stacked" if isinstance(target, FactoredOp) and m < d else "blocked"
+
+
+def stepper(xp: Any, W: Array, target: TargetOp, step_size: Array | float, reg: Array | float,
+            signs: Array | None = None) -> Callable[[Array], Step]:
+    """:func:`balanced_step` with everything but ``W`` fixed, its arrangement chosen once.
+
+    The loop calls the returned function at every step, so on NumPy the stacked step is
+    made of plain NumPy calls writing into its own arrays (:func:`_numpy_stacked`): the
+    same operations in the same order, hence the same numbers, without the array
+    namespace's Python layer. ``W`` only gives the shape, dtype and library.
+    """
+    m, d = W.shape[-2], W.shape[-1]
+    if arrangement(target, m, d) == "blocked":
+        return partial(_blocked, xp, target=target, eta=step_size, reg=reg, signs=signs)
+    assert isinstance(target, FactoredOp)
+    if isinstance(W, np.ndarray) and m * d < CARRY_ENTRIES:
+        return _numpy_stacked(xp, W, target, step_size, reg, signs)
+    return partial(_stacked, xp, target=target, eta=step_size, reg=reg, signs=signs)
 
 
 def balanced_step(xp: Any, W: Array, target: TargetOp, step_size: Array | float, reg: float,
@@ -170,6 +192,71 @@ def _stacked(xp: Any, W: Array, target: FactoredOp, eta: Array | float, reg: flo
     G[...] = KG
     C[...] = KC
     return Step(_product(xp, F[..., :m, :], S, A), s, weights, Rv, Qv)
+
+
+def _numpy_stacked(xp: Any, W: np.ndarray, target: FactoredOp, eta: Array | float, reg: Array | float,
+                   signs: Array | None) -> Callable[[Array], Step]:
+    """:func:`_stacked` on NumPy below ``CARRY_ENTRIES``, as a closure over what stays fixed.
+
+    Every line mirrors one of :func:`_stacked` (same operands, same order, same shapes), so
+    the results agree bit for bit; the products ``scale ∘ K`` are written straight into the
+    Gram's blocks instead of being formed and copied there, and ``[W; A]``, the Gram and the
+    weights live in buffers made once. Hence a returned :class:`Step`'s ``masses`` and
+    ``weights`` hold until the next call only (the loop reads them before it); ``W`` is new.
+    """
+    l, m = target.order, W.shape[-2]
+    A, neg_c = target.vectors, -target.weights
+    eye = np.eye(m, dtype=W.dtype)
+    coef = -eta * l  # as (-eta * l) in _stacked
+    unsigned = signs is None
+    sigma: Array = 1.0 if signs is None else signs  # read only where signs is given
+    keep = _kept(eta, l, reg, signs)
+    S = np.concatenate([W, A], axis=-2)  # [W; A]: only the first m rows change from step to step
+    ST, vecdot = matrix_transpose(S), xp.vecdot  # NumPy's own vecdot from 2.0, array-api-compat's before
+    F = np.empty(S.shape[:-1] + S.shape[-2:-1], dtype=S.dtype)
+    wc = np.concatenate([np.empty(W.shape[:-1], dtype=W.dtype), neg_c], axis=-1)  # [σ_k s_k | -c_j]
+    top, G, C, s = F[..., :m, :], F[..., :m, :m], F[..., :m, m:], wc[..., :m]  # [G | C] once scaled
+    KG, KC = slice(0, m), slice(m, None)
+
+    def step(W: np.ndarray) -> Step:
+        S[..., :m, :] = W
+        np.matmul(S, ST, out=F)
+        if unsigned:
+            s[...] = F.diagonal(0, -2, -1)[..., :m]
+            weights, mass = s, s
+        else:
+            mass = F.diagonal(0, -2, -1)[..., :m] * 1.0
+            weights = np.multiply(sigma, mass, out=s)
+        n = np.sqrt(mass)
+        inv = 1.0 / (n + (mass == 0))  # _inverse's values, nan and inf included, in fewer passes
+        inv_cols = inv[..., None, :]
+        np.multiply(top, inv[..., :, None], out=top)  # W̄ [W; A]ᵀ
+        np.multiply(G, inv_cols, out=G)  # W̄ W̄ᵀ
+        factor = n if unsigned else sigma * n
+        K = top * wc[..., None, :]
+        for _ in range(l - 2):
+            K *= top
+        Qv = -vecdot(K[..., KC], C)
+        Rv = vecdot(K[..., KG], G) - Qv
+        np.multiply(K, (coef * factor)[..., :, None], out=top)
+        np.multiply(G, inv_cols, out=G)
+        np.add(G, eye * keep(Rv)[..., None], out=G)
+        return Step(np.matmul(top, S), mass, weights, Rv, Qv)
+
+    return step
+
+
+def _kept(eta: Array | float, l: int, reg: Array | float, signs: Array | None) -> Callable[[Array], Array]:
+    """``R -> 1 - η[(2 - l) σ R + λ]``, each row's own factor in the step, in as few passes as
+    give the same numbers: for ``l = 3``, ``-R + λ = λ - R`` exactly, and ``1 - η(-R + 0) = 1 + η R``
+    (a zero of either sign gives 1)."""
+    if signs is None and l == 3:
+        if isinstance(reg, float) and reg == 0.0:
+            return lambda R: 1.0 + eta * R
+        return lambda R: 1.0 - eta * (reg - R)
+    if signs is None:
+        return lambda R: 1.0 - eta * ((2 - l) * R + reg)
+    return lambda R: 1.0 - eta * ((2 - l) * (signs * R) + reg)
 
 
 def _product(xp: Any, M: Array, S: Array, A: Array) -> Array:
