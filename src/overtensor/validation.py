@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -80,3 +81,14 @@ def as_points(X: object, dim: int) -> tuple[np.ndarray, bool]:
     if arr.ndim != 2 or arr.shape[1] != dim:
         raise OvertensorError(f"expected points of dimension {dim} (shape (d,) or (m, d)), got shape {shape}")
     return arr, single
+
+
+def at_points(X: object, dim: int, fn: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """``fn`` on the rows ``(m, d)`` of ``X``; for one point ``(d,)``, its first row ``(...)``.
+
+    The one-point result is ``out[0, ...]``: a 0-d array where ``fn`` gives ``(m,)``, never a
+    NumPy scalar, so ``evaluate`` and ``contract`` return arrays of shape ``X.shape[:-1] + ...``.
+    """
+    arr, single = as_points(X, dim)
+    out = fn(arr)
+    return out[0, ...] if single else out

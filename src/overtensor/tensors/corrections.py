@@ -31,7 +31,7 @@ import numpy as np
 
 from ..backend import Array, row_dot
 from ..errors import OvertensorError
-from ..validation import as_points, check_dense_size
+from ..validation import at_points, check_dense_size
 from .algebra import TermAlgebra
 from .dense import DenseSymTensor
 from .kernels import DenseOp, FactoredOp, TargetOp
@@ -115,14 +115,10 @@ class _Correction(TermAlgebra):
 
     def evaluate(self, X: object) -> np.ndarray:
         """``T(x^{⊗l})`` for one point ``(d,)`` (a 0-d array) or rows ``(m, d)`` (``(m,)``)."""
-        arr, single = as_points(X, self.dim)
-        out = self.op.evaluate(arr[None])[0]
-        return out[0, ...] if single else out
+        return at_points(X, self.dim, lambda rows: self.op.evaluate(rows[None])[0])
 
     def contract(self, X: object) -> np.ndarray:
-        arr, single = as_points(X, self.dim)
-        out = self.op.contract(arr[None])[0]
-        return out[0] if single else out
+        return at_points(X, self.dim, lambda rows: self.op.contract(rows[None])[0])
 
     def norm(self) -> float:
         return float(np.sqrt(self.op.norm_sq()[0]))
@@ -262,15 +258,11 @@ class TensorSum(TermAlgebra):
         return self.__dict__["_op"]
 
     def contract(self, X: object) -> np.ndarray:
-        arr, single = as_points(X, self.dim)
-        out = self.op.contract(arr[None])[0]
-        return out[0] if single else out
+        return at_points(X, self.dim, lambda rows: self.op.contract(rows[None])[0])
 
     def evaluate(self, X: object) -> np.ndarray:
         """``T(x^{⊗l})`` for one point ``(d,)`` (a 0-d array) or rows ``(m, d)`` (``(m,)``)."""
-        arr, single = as_points(X, self.dim)
-        out = self.op.evaluate(arr[None])[0]
-        return out[0, ...] if single else out
+        return at_points(X, self.dim, lambda rows: self.op.evaluate(rows[None])[0])
 
     def to_dense(self) -> np.ndarray:
         return sum(c * t.to_dense() for c, t in zip(self.coefs, self.terms))

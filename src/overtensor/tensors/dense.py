@@ -8,7 +8,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from ..errors import OvertensorError
-from ..validation import as_points
+from ..validation import at_points
 from .kernels import DenseOp
 from .symcp import SymCP
 
@@ -105,15 +105,11 @@ class DenseSymTensor:
 
     def evaluate(self, X: object) -> np.ndarray:
         """``T(x^{⊗l})`` for one point ``(d,)`` (a 0-d array) or all rows of ``X (m, d)`` (``(m,)``)."""
-        arr, single = as_points(X, self.dim)
-        out = self.op.evaluate(arr)
-        return out[0, ...] if single else out
+        return at_points(X, self.dim, self.op.evaluate)
 
     def contract(self, X: object) -> np.ndarray:
         """``T(x^{⊗(l-1)}, ·)`` for one point ``(d,)`` or all rows of ``X (m, d)``: ``O(m d^l)``."""
-        arr, single = as_points(X, self.dim)
-        out = self.op.contract(arr)
-        return out[0] if single else out
+        return at_points(X, self.dim, self.op.contract)
 
     def norm(self) -> float:
         return float(np.linalg.norm(self.array.ravel()))

@@ -37,7 +37,7 @@ from array_api_compat import device as array_device
 
 from ..backend import Array, array_namespace, row_dot, to_numpy
 from ..errors import OvertensorError
-from ..validation import MAX_DENSE_ENTRIES, as_points, check_dense_size, check_order
+from ..validation import MAX_DENSE_ENTRIES, at_points, check_dense_size, check_order
 from .algebra import TermAlgebra
 from .kernels import power
 
@@ -408,15 +408,11 @@ class MomentTensor(TermAlgebra):
 
     def contract(self, X: object) -> np.ndarray:
         """``T(x^{⊗(l-1)}, ·)`` for one point ``(k,)`` or rows ``(m, k)``: one pass."""
-        arr, single = as_points(X, self.dim)
-        out = MomentOp(self.samples, np.zeros(1), self.order).contract(arr)
-        return out[0] if single else out
+        return at_points(X, self.dim, MomentOp(self.samples, np.zeros(1), self.order).contract)
 
     def evaluate(self, X: object) -> np.ndarray:
         """``T(x^{⊗l})`` for one point ``(k,)`` (a 0-d array) or rows ``(m, k)`` (``(m,)``)."""
-        arr, single = as_points(X, self.dim)
-        out = row_dot(self.contract(arr), arr)
-        return out[0, ...] if single else out
+        return at_points(X, self.dim, lambda rows: row_dot(self.contract(rows), rows))
 
     def inner(self, other: Any) -> float:
         """``<T, other>`` with any target of the same shape: one pass over the samples.

@@ -13,7 +13,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from ..errors import OvertensorError
-from ..validation import as_float_array, as_points, check_dense_size, check_order
+from ..validation import as_float_array, at_points, check_dense_size, check_order
 from .kernels import FactoredOp
 
 if TYPE_CHECKING:
@@ -173,15 +173,11 @@ class SymCP:
         ``X`` is one point ``(d,)`` or rows ``(m, d)``; the result has shape ``X.shape[:-1]``:
         a 0-d array for one point (``float()`` of it is the number), ``(m,)`` for rows.
         """
-        arr, single = as_points(X, self.dim)
-        out = self.op.evaluate(arr)
-        return out[0, ...] if single else out
+        return at_points(X, self.dim, self.op.evaluate)
 
     def contract(self, X: object) -> np.ndarray:
         """``S(x^{⊗(l-1)}, ·)`` for one point ``(d,)`` or all rows of ``X (m, d)``."""
-        arr, single = as_points(X, self.dim)
-        out = self.op.contract(arr)
-        return out[0] if single else out
+        return at_points(X, self.dim, self.op.contract)
 
     def to_tensorly(self) -> Any:
         """This tensor as a TensorLy ``CPTensor`` (weights, ``l`` equal factors ``V^T (d, n)``).
