@@ -104,21 +104,32 @@ class SumOp:
 
 
 # -- user-facing tensors ----------------------------------------------------------
-class _Correction(TermAlgebra):
-    """What a correction term computes through its operator ``op`` (batch axis of length 1)."""
+class _OneRun(TermAlgebra):
+    """A term that computes through its operator ``op`` of one run (batch axis of length 1):
+    the corrections and :class:`TensorSum`."""
 
     op: Any
+    order: int
 
     @property
     def dim(self) -> int:  # read-only in every subclass
         raise NotImplementedError
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (self.dim,) * self.order
 
     def evaluate(self, X: object) -> np.ndarray:
         """``T(x^{⊗l})`` for one point ``(d,)`` (a 0-d array) or rows ``(m, d)`` (``(m,)``)."""
         return at_points(X, self.dim, lambda rows: self.op.evaluate(rows[None])[0])
 
     def contract(self, X: object) -> np.ndarray:
+        """``T(x^{⊗(l-1)}, ·)`` for one point ``(d,)`` or rows ``(m, d)``."""
         return at_points(X, self.dim, lambda rows: self.op.contract(rows[None])[0])
+
+
+class _Correction(_OneRun):
+    """A correction term; its norm comes from its operator."""
 
     def norm(self) -> float:
         return float(np.sqrt(self.op.norm_sq()[0]))
@@ -138,10 +149,6 @@ class CorrectionS(_Correction):
     @property
     def dim(self) -> int:
         return self.a.shape[0]
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return (self.dim,) * 3
 
     def __repr__(self) -> str:
         return f"CorrectionS(dim={self.dim})"
@@ -172,10 +179,6 @@ class CorrectionG(_Correction):
     def dim(self) -> int:
         return self._dim
 
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return (self.dim,) * 4
-
     def __repr__(self) -> str:
         return f"CorrectionG(dim={self.dim})"
 
@@ -194,7 +197,7 @@ Term = Any  # SymCP, DenseSymTensor, MomentTensor, CorrectionS or CorrectionG
 _TERM_TYPES = (SymCP, DenseSymTensor, MomentTensor, CorrectionS, CorrectionG)
 
 
-class TensorSum(TermAlgebra):
+class TensorSum(_OneRun):
     """``Σ_k c_k T_k`` of terms of one order and dimension, e.g. ``M3 - σ² S_{m1}``.
 
     Parameters
@@ -232,10 +235,6 @@ class TensorSum(TermAlgebra):
     def dim(self) -> int:
         return self.terms[0].dim
 
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return (self.dim,) * self.order
-
     def __repr__(self) -> str:
         return f"TensorSum({' + '.join(f'{c:g}·{t!r}' for c, t in zip(self.coefs, self.terms))})"
 
@@ -256,13 +255,6 @@ class TensorSum(TermAlgebra):
             terms = tuple(_batched_op(t) for t in self.terms)
             self.__dict__["_op"] = SumOp(terms, np.array([self.coefs]), np.array([self.norm_sq()]))
         return self.__dict__["_op"]
-
-    def contract(self, X: object) -> np.ndarray:
-        return at_points(X, self.dim, lambda rows: self.op.contract(rows[None])[0])
-
-    def evaluate(self, X: object) -> np.ndarray:
-        """``T(x^{⊗l})`` for one point ``(d,)`` (a 0-d array) or rows ``(m, d)`` (``(m,)``)."""
-        return at_points(X, self.dim, lambda rows: self.op.evaluate(rows[None])[0])
 
     def to_dense(self) -> np.ndarray:
         return sum(c * t.to_dense() for c, t in zip(self.coefs, self.terms))
