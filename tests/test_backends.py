@@ -167,11 +167,12 @@ def test_float32_reports_the_float64_error_of_its_parameters():
 
 
 def test_batch_with_runs_stopping_at_different_steps_equals_single_runs():
-    # measured: seeds 0, 5 and 9 reach the tolerance after 26, 131 and 24 steps (the same under four
-    # kernel families and a 1e-14 nudge of W0) and stop at the next check (a multiple of
-    # CHECK_EVERY or of record_every = 10); asserted is what the test needs: three different stops
+    # measured: seeds 0, 2 and 5 reach the tolerance after 26, 33 and 131 steps (the same under
+    # SkylakeX and Haswell kernels; seed 0 and 5 also under four kernel families and a 1e-14 nudge
+    # of W0) and stop at the next check (a multiple of CHECK_EVERY or of record_every = 10): each
+    # at least 3 steps from a multiple of 10; asserted is what the test needs: three different stops
     target = ot.make_target(50, 5, 3, seed=0)
-    seeds = [0, 5, 9]
+    seeds = [0, 2, 5]
     ticks: list[int] = []
     batch = ot.decompose_batch(target, 20, seeds=seeds, max_steps=1000, progress=ticks.append)
     singles = [ot.decompose(target, 20, seed=s, max_steps=1000) for s in seeds]
