@@ -24,7 +24,10 @@ numbers (to rounding, ``tests/test_step.py``) at different costs:
 ``blocked`` (every other case: ``m >= d``, or a target seen only through ``contract``)
     ``G`` is formed in blocks of rows, ``G_I = W̄_I W̄ᵀ``, so memory stays at
     ``O(BLOCK_ENTRIES + m d)`` however large ``m`` is (one full ``(m, m)`` Gram
-    at ``m = 10^4`` is 800 MB), and the target enters through ``contract``.
+    at ``m = 10^4`` is 800 MB). A factored target's vectors join the rows of both
+    products (``[G_I | C_I] = W̄_I [W̄; A]ᵀ``, then ``K_I [σ n W; A]`` with
+    ``K = [G^{∘(l-1)} | -c ∘ C^{∘(l-1)}]``), so no contraction or subtraction is
+    left over ``(m, d)`` arrays; any other target enters through ``contract``.
 
 The arrangement depends on ``(m, d)`` and the target's type only, never on the
 batch size, so a batched run makes exactly the arithmetic of its single run.
@@ -199,48 +202,54 @@ def _numpy_stacked(xp: Any, W: np.ndarray, target: FactoredOp, eta: Array | floa
     """:func:`_stacked` on NumPy below ``CARRY_ENTRIES``, as a closure over what stays fixed.
 
     Every line mirrors one of :func:`_stacked` (same operands, same order, same shapes), so
-    the results agree bit for bit; the products ``scale ∘ K`` are written straight into the
-    Gram's blocks instead of being formed and copied there, and ``[W; A]``, the Gram and the
-    weights live in buffers made once. Hence a returned :class:`Step`'s ``masses`` and
-    ``weights`` hold until the next call only (the loop reads them before it); ``W`` is new.
+    the results agree with it value for value (a zero may differ in sign); each call writes
+    into arrays made once (``[W; A]``, the Gram, the weights, views of their blocks and of the
+    Gram's diagonal), and ``(1 - η[...])`` is added to that diagonal alone instead of through
+    an ``(m, m)`` identity: at ``m = 20`` a step is mostly the cost of its NumPy calls. Hence a
+    returned :class:`Step`'s ``masses`` and ``weights`` hold until the next call only (the
+    loop reads them before it); ``W`` is new.
     """
     l, m = target.order, W.shape[-2]
     A, neg_c = target.vectors, -target.weights
-    eye = np.eye(m, dtype=W.dtype)
     coef = -eta * l  # as (-eta * l) in _stacked
     unsigned = signs is None
     sigma: Array = 1.0 if signs is None else signs  # read only where signs is given
     keep = _kept(eta, l, reg, signs)
     S = np.concatenate([W, A], axis=-2)  # [W; A]: only the first m rows change from step to step
-    ST, vecdot = matrix_transpose(S), xp.vecdot  # NumPy's own vecdot from 2.0, array-api-compat's before
+    ST, S_top, vecdot = matrix_transpose(S), S[..., :m, :], xp.vecdot  # NumPy's vecdot from 2.0
     F = np.empty(S.shape[:-1] + S.shape[-2:-1], dtype=S.dtype)
+    top, G, C = F[..., :m, :], F[..., :m, :m], F[..., :m, m:]  # [G | C] once scaled
+    masses = F.diagonal(0, -2, -1)[..., :m]  # a view: s_i of the latest Gram
+    diagonal = np.lib.stride_tricks.as_strided(G, G.shape[:-1], G.strides[:-2] + (sum(G.strides[-2:]),))
     wc = np.concatenate([np.empty(W.shape[:-1], dtype=W.dtype), neg_c], axis=-1)  # [σ_k s_k | -c_j]
-    top, G, C, s = F[..., :m, :], F[..., :m, :m], F[..., :m, m:], wc[..., :m]  # [G | C] once scaled
-    KG, KC = slice(0, m), slice(m, None)
+    s, wc_rows = wc[..., :m], wc[..., None, :]
+    K = np.empty(top.shape, dtype=W.dtype)
+    KG, KC = K[..., :m], K[..., m:]
+    inv, scale = np.empty(W.shape[:-1], dtype=W.dtype), np.empty(W.shape[:-1], dtype=W.dtype)
+    inv_rows, inv_cols, scale_rows = inv[..., :, None], inv[..., None, :], scale[..., :, None]
 
     def step(W: np.ndarray) -> Step:
-        S[..., :m, :] = W
+        np.copyto(S_top, W)
         np.matmul(S, ST, out=F)
         if unsigned:
-            s[...] = F.diagonal(0, -2, -1)[..., :m]
-            weights, mass = s, s
+            np.copyto(s, masses)
+            weights = mass = s
         else:
-            mass = F.diagonal(0, -2, -1)[..., :m] * 1.0
+            mass = masses * 1.0
             weights = np.multiply(sigma, mass, out=s)
         n = np.sqrt(mass)
-        inv = 1.0 / (n + (mass == 0))  # _inverse's values, nan and inf included, in fewer passes
-        inv_cols = inv[..., None, :]
-        np.multiply(top, inv[..., :, None], out=top)  # W̄ [W; A]ᵀ
+        np.divide(1.0, n + (mass == 0), out=inv)  # _inverse's values, nan and inf included, in fewer passes
+        np.multiply(top, inv_rows, out=top)  # W̄ [W; A]ᵀ
         np.multiply(G, inv_cols, out=G)  # W̄ W̄ᵀ
-        factor = n if unsigned else sigma * n
-        K = top * wc[..., None, :]
+        np.multiply(top, wc_rows, out=K)
         for _ in range(l - 2):
-            K *= top
-        Qv = -vecdot(K[..., KC], C)
-        Rv = vecdot(K[..., KG], G) - Qv
-        np.multiply(K, (coef * factor)[..., :, None], out=top)
+            np.multiply(K, top, out=K)
+        Qv = -vecdot(KC, C)
+        Rv = vecdot(KG, G) - Qv
+        np.multiply(coef, n if unsigned else sigma * n, out=scale)
+        np.multiply(K, scale_rows, out=top)
         np.multiply(G, inv_cols, out=G)
-        np.add(G, eye * keep(Rv)[..., None], out=G)
+        np.add(diagonal, keep(Rv), out=diagonal)
         return Step(np.matmul(top, S), mass, weights, Rv, Qv)
 
     return step
@@ -301,24 +310,62 @@ class _StackRegistry:
 _STACKS = _StackRegistry()
 
 
-def _blocked(xp: Any, W: Array, target: TargetOp, eta: Array | float, reg: float, signs: Array | None) -> Step:
+def _blocked(xp: Any, W: Array, target: TargetOp, eta: Array | float, reg: Array | float,
+             signs: Array | None) -> Step:
     # m >= d: the (m, m) passes dominate, so each block of G gets one (its power, in place), and
     # the masses scale the (m, d) factor instead: s_k w̄_k = n_k w_k
-    l, m = target.order, W.shape[-2]
+    l = target.order
     s = xp.vecdot(W, W)
     n = xp.sqrt(s)
-    Wbar = W * _inverse(xp, n, s)[..., None]
+    inv = _inverse(xp, n, s)
     weights, factor = (s, n) if signs is None else (signs * s, signs * n)
-    Wbar_T, nW = matrix_transpose(Wbar), factor[..., None] * W  # σ_k s_k w̄_k = σ_k n_k w_k
-    rows = max(1, min(m, BLOCK_ENTRIES // m))
-    if rows == m:  # one block; NumPy computes one triangle (syrk)
-        P = power(Wbar @ Wbar_T, l - 1) @ nW
+    if isinstance(target, FactoredOp):
+        Wbar, P, Qv = _factored_blocks(xp, W, target, inv, factor)
     else:
-        P = xp.concat([power(Wbar[..., i:i + rows, :] @ Wbar_T, l - 1) @ nW for i in range(0, m, rows)], axis=-2)
-    Q = target.contract(Wbar)  # T*(w̄_i^{⊗(l-1)}, ·)
-    Qv = xp.vecdot(Q, Wbar)  # T*(w̄_i^{⊗l})
-    P -= Q  # R(w̄_i^{⊗(l-1)}, ·), in P's buffer
+        Wbar, P, Qv = _target_blocks(xp, W, target, inv, factor)
     Rv = xp.vecdot(P, Wbar)  # R(w̄_i^{⊗l})
     P *= ((-eta * l) * factor)[..., None]
     P += W * (1.0 - eta * ((2 - l) * (Rv if signs is None else signs * Rv) + reg))[..., None]
     return Step(P, s, weights, Rv, Qv)
+
+
+def _target_blocks(xp: Any, W: Array, target: TargetOp, inv: Array, factor: Array) -> tuple[Array, Array, Array]:
+    """``(W̄, R(w̄_i^{⊗(l-1)}, ·), T*(w̄_i^{⊗l}))`` with the target seen through ``contract`` only."""
+    l, m = target.order, W.shape[-2]
+    Wbar = W * inv[..., None]
+    Wbar_T, nW = matrix_transpose(Wbar), factor[..., None] * W  # σ_k s_k w̄_k = σ_k n_k w_k
+    rows = max(1, min(m, BLOCK_ENTRIES // m))
+    if rows == m:
+        P = power(Wbar @ Wbar_T, l - 1) @ nW
+    else:
+        P = xp.concat([power(Wbar[..., i:i + rows, :] @ Wbar_T, l - 1) @ nW for i in range(0, m, rows)], axis=-2)
+    Q = target.contract(Wbar)  # T*(w̄_i^{⊗(l-1)}, ·)
+    P -= Q  # R(w̄_i^{⊗(l-1)}, ·), in P's buffer
+    return Wbar, P, xp.vecdot(Q, Wbar)
+
+
+def _factored_blocks(xp: Any, W: Array, target: FactoredOp, inv: Array, factor: Array) -> tuple[Array, Array, Array]:
+    """:func:`_target_blocks` for ``T* = Σ_j c_j a_j^{⊗l}``, whose vectors join the rows of both products.
+
+    With ``S̄ = [W̄; A]`` and ``U = [σ n W; A]``, ``R(w̄_i^{⊗(l-1)}, ·) = Σ_k K_ik U_k`` for
+    ``K = [G^{∘(l-1)} | -c ∘ C^{∘(l-1)}]`` and ``[G | C] = W̄ S̄ᵀ``: one product per block of
+    rows of ``K`` against ``S̄ᵀ`` and one against ``U``, with no contraction or subtraction
+    left over ``(m, d)`` arrays; ``T*(w̄_i^{⊗l}) = Σ_j c_j C_ij^l`` comes from the ``(m, r)`` block.
+    """
+    l, m, A, c = target.order, W.shape[-2], target.vectors, target.weights
+    Sbar = xp.concat([W * inv[..., None], A], axis=-2)
+    U = xp.concat([factor[..., None] * W, A], axis=-2)
+    Sbar_T = matrix_transpose(Sbar)
+    rows = max(1, min(m, BLOCK_ENTRIES // Sbar.shape[-2]))
+    P, Qv = [], []
+    for i in range(0, m, rows):
+        K = Sbar[..., i:min(i + rows, m), :] @ Sbar_T  # [G | C] for these rows
+        KC = _weighted_power(K[..., m:], l - 1, -c)  # -c_j C_ij^{l-1}
+        Qv.append(-xp.vecdot(KC, K[..., m:]))
+        K = power(K, l - 1)
+        K[..., m:] = KC
+        P.append(K @ U)
+    Wbar = Sbar[..., :m, :]
+    if len(P) == 1:
+        return Wbar, P[0], Qv[0]
+    return Wbar, xp.concat(P, axis=-2), xp.concat(Qv, axis=-1)
