@@ -8,6 +8,11 @@ sweep of trajectories) and to the default tolerance 1e-4 (each run stops at
 its own step; the batch ends with its slowest run). Each side is the best of ``--repeats``
 windows taken in alternation, in CPU time of this process (``time.process_time``). Run
 single-threaded (``OPENBLAS_NUM_THREADS=1``).
+
+Last, a bound: the step's two matrix products alone (``W [W; A]ᵀ`` and ``M [W; A]``, batched over
+the B runs, in the ``k = m + r = 25`` coordinates that ``gd`` runs this problem in), timed for the
+budget's steps against the loop of single runs: no NumPy arrangement of the step that forms these
+two products per run can beat the loop by more than this ratio.
 """
 
 from __future__ import annotations
@@ -44,6 +49,20 @@ def main() -> None:
         steps = np.array([r.steps for r in batch])
         print(f"| {name} | {steps.mean():.0f} / {steps.max()} | {len(seeds) / loop:.1f} | "
               f"{len(seeds) / batched:.1f} | {loop / batched:.1f} |", flush=True)
+        if options["tol"] == 0.0:
+            fixed_loop, budget = loop, int(options["max_steps"])
+    rng = np.random.default_rng(0)
+    S = rng.standard_normal((args.batch, 25, 25))  # [W; A] in k = 25 coordinates, per run
+    M = rng.standard_normal((args.batch, 20, 25))
+
+    def products() -> None:
+        for _ in range(budget):
+            S[:, :20] @ np.swapaxes(S, -1, -2)
+            M @ S
+
+    alone = min(cpu_best(products, 1) for _ in range(args.repeats))
+    print(f"\nthe two products alone, batched, for the fixed budget: {alone:.3f} s CPU; the loop of single runs "
+          f"{fixed_loop:.3f} s: at most {fixed_loop / alone:.1f}x for any arrangement that forms them")
 
 
 if __name__ == "__main__":

@@ -416,14 +416,15 @@ def _check(ctx: _Context, runs: _Runs, live: _Live, W: Array, out: Step | _Evalu
     history rows, the stopping rule, the final parameters of those that stop; returns which stop.
 
     ``row``: whether every live run is due a history row here, or None to read it from each
-    run's step count. Array methods, not ``np.`` functions: this runs every few steps.
+    run's step count. NumPy's C entry points (``count_nonzero``, ``add.reduce``) rather than the
+    Python wrappers of ``any`` and ``sum``: for one run, the wrappers cost as much as the arithmetic.
     """
     r2 = out.residual_sq(ctx.xp, live.target_sq)
     r = runs.rel[live.at] = np.sqrt(ctx.to_numpy(r2)) / live.scale
-    if not r.max() <= DIVERGENCE_FACTOR:  # also catches nan
+    if np.count_nonzero(r <= DIVERGENCE_FACTOR) < r.size:  # also catches nan
         _diverged(r, runs.steps, live.etas)
     done = r <= live.stop_at if ctx.hooks.stop is reached_tol else ctx.hooks.stop(r, live.tol)
-    stopping = last or bool(done.any())
+    stopping = last or np.count_nonzero(done) > 0
     if row is None:
         due = done | last | (runs.steps[live.at] % ctx.config.record_every == 0)
         row = bool(due.any())
@@ -441,8 +442,9 @@ def _check(ctx: _Context, runs: _Runs, live: _Live, W: Array, out: Step | _Evalu
 def _loss(xp: Any, out: Step | _Evaluated, r2: Array, reg: Array | float) -> Array:
     """``½‖T(W) - T*‖² + (λ/2)‖W‖²`` at the step's start: :meth:`Step.loss` with its ``residual_sq``
     ``r2`` (already computed for the check) not computed again."""
-    if isinstance(out, Step):  # NumPy's own sum (the same numbers) costs half the namespace's call
-        total = out.masses.sum(axis=-1) if isinstance(out.masses, np.ndarray) else xp.sum(out.masses, axis=-1)
+    if isinstance(out, Step):  # NumPy's own sum (the same numbers), without the wrappers' cost
+        masses = out.masses
+        total = np.add.reduce(masses, axis=-1) if isinstance(masses, np.ndarray) else xp.sum(masses, axis=-1)
         return 0.5 * r2 + 0.5 * reg * total
     return out.evaluation.loss
 
@@ -452,7 +454,7 @@ def _record(ctx: _Context, runs: _Runs, live: _Live, W: Array, rows: np.ndarray,
     masses = ctx.to_numpy(ctx.xp.vecdot(W, W))
     if ctx.power != 1:
         masses = masses ** ctx.power
-    active = (masses >= live.active_at).sum(axis=-1).tolist()
+    active = np.count_nonzero(masses >= live.active_at, axis=-1).tolist()
     loss, rel, steps = ctx.to_numpy(loss).tolist(), runs.rel[live.at].tolist(), runs.steps[live.at].tolist()
     for j in rows.nonzero()[0].tolist():
         b = int(live.runs[j])

@@ -83,7 +83,7 @@ class Step(NamedTuple):
         """
         terms = self.weights * (self.model_minus_target - self.target_values)
         if isinstance(terms, np.ndarray):  # checked every few steps: NumPy's own calls, the same numbers
-            return np.maximum(terms.sum(axis=-1) + target_sq, 0.0)
+            return np.maximum(np.add.reduce(terms, axis=-1) + target_sq, 0.0)
         r = xp.sum(terms, axis=-1) + target_sq
         return xp.maximum(r, xp.zeros_like(r))
 
@@ -167,34 +167,35 @@ def _stack(xp: Any, W: Array, A: Array) -> Array:
 
 
 def _stacked(xp: Any, W: Array, target: FactoredOp, eta: Array | float, reg: float, signs: Array | None) -> Step:
-    # W̄ is never formed: one Gram S Sᵀ of S = [W; A] (one-triangle syrk) holds W Wᵀ and W Aᵀ,
-    # G = D⁻¹ (W Wᵀ) D⁻¹ with D = diag(n), s = diag(W Wᵀ), and M [W̄; A] = (M D⁻¹ on the first
-    # m columns) [W; A]. M is built in the Gram's first m rows; on NumPy the product writes
+    # W̄ is never formed: one product W Sᵀ with S = [W; A] holds W Wᵀ and W Aᵀ (the rows A Sᵀ
+    # would only be thrown away); its rows scaled by 1/n_i give H = [D⁻¹ W Wᵀ | W̄ Aᵀ], D = diag(n),
+    # so G_ik = H_ik / n_k and M's G-block is -η l n_i (σ_k n_k^{2-l} H_ik^{l-1}) + δ_ik (...): a
+    # weight per column on H's powers, as -c_j is on the C-block. On NumPy the product writes
     # into the next step's S, so no (m, d) pass is left besides the products
     l, m = target.order, W.shape[-2]
     A, c = target.vectors, target.weights
     S = _stack(xp, W, A)
-    F = S @ matrix_transpose(S)  # (..., m + r, m + r)
-    s = xp.linalg.diagonal(F)[..., :m] * 1.0  # a copy: F is overwritten below
+    H = S[..., :m, :] @ matrix_transpose(S)  # (..., m, m + r): W [W; A]ᵀ, the rows the step needs
+    s = xp.linalg.diagonal(H) * 1.0  # a copy: H is overwritten below
     n = xp.sqrt(s)
     inv = _inverse(xp, n, s)
-    G, C = F[..., :m, :m], F[..., :m, m:]
-    G *= inv[..., :, None]
-    G *= inv[..., None, :]  # W̄ W̄ᵀ
-    C *= inv[..., :, None]  # W̄ Aᵀ, (..., m, r)
+    H *= inv[..., :, None]
     weights, factor = (s, n) if signs is None else (signs * s, signs * n)
-    KG = _weighted_power(G, l - 1, weights)  # σ_k s_k G_ik^{l-1}
-    KC = _weighted_power(C, l - 1, -c)  # -c_j C_ij^{l-1}
-    Qv = -xp.vecdot(KC, C)  # T*(w̄_i^{⊗l})
-    Rv = xp.vecdot(KG, G) - Qv  # R(w̄_i^{⊗l})
-    scale = (-eta * l) * factor  # (..., m)
-    KG *= scale[..., :, None]
-    KG *= inv[..., None, :]
-    KG += _eye(xp, m, W) * (1.0 - eta * ((2 - l) * (Rv if signs is None else signs * Rv) + reg))[..., None]
-    KC *= scale[..., :, None]
-    G[...] = KG
-    C[...] = KC
-    return Step(_product(xp, F[..., :m, :], S, A), s, weights, Rv, Qv)
+    K = _weighted_power(H, l - 1, xp.concat([_column_weights(inv, l, signs), -c], axis=-1))
+    Qv = -xp.vecdot(K[..., m:], H[..., m:])  # T*(w̄_i^{⊗l})
+    Rv = xp.vecdot(K[..., :m], H[..., :m]) - Qv  # R(w̄_i^{⊗l})
+    K *= ((-eta * l) * factor)[..., :, None]
+    K[..., :m] += _eye(xp, m, W) * (1.0 - eta * ((2 - l) * (Rv if signs is None else signs * Rv) + reg))[..., None]
+    return Step(_product(xp, K, S, A), s, weights, Rv, Qv)
+
+
+def _column_weights(inv: Array, l: int, signs: Array | None) -> Array:
+    """``σ_k n_k^{2-l} = σ_k s_k / n_k^l`` as ``σ_k inv_k^{l-2}``, ``(..., m)``: the weight of column ``k``
+    of ``H^{∘(l-1)}`` in ``M``. A zero row has ``inv = 1``; its column of ``H`` is 0, and so its terms."""
+    v = inv if l >= 3 else inv * 0.0 + 1.0
+    for _ in range(l - 3):
+        v = v * inv
+    return v if signs is None else signs * v
 
 
 def _numpy_stacked(xp: Any, W: np.ndarray, target: FactoredOp, eta: Array | float, reg: Array | float,
@@ -203,9 +204,9 @@ def _numpy_stacked(xp: Any, W: np.ndarray, target: FactoredOp, eta: Array | floa
 
     Every line mirrors one of :func:`_stacked` (same operands, same order, same shapes), so
     the results agree with it value for value (a zero may differ in sign); each call writes
-    into arrays made once (``[W; A]``, the Gram, the weights, views of their blocks and of the
-    Gram's diagonal), and ``(1 - η[...])`` is added to that diagonal alone instead of through
-    an ``(m, m)`` identity: at ``m = 20`` a step is mostly the cost of its NumPy calls. Hence a
+    into arrays made once (``[W; A]``, ``H``, ``K``, the weights, views of their blocks and of
+    the diagonal), and ``(1 - η[...])`` is added to that diagonal alone instead of through an
+    ``(m, m)`` identity: at ``m = 20`` a step is mostly the cost of its NumPy calls. Hence a
     returned :class:`Step`'s ``masses`` and ``weights`` hold until the next call only (the
     loop reads them before it); ``W`` is new.
     """
@@ -217,40 +218,36 @@ def _numpy_stacked(xp: Any, W: np.ndarray, target: FactoredOp, eta: Array | floa
     keep = _kept(eta, l, reg, signs)
     S = np.concatenate([W, A], axis=-2)  # [W; A]: only the first m rows change from step to step
     ST, S_top, vecdot = matrix_transpose(S), S[..., :m, :], xp.vecdot  # NumPy's vecdot from 2.0
-    F = np.empty(S.shape[:-1] + S.shape[-2:-1], dtype=S.dtype)
-    top, G, C = F[..., :m, :], F[..., :m, :m], F[..., :m, m:]  # [G | C] once scaled
-    masses = F.diagonal(0, -2, -1)[..., :m]  # a view: s_i of the latest Gram
-    diagonal = np.lib.stride_tricks.as_strided(G, G.shape[:-1], G.strides[:-2] + (sum(G.strides[-2:]),))
-    wc = np.concatenate([np.empty(W.shape[:-1], dtype=W.dtype), neg_c], axis=-1)  # [σ_k s_k | -c_j]
-    s, wc_rows = wc[..., :m], wc[..., None, :]
-    K = np.empty(top.shape, dtype=W.dtype)
-    KG, KC = K[..., :m], K[..., m:]
-    inv, scale = np.empty(W.shape[:-1], dtype=W.dtype), np.empty(W.shape[:-1], dtype=W.dtype)
-    inv_rows, inv_cols, scale_rows = inv[..., :, None], inv[..., None, :], scale[..., :, None]
+    H = np.empty(W.shape[:-1] + S.shape[-2:-1], dtype=S.dtype)  # W [W; A]ᵀ, then its rows scaled
+    masses = H.diagonal(0, -2, -1)  # a view: s_i of the latest product
+    K = np.empty(H.shape, dtype=W.dtype)
+    diagonal = np.lib.stride_tricks.as_strided(K, K.shape[:-1], K.strides[:-2] + (sum(K.strides[-2:]),))
+    wc = np.concatenate([np.empty(W.shape[:-1], dtype=W.dtype), neg_c], axis=-1)  # [column weights | -c_j]
+    v, wc_rows = wc[..., :m], wc[..., None, :]
+    s, scale = np.empty(W.shape[:-1], dtype=W.dtype), np.empty(W.shape[:-1], dtype=W.dtype)
+    inv = v if unsigned and l == 3 else np.empty(W.shape[:-1], dtype=W.dtype)  # v = inv there: no copy
+    inv_rows, scale_rows = inv[..., :, None], scale[..., :, None]
+    KG, KC, HG, HC = K[..., :m], K[..., m:], H[..., :m], H[..., m:]
 
     def step(W: np.ndarray) -> Step:
         np.copyto(S_top, W)
-        np.matmul(S, ST, out=F)
-        if unsigned:
-            np.copyto(s, masses)
-            weights = mass = s
-        else:
-            mass = masses * 1.0
-            weights = np.multiply(sigma, mass, out=s)
-        n = np.sqrt(mass)
-        np.divide(1.0, n + (mass == 0), out=inv)  # _inverse's values, nan and inf included, in fewer passes
-        np.multiply(top, inv_rows, out=top)  # W̄ [W; A]ᵀ
-        np.multiply(G, inv_cols, out=G)  # W̄ W̄ᵀ
-        np.multiply(top, wc_rows, out=K)
+        np.matmul(S_top, ST, out=H)
+        np.copyto(s, masses)
+        weights = s if unsigned else sigma * s
+        n = np.sqrt(s)
+        np.divide(1.0, n + (s == 0), out=inv)  # _inverse's values, nan and inf included, in fewer passes
+        np.multiply(H, inv_rows, out=H)
+        if inv is not v:
+            np.copyto(v, _column_weights(inv, l, signs))
+        np.multiply(H, wc_rows, out=K)
         for _ in range(l - 2):
-            np.multiply(K, top, out=K)
-        Qv = -vecdot(KC, C)
-        Rv = vecdot(KG, G) - Qv
+            np.multiply(K, H, out=K)
+        Qv = -vecdot(KC, HC)
+        Rv = vecdot(KG, HG) - Qv
         np.multiply(coef, n if unsigned else sigma * n, out=scale)
-        np.multiply(K, scale_rows, out=top)
-        np.multiply(G, inv_cols, out=G)
+        np.multiply(K, scale_rows, out=K)
         np.add(diagonal, keep(Rv), out=diagonal)
-        return Step(np.matmul(top, S), mass, weights, Rv, Qv)
+        return Step(np.matmul(K, S), s, weights, Rv, Qv)
 
     return step
 
@@ -353,8 +350,7 @@ def _factored_blocks(xp: Any, W: Array, target: FactoredOp, inv: Array, factor: 
     left over ``(m, d)`` arrays; ``T*(w̄_i^{⊗l}) = Σ_j c_j C_ij^l`` comes from the ``(m, r)`` block.
     """
     l, m, A, c = target.order, W.shape[-2], target.vectors, target.weights
-    Sbar = xp.concat([W * inv[..., None], A], axis=-2)
-    U = xp.concat([factor[..., None] * W, A], axis=-2)
+    Sbar, U = _scaled_rows_on(xp, W, inv, A), _scaled_rows_on(xp, W, factor, A)
     Sbar_T = matrix_transpose(Sbar)
     rows = max(1, min(m, BLOCK_ENTRIES // Sbar.shape[-2]))
     P, Qv = [], []
@@ -369,3 +365,15 @@ def _factored_blocks(xp: Any, W: Array, target: FactoredOp, inv: Array, factor: 
     if len(P) == 1:
         return Wbar, P[0], Qv[0]
     return Wbar, xp.concat(P, axis=-2), xp.concat(Qv, axis=-1)
+
+
+def _scaled_rows_on(xp: Any, W: Array, scale: Array, A: Array) -> Array:
+    """``[scale ∘ W; A]``, ``(..., m + r, d)``, with ``scale (..., m)`` on the rows of ``W``; on NumPy
+    the product is written in place, not formed and copied (one ``(m, d)`` pass, not two)."""
+    if not isinstance(W, np.ndarray):
+        return xp.concat([W * scale[..., None], A], axis=-2)
+    m = W.shape[-2]
+    out = np.empty(W.shape[:-2] + (m + A.shape[-2], W.shape[-1]), dtype=W.dtype)
+    np.multiply(W, scale[..., None], out=out[..., :m, :])
+    out[..., m:, :] = A
+    return out
