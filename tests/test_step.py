@@ -23,7 +23,7 @@ from overtensor.solvers.problem import make_problem
 from overtensor.solvers.step import arrangement, balanced_step
 from overtensor.tensors.kernels import map_arrays
 
-SHAPES = [(6, 20), (40, 10), (12, 12)]  # m < d (stacked), m > d and m = d (blocked)
+SHAPES = [(6, 20), (40, 10), (12, 12), (30, 20)]  # m < d, m = d and m <= 2d: stacked; m = 4d: blocked
 
 
 def _reference(W, op, eta, reg, target_sq, signs=None):
@@ -74,7 +74,11 @@ def test_arrangement_follows_the_shape_and_target():
     factored = make_problem([t], 6, [0]).op
     dense = make_problem([ot.DenseSymTensor(t.to_dense())], 6, [0]).op
     assert arrangement(factored, 6, 20) == "stacked"
-    assert arrangement(factored, 20, 20) == "blocked"
+    assert arrangement(factored, 20, 20) == "stacked"
+    assert arrangement(factored, 40, 20) == "stacked"  # m <= 2d and small
+    assert arrangement(factored, 41, 20) == "blocked"
+    assert arrangement(factored, 400, 200) == "blocked"  # m d >= CARRY_ENTRIES
+    assert arrangement(factored, 1000, 1000) == "stacked"
     assert arrangement(dense, 6, 20) == "blocked"
 
 
@@ -124,7 +128,9 @@ def _same_values(a, b):
 @pytest.mark.parametrize("reg", [0.0, 1e-2, "per run"])
 @pytest.mark.parametrize("signed", [False, True])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_numpy_stepper_makes_balanced_steps_values(order, reg, signed, dtype):
+@pytest.mark.parametrize("syrk", [False, True])  # W Sᵀ alone, or the first rows of the whole Gram S Sᵀ
+def test_numpy_stepper_makes_balanced_steps_values(order, reg, signed, dtype, syrk, monkeypatch):
+    monkeypatch.setattr(step_module, "SYRK_ROWS", 1 if syrk else 10**9)
     # stepper() resolves NumPy's stacked step once and runs it in its own buffers; its steps,
     # one after another, must be balanced_step's value for value (a zero row, a
     # per-run η and λ included): that one is tested against the gradient above

@@ -12,7 +12,7 @@ With ``n_i = ‖w_i‖``, ``s_i = n_i²``, ``w̄_i = w_i / n_i`` and the residua
 The gradient itself is never formed. Two arrangements compute the same
 numbers (to rounding, ``tests/test_step.py``) at different costs:
 
-``stacked`` (a factored target ``Σ_j c_j a_j^{⊗l}`` with ``m < d``)
+``stacked`` (a factored target ``Σ_j c_j a_j^{⊗l}`` with ``m <= d``, or ``m <= 2d`` when small: :func:`arrangement`)
     Every term above is a row combination of ``S = [W; A]``, so the whole step
     is one product ``W ← M S`` with the ``(m, m + r)`` matrix
     ``M = [-η l n_i K^G_{ik} / n_k + δ_{ik} (1 - η[(2-l) R(w̄_i^{⊗l}) + λ]) | -η l n_i K^C_{ij}]``,
@@ -21,7 +21,7 @@ numbers (to rounding, ``tests/test_step.py``) at different costs:
     ``R(w̄_i^{⊗l}) = Σ_k K^G_{ik} G_{ik} + Σ_j K^C_{ij} C_{ij}`` come from the Gram matrices.
     Besides the products, one copy of ``W`` (into ``S``) passes over ``(m, d)`` arrays,
     which is what matters when ``d`` is large.
-``blocked`` (every other case: ``m >= d``, or a target seen only through ``contract``)
+``blocked`` (every other case: ``m`` larger, or a target seen only through ``contract``)
     ``G`` is formed in blocks of rows, ``G_I = W̄_I W̄ᵀ``, so memory stays at
     ``O(BLOCK_ENTRIES + m d)`` however large ``m`` is (one full ``(m, m)`` Gram
     at ``m = 10^4`` is 800 MB). A factored target's vectors join the rows of both
@@ -46,13 +46,17 @@ from array_api_compat import device as array_device
 from ..backend import Array, matrix_transpose
 from ..tensors.kernels import FactoredOp, TargetOp, power
 
-__all__ = ["BLOCK_ENTRIES", "CARRY_ENTRIES", "Step", "arrangement", "balanced_step", "stepper"]
+__all__ = ["BLOCK_ENTRIES", "CARRY_ENTRIES", "SYRK_ROWS", "Step", "arrangement", "balanced_step", "stepper"]
 
 #: Largest ``(rows, m)`` block of the Gram matrix formed at once (32 MB in float64).
 BLOCK_ENTRIES = 2**22
 #: From this many entries of ``W``, the stacked step on NumPy carries ``[W; A]`` from one step to
 #: the next instead of copying ``W`` into it; below, the copy costs less than the bookkeeping.
 CARRY_ENTRIES = 2**15
+#: From this many rows of ``W`` the stacked step forms the whole Gram ``S Sᵀ`` of ``S = [W; A]``
+#: (one-triangle ``syrk``, 1.3-1.6x faster than a general product there) and reads its first
+#: ``m`` rows; below, the product ``W Sᵀ`` of those rows alone costs less (up to 2x at ``m = 20``).
+SYRK_ROWS = 48
 
 
 class Step(NamedTuple):
@@ -93,8 +97,15 @@ class Step(NamedTuple):
 
 
 def arrangement(target: TargetOp, m: int, d: int) -> str:
-    """``"stacked"`` or ``"blocked"``: which arrangement :func:`balanced_step` uses."""
-    return "stacked" if isinstance(target, FactoredOp) and m < d else "blocked"
+    """``"stacked"`` or ``"blocked"``: which arrangement :func:`balanced_step` uses.
+
+    Stacked for a factored target with ``m <= d``, and with ``m <= 2d`` while ``m d < CARRY_ENTRIES``
+    (where a step is mostly its calls, and the stacked step makes fewer): measured by
+    ``benchmarks/bench_step.py``'s shapes and around them (``docs/benchmarks.md``).
+    """
+    if not isinstance(target, FactoredOp):
+        return "blocked"
+    return "stacked" if m <= d or (m <= 2 * d and m * d < CARRY_ENTRIES) else "blocked"
 
 
 def stepper(xp: Any, W: Array, target: TargetOp, step_size: Array | float, reg: Array | float,
@@ -175,7 +186,7 @@ def _stacked(xp: Any, W: Array, target: FactoredOp, eta: Array | float, reg: flo
     l, m = target.order, W.shape[-2]
     A, c = target.vectors, target.weights
     S = _stack(xp, W, A)
-    H = S[..., :m, :] @ matrix_transpose(S)  # (..., m, m + r): W [W; A]ᵀ, the rows the step needs
+    H = _leading_rows(xp, S, m)  # (..., m, m + r): W [W; A]ᵀ, the rows the step needs
     s = xp.linalg.diagonal(H) * 1.0  # a copy: H is overwritten below
     n = xp.sqrt(s)
     inv = _inverse(xp, n, s)
@@ -187,6 +198,14 @@ def _stacked(xp: Any, W: Array, target: FactoredOp, eta: Array | float, reg: flo
     K *= ((-eta * l) * factor)[..., :, None]
     K[..., :m] += _eye(xp, m, W) * (1.0 - eta * ((2 - l) * (Rv if signs is None else signs * Rv) + reg))[..., None]
     return Step(_product(xp, K, S, A), s, weights, Rv, Qv)
+
+
+def _leading_rows(xp: Any, S: Array, m: int) -> Array:
+    """``W Sᵀ``, ``(..., m, m + r)``, the first ``m`` rows of ``S Sᵀ`` for ``S = [W; A]``: as a view of
+    the whole Gram from :data:`SYRK_ROWS` rows on, else formed alone."""
+    if m >= SYRK_ROWS:
+        return (S @ matrix_transpose(S))[..., :m, :]
+    return S[..., :m, :] @ matrix_transpose(S)
 
 
 def _column_weights(inv: Array, l: int, signs: Array | None) -> Array:
@@ -218,7 +237,10 @@ def _numpy_stacked(xp: Any, W: np.ndarray, target: FactoredOp, eta: Array | floa
     keep = _kept(eta, l, reg, signs)
     S = np.concatenate([W, A], axis=-2)  # [W; A]: only the first m rows change from step to step
     ST, S_top, vecdot = matrix_transpose(S), S[..., :m, :], xp.vecdot  # NumPy's vecdot from 2.0
-    H = np.empty(W.shape[:-1] + S.shape[-2:-1], dtype=S.dtype)  # W [W; A]ᵀ, then its rows scaled
+    syrk = m >= SYRK_ROWS  # as _leading_rows
+    F = np.empty(S.shape[:-1] + S.shape[-2:-1] if syrk else W.shape[:-1] + S.shape[-2:-1], dtype=S.dtype)
+    H = F[..., :m, :]  # W [W; A]ᵀ, then its rows scaled
+    left = S if syrk else S_top
     masses = H.diagonal(0, -2, -1)  # a view: s_i of the latest product
     K = np.empty(H.shape, dtype=W.dtype)
     diagonal = np.lib.stride_tricks.as_strided(K, K.shape[:-1], K.strides[:-2] + (sum(K.strides[-2:]),))
@@ -231,7 +253,7 @@ def _numpy_stacked(xp: Any, W: np.ndarray, target: FactoredOp, eta: Array | floa
 
     def step(W: np.ndarray) -> Step:
         np.copyto(S_top, W)
-        np.matmul(S_top, ST, out=H)
+        np.matmul(left, ST, out=F)
         np.copyto(s, masses)
         weights = s if unsigned else sigma * s
         n = np.sqrt(s)
