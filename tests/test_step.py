@@ -152,3 +152,19 @@ def test_numpy_stepper_makes_balanced_steps_values(order, reg, signed, dtype, sy
             assert _same_values(x, y)
         want, got = a.W, b.W
     np.testing.assert_array_equal(got[0, 1], 0.0)
+
+
+@pytest.mark.parametrize("m,d", [(6, 20), (200, 300)])  # NumPy's own stacked step, and the generic one
+def test_a_step_without_its_target_values_makes_the_same_step(m, d):
+    # the loop asks for T*(w̄_i^{⊗l}) at its checks only; leaving them out must not touch the rest
+    target = ot.make_target(d, 3, 3, kind="gaussian", seed=2)
+    problem = make_problem([target], m, [0])
+    W = np.random.default_rng(1).standard_normal((1, m, d)) * 0.5
+    xp = array_namespace(W)
+    full = step_module.stepper(xp, W, problem.op, 0.01, 1e-3)(W)
+    bare = step_module.stepper(xp, W, problem.op, 0.01, 1e-3)(W, values=False)
+    assert bare.target_values is None and full.target_values is not None
+    for name in ("W", "masses", "weights", "model_minus_target"):
+        np.testing.assert_array_equal(getattr(bare, name), getattr(full, name))
+    with pytest.raises(ValueError, match="without its target values"):
+        bare.residual_sq(np, problem.target_sq)

@@ -123,16 +123,18 @@ class _Evaluated(NamedTuple):
 
 
 def gd_step(xp: Any, W: Array, target: TargetOp, step_size: Array | float, reg: Array | float,
-            parameterization: str, target_sq: Array, signs: Array | None = None) -> Step | _Evaluated:
+            parameterization: str, target_sq: Array, signs: Array | None = None, values: bool = True,
+            ) -> Step | _Evaluated:
     """One gradient step ``W - η ∇L(W)``; its ``residual_sq`` and ``loss`` give those at ``W``.
 
     ``step_size`` (and, balanced model only, ``reg``) is a scalar or a ``(B, 1)`` array of
     per-run values; ``signs (m,)`` as in :func:`~overtensor.solvers.objective.evaluate`. The
     balanced model takes the fused step of :mod:`overtensor.solvers.step`; the plain one forms
-    its gradient (:func:`overtensor.solvers.objective.evaluate`).
+    its gradient (:func:`overtensor.solvers.objective.evaluate`). ``values=False``: see
+    :class:`~overtensor.solvers.step.StepFn`.
     """
     if parameterization == "balanced":
-        return balanced_step(xp, W, target, step_size, reg, signs)
+        return balanced_step(xp, W, target, step_size, reg, signs, values=values)
     ev = evaluate(W, target, reg, parameterization, target_sq, signs)
     eta = step_size if isinstance(step_size, float) else step_size[..., None]
     return _Evaluated(W - eta * ev.grad, ev)
@@ -154,11 +156,16 @@ class Recorder:
     def __post_init__(self) -> None:
         self.rows: list[list[dict[str, float]]] = [[] for _ in range(self.size)]
 
-    def add(self, b: int, row: dict[str, float]) -> None:
-        self.rows[b].append({**row, "seconds": time.perf_counter() - self.start})
-
-    def extra(self, b: int, W_b: Array) -> Mapping[str, float]:
-        return {} if self.observe is None else self.observe(b, W_b)
+    def add(self, runs: Sequence[int], columns: Mapping[str, Sequence[float]], W: Array, rows: Sequence[int]) -> None:
+        """A row for each run ``runs[k]``: the ``k``-th value of each column, the observed columns of
+        its parameters ``W[rows[k]] (m, d)``, and the seconds since ``start`` (one clock reading)."""
+        seconds, names = time.perf_counter() - self.start, list(columns)
+        for b, j, *values in zip(runs, rows, *columns.values(), strict=True):
+            row = dict(zip(names, values, strict=True))
+            if self.observe is not None:
+                row.update(self.observe(b, W[j, ...]))
+            row["seconds"] = seconds
+            self.rows[b].append(row)
 
 
 class Outcome(NamedTuple):
@@ -352,7 +359,7 @@ def _epoch(ctx: _Context, runs: _Runs, live: _Live, length: int) -> tuple[_Live,
     pending = reported = 0  # steps not yet added to `runs.steps`, and steps not yet passed to progress
     try:  # state changes are single assignments, so a Ctrl-C between two leaves them consistent
         for k in range(length + 1):
-            out = step(W)
+            out = step(W, values=k == check)  # the target values feed the check only
             if k == check:
                 pending = _count(runs.steps, live.at, pending)
                 done = _check(ctx, runs, live, W, out, k == length,
@@ -391,7 +398,7 @@ def _count(steps: np.ndarray, runs: slice | np.ndarray, pending: int) -> int:
     return 0
 
 
-def _stepper(ctx: _Context, live: _Live) -> Callable[[Array], Step | _Evaluated]:
+def _stepper(ctx: _Context, live: _Live) -> Callable[..., Step | _Evaluated]:
     """The live runs' step as a function of ``W`` alone, made once per change of the live set."""
     c = ctx.config
     if c.parameterization == "balanced":
@@ -454,9 +461,9 @@ def _record(ctx: _Context, runs: _Runs, live: _Live, W: Array, rows: np.ndarray,
     masses = ctx.to_numpy(ctx.xp.vecdot(W, W))
     if ctx.power != 1:
         masses = masses ** ctx.power
-    active = np.count_nonzero(masses >= live.active_at, axis=-1).tolist()
-    loss, rel, steps = ctx.to_numpy(loss).tolist(), runs.rel[live.at].tolist(), runs.steps[live.at].tolist()
-    for j in rows.nonzero()[0].tolist():
-        b = int(live.runs[j])
-        ctx.recorder.add(b, {"step": steps[j], "loss": loss[j], "relative_error": rel[j], "active": active[j],
-                             **ctx.recorder.extra(b, W[j, ...])})
+    idx = rows.nonzero()[0]
+    at = live.runs[idx]
+    columns = {"step": runs.steps[at].tolist(), "loss": ctx.to_numpy(loss)[idx].tolist(),
+               "relative_error": runs.rel[at].tolist(),
+               "active": (masses >= live.active_at).sum(axis=-1)[idx].tolist()}
+    ctx.recorder.add(at.tolist(), columns, W, idx.tolist())

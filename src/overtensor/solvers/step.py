@@ -38,7 +38,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Callable
 from functools import lru_cache, partial
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 from array_api_compat import device as array_device
@@ -46,7 +46,7 @@ from array_api_compat import device as array_device
 from ..backend import Array, matrix_transpose
 from ..tensors.kernels import FactoredOp, TargetOp, power
 
-__all__ = ["BLOCK_ENTRIES", "CARRY_ENTRIES", "SYRK_ROWS", "Step", "arrangement", "balanced_step", "stepper"]
+__all__ = ["BLOCK_ENTRIES", "CARRY_ENTRIES", "SYRK_ROWS", "Step", "StepFn", "arrangement", "balanced_step", "stepper"]
 
 #: Largest ``(rows, m)`` block of the Gram matrix formed at once (32 MB in float64).
 BLOCK_ENTRIES = 2**22
@@ -66,17 +66,17 @@ class Step(NamedTuple):
     masses : (..., m) array, ``s_i`` before the step
     weights : (..., m) array, the model's weights ``σ_i s_i`` (``masses`` when unsigned)
     model_minus_target : (..., m) array, ``R(w̄_i^{⊗l})``
-    target_values : (..., m) array, ``T*(w̄_i^{⊗l})``
+    target_values : (..., m) array, ``T*(w̄_i^{⊗l})``, or None for a step made with ``values=False``
 
     The loss comes from these only when asked: the loop checks it every few
-    steps, not at each.
+    steps, not at each, and asks for ``target_values`` on those steps only.
     """
 
     W: Array
     masses: Array
     weights: Array
     model_minus_target: Array
-    target_values: Array
+    target_values: Array | None
 
     def residual_sq(self, xp: Any, target_sq: Array) -> Array:
         """``‖T(W) - T*‖²`` before the step, ``(...)``, clipped at 0.
@@ -85,6 +85,8 @@ class Step(NamedTuple):
         a difference of terms of size ``‖T*‖²``, so it resolves relative errors
         only down to about ``sqrt(eps)`` (1e-8 in float64).
         """
+        if self.target_values is None:
+            raise ValueError("this step was made without its target values (values=False)")
         terms = self.weights * (self.model_minus_target - self.target_values)
         if isinstance(terms, np.ndarray):  # checked every few steps: NumPy's own calls, the same numbers
             return np.maximum(np.add.reduce(terms, axis=-1) + target_sq, 0.0)
@@ -108,8 +110,15 @@ def arrangement(target: TargetOp, m: int, d: int) -> str:
     return "stacked" if m <= d or (m <= 2 * d and m * d < CARRY_ENTRIES) else "blocked"
 
 
+class StepFn(Protocol):
+    """A step with everything but ``W`` fixed; ``values=False`` may leave ``target_values`` out
+    (the loop needs them at its checks only), which never changes the other fields."""
+
+    def __call__(self, W: Array, *, values: bool = True) -> Step: ...
+
+
 def stepper(xp: Any, W: Array, target: TargetOp, step_size: Array | float, reg: Array | float,
-            signs: Array | None = None) -> Callable[[Array], Step]:
+            signs: Array | None = None) -> StepFn:
     """:func:`balanced_step` with everything but ``W`` fixed, its arrangement chosen once.
 
     The loop calls the returned function at every step, so on NumPy the stacked step is
@@ -127,7 +136,7 @@ def stepper(xp: Any, W: Array, target: TargetOp, step_size: Array | float, reg: 
 
 
 def balanced_step(xp: Any, W: Array, target: TargetOp, step_size: Array | float, reg: float,
-                  signs: Array | None = None) -> Step:
+                  signs: Array | None = None, *, values: bool = True) -> Step:
     """One step ``W - η ∇L(W)`` of the balanced model, without forming the gradient.
 
     Parameters
@@ -140,10 +149,11 @@ def balanced_step(xp: Any, W: Array, target: TargetOp, step_size: Array | float,
     signs : (m,) array of fixed ``σ_i = ±1``, or None: the signed model ``Σ_i σ_i s_i w̄_i^{⊗l}``,
         whose step has ``σ_i`` on every model weight ``s_i``, on the factor ``n_i`` and on
         ``R(w̄_i^{⊗l})`` (:mod:`overtensor.solvers.objective`)
+    values : False lets the step leave out ``target_values`` (:class:`StepFn`)
     """
     m, d = W.shape[-2], W.shape[-1]
     if isinstance(target, FactoredOp) and arrangement(target, m, d) == "stacked":
-        return _stacked(xp, W, target, step_size, reg, signs)
+        return _stacked(xp, W, target, step_size, reg, signs, values)
     return _blocked(xp, W, target, step_size, reg, signs)
 
 
@@ -177,7 +187,8 @@ def _stack(xp: Any, W: Array, A: Array) -> Array:
     return buf if buf is not None else xp.concat([W, A], axis=-2)
 
 
-def _stacked(xp: Any, W: Array, target: FactoredOp, eta: Array | float, reg: float, signs: Array | None) -> Step:
+def _stacked(xp: Any, W: Array, target: FactoredOp, eta: Array | float, reg: float, signs: Array | None,
+             values: bool = True) -> Step:
     # W̄ is never formed: one product W Sᵀ with S = [W; A] holds W Wᵀ and W Aᵀ (the rows A Sᵀ
     # would only be thrown away); its rows scaled by 1/n_i give H = [D⁻¹ W Wᵀ | W̄ Aᵀ], D = diag(n),
     # so G_ik = H_ik / n_k and M's G-block is -η l n_i (σ_k n_k^{2-l} H_ik^{l-1}) + δ_ik (...): a
@@ -193,8 +204,8 @@ def _stacked(xp: Any, W: Array, target: FactoredOp, eta: Array | float, reg: flo
     H *= inv[..., :, None]
     weights, factor = (s, n) if signs is None else (signs * s, signs * n)
     K = _weighted_power(H, l - 1, xp.concat([_column_weights(inv, l, signs), -c], axis=-1))
-    Qv = -xp.vecdot(K[..., m:], H[..., m:])  # T*(w̄_i^{⊗l})
-    Rv = xp.vecdot(K[..., :m], H[..., :m]) - Qv  # R(w̄_i^{⊗l})
+    Rv = xp.vecdot(K, H)  # R(w̄_i^{⊗l}), the model's and the target's terms in one sum
+    Qv = -xp.vecdot(K[..., m:], H[..., m:]) if values else None  # T*(w̄_i^{⊗l})
     K *= ((-eta * l) * factor)[..., :, None]
     K[..., :m] += _eye(xp, m, W) * (1.0 - eta * ((2 - l) * (Rv if signs is None else signs * Rv) + reg))[..., None]
     return Step(_product(xp, K, S, A), s, weights, Rv, Qv)
@@ -218,7 +229,7 @@ def _column_weights(inv: Array, l: int, signs: Array | None) -> Array:
 
 
 def _numpy_stacked(xp: Any, W: np.ndarray, target: FactoredOp, eta: Array | float, reg: Array | float,
-                   signs: Array | None) -> Callable[[Array], Step]:
+                   signs: Array | None) -> StepFn:
     """:func:`_stacked` on NumPy below ``CARRY_ENTRIES``, as a closure over what stays fixed.
 
     Every line mirrors one of :func:`_stacked` (same operands, same order, same shapes), so
@@ -249,9 +260,9 @@ def _numpy_stacked(xp: Any, W: np.ndarray, target: FactoredOp, eta: Array | floa
     s, scale = np.empty(W.shape[:-1], dtype=W.dtype), np.empty(W.shape[:-1], dtype=W.dtype)
     inv = v if unsigned and l == 3 else np.empty(W.shape[:-1], dtype=W.dtype)  # v = inv there: no copy
     inv_rows, scale_rows = inv[..., :, None], scale[..., :, None]
-    KG, KC, HG, HC = K[..., :m], K[..., m:], H[..., :m], H[..., m:]
+    KC, HC = K[..., m:], H[..., m:]
 
-    def step(W: np.ndarray) -> Step:
+    def step(W: np.ndarray, *, values: bool = True) -> Step:
         np.copyto(S_top, W)
         np.matmul(left, ST, out=F)
         np.copyto(s, masses)
@@ -264,8 +275,8 @@ def _numpy_stacked(xp: Any, W: np.ndarray, target: FactoredOp, eta: Array | floa
         np.multiply(H, wc_rows, out=K)
         for _ in range(l - 2):
             np.multiply(K, H, out=K)
-        Qv = -vecdot(KC, HC)
-        Rv = vecdot(KG, HG) - Qv
+        Rv = vecdot(K, H)
+        Qv = -vecdot(KC, HC) if values else None
         np.multiply(coef, n if unsigned else sigma * n, out=scale)
         np.multiply(K, scale_rows, out=K)
         np.add(diagonal, keep(Rv), out=diagonal)
@@ -330,9 +341,10 @@ _STACKS = _StackRegistry()
 
 
 def _blocked(xp: Any, W: Array, target: TargetOp, eta: Array | float, reg: Array | float,
-             signs: Array | None) -> Step:
-    # m >= d: the (m, m) passes dominate, so each block of G gets one (its power, in place), and
-    # the masses scale the (m, d) factor instead: s_k w̄_k = n_k w_k
+             signs: Array | None, values: bool = True) -> Step:
+    # m > d: the (m, m) passes dominate, so each block of G gets one (its power, in place), and
+    # the masses scale the (m, d) factor instead: s_k w̄_k = n_k w_k. The target values come
+    # with the blocks, so `values` changes nothing here
     l = target.order
     s = xp.vecdot(W, W)
     n = xp.sqrt(s)
