@@ -177,6 +177,41 @@ def test_polish_as_a_method_and_its_bad_input():
         ot.polish(truth, truth, ftol=-1.0)
 
 
+@pytest.mark.parametrize("dense", [True, False])
+def test_polish_is_the_polish_method_bit_for_bit_and_checks_its_target(dense):
+    truth = ot.make_target(7, 3, 3, kind="gaussian", weights="geometric", spread=10, seed=2)
+    target = ot.DenseSymTensor(truth.to_dense()) if dense else truth
+    start = _perturbed(truth, 1e-2, 2)
+    direct = ot.polish(start, target)  # runs without a Problem
+    method = ot.decompose(target, start.rank, "polish", init=start)
+    assert np.array_equal(direct.params, method.params) and direct.relative_error == method.relative_error
+    assert direct.steps == method.steps and direct.info == method.info and direct.relative_error <= 1e-10
+    with pytest.raises(ot.OvertensorError, match="the target tensor is zero; there is nothing to decompose"):
+        ot.polish(start, ot.DenseSymTensor(np.zeros((7, 7, 7))))
+    with pytest.raises(ot.OvertensorError, match="target must be a SymCP or DenseSymTensor, got ndarray"):
+        ot.polish(start, truth.to_dense())
+    with pytest.raises(ot.OvertensorError, match="init has order 3, dim 7; the target order 3, dim 6"):
+        ot.polish(start, ot.make_target(6, 2, 3, seed=0))
+
+
+def test_polish_rejects_a_step_that_overflows_and_goes_on(monkeypatch):
+    from overtensor.solvers import newton
+
+    truth = ot.make_target(6, 2, 3, kind="gaussian", seed=0)
+    real, calls = newton._lm_direction, []
+
+    def first_overflows(*args: object) -> tuple[np.ndarray, int]:
+        h, its = real(*args)
+        calls.append(1)
+        return (np.full_like(h, np.inf) if len(calls) == 1 else h), its
+
+    monkeypatch.setattr(newton, "_lm_direction", first_overflows)
+    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf in the predicted decrease, on purpose
+        out = ot.polish(_perturbed(truth, 1e-2, 0), truth)
+    # the infinite step is rejected (an LM iteration without a history row), then it converges
+    assert out.info["stop"] == "tol" and out.relative_error <= 1e-10 and out.steps == len(out.history)
+
+
 def test_compression_keeps_the_column_space_and_pythagoras_holds():
     truth = ot.make_target(15, 3, 3, kind="gaussian", weights="geometric", spread=100, seed=2)
     exact = compress(ot.DenseSymTensor(truth.to_dense()))

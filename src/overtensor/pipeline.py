@@ -36,8 +36,7 @@ from .analysis.recovery import recover
 from .api import decompose
 from .errors import OvertensorError
 from .result import DecompositionResult, History
-from .solvers.newton import solve_batch
-from .solvers.problem import make_problem
+from .solvers.newton import polish_one, split_init
 from .tensors.clustering import merge_clusters
 from .tensors.compress import Compression, compress
 from .tensors.dense import DenseSymTensor, Tensor, symmetrize
@@ -310,5 +309,8 @@ def polish(model: SymCP, target: Tensor, **options: Any) -> DecompositionResult:
     canon = model.normalize()
     if canon.rank == 0:
         raise OvertensorError("cannot polish a model with no components")
-    problem = make_problem([target], canon.rank, [0])
-    return solve_batch(problem, **{**opts.model_dump(exclude={"init"}), "init": canon})[0]
+    if not isinstance(target, (SymCP, DenseSymTensor)):
+        raise OvertensorError(f"target must be a SymCP or DenseSymTensor, got {type(target).__name__}")
+    # solve_batch's run without its Problem (which would stack a copy of a dense target and sum its squares)
+    W, sigma = split_init(canon, target.order, target.dim)
+    return polish_one(target, W, sigma, **opts.model_dump(exclude={"init"}))
