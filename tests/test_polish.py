@@ -192,6 +192,8 @@ def test_polish_is_the_polish_method_bit_for_bit_and_checks_its_target(dense):
         ot.polish(start, truth.to_dense())
     with pytest.raises(ot.OvertensorError, match="init has order 3, dim 7; the target order 3, dim 6"):
         ot.polish(start, ot.make_target(6, 2, 3, seed=0))
+    with pytest.raises(ot.OvertensorError, match="cannot polish a model with no components"):
+        ot.polish(ot.SymCP([0.0], np.ones((1, 7)), 3), target)
 
 
 def test_polish_rejects_a_step_that_overflows_and_goes_on(monkeypatch):

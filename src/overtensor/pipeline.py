@@ -309,11 +309,10 @@ def polish(model: SymCP, target: Tensor, **options: Any) -> DecompositionResult:
     if "init" in options:
         raise OvertensorError("polish takes its start from model, not init=")
     opts = validate("polish", options)
-    canon = model.normalize()
-    if canon.rank == 0:
-        raise OvertensorError("cannot polish a model with no components")
     if not isinstance(target, (SymCP, DenseSymTensor)):
         raise OvertensorError(f"target must be a SymCP or DenseSymTensor, got {type(target).__name__}")
+    W, sigma = split_init(model, target.order, target.dim)  # of model's canonical form: zero components dropped
+    if W.shape[0] == 0:
+        raise OvertensorError("cannot polish a model with no components")
     # solve_batch's run without its Problem (which would stack a copy of a dense target and sum its squares)
-    W, sigma = split_init(canon, target.order, target.dim)
     return polish_one(target, W, sigma, **opts.model_dump(exclude={"init"}))

@@ -199,13 +199,14 @@ def power_iterations(op: TargetOp, X: np.ndarray, max_iter: int, tol: float) -> 
         if not every and not active.any():
             break
         Y = np.asarray(op.contract(X))
-        norms = np.sqrt(np.sum(Y * Y, axis=-1, keepdims=True))  # np.linalg.norm's arithmetic, without its wrapper
+        # np.linalg.norm's arithmetic (add.reduce of the squares), without the wrappers of norm and np.sum
+        norms = np.sqrt(np.add.reduce(Y * Y, axis=-1, keepdims=True))
         positive = norms > 0
         # T(x^{l-1}) = 0: x is a fixed point
         Y = Y / norms if positive.all() else np.where(positive, Y / np.where(positive, norms, 1.0), X)
-        sign = np.where(np.sum(Y * X, axis=-1, keepdims=True) < 0, -1.0, 1.0)
+        sign = np.where(np.add.reduce(Y * X, axis=-1, keepdims=True) < 0, -1.0, 1.0)
         D = Y - sign * X
-        change = np.sqrt(np.sum(D * D, axis=-1))
+        change = np.sqrt(np.add.reduce(D * D, axis=-1))
         if every:
             iterations += 1
             X = Y
