@@ -34,6 +34,7 @@ iterate, the rounding floor); ``max_steps`` iterations (``"max_steps"``).
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -177,11 +178,17 @@ def _residual(W: np.ndarray, sigma: np.ndarray, target: Tensor) -> float:
     A dense target takes the dense residual straight from the arrays (the same arithmetic
     without building a SymCP, which costs as much at ``k̂ = 10``).
     """
-    if not np.all(np.isfinite(W)):  # a diverged trial step: rejected by the caller
+    if not np.isfinite(W).all():  # a diverged trial step: rejected by the caller
         return float("nan")
     if isinstance(target, DenseSymTensor):
-        return float(np.linalg.norm((dense_from_factors(sigma, W, target.order) - target.array).ravel()))
+        return _norm(dense_from_factors(sigma, W, target.order) - target.array)
     return residual_norm(_model(W, sigma, target.order), target)
+
+
+def _norm(x: np.ndarray) -> float:
+    """``np.linalg.norm(x)`` (its arithmetic: ``sqrt`` of the flattened dot product) without its wrapper."""
+    flat = x.ravel(order="K")
+    return math.sqrt(flat.dot(flat))
 
 
 def levenberg_marquardt(W: np.ndarray, sigma: np.ndarray, target: Tensor, *, max_steps: int, tol: float,
@@ -226,7 +233,7 @@ def levenberg_marquardt(W: np.ndarray, sigma: np.ndarray, target: Tensor, *, max
                 break
         else:
             mu, nu = mu * nu, 2 * nu
-        if np.linalg.norm(h) <= xtol * np.linalg.norm(W):
+        if _norm(h) <= xtol * _norm(W):
             stop = "xtol"
             break
     else:
