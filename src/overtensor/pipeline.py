@@ -183,16 +183,16 @@ def _grow(fit: DecompositionResult, target: Tensor, exact_tol: float, limit: int
 def _join(phases: list[DecompositionResult]) -> History:
     """The histories one after another (steps counted on, column ``phase``), NaN where a column is missing."""
     names = list(dict.fromkeys(n for p in phases for n in p.history.names))
-    columns: dict[str, list[float]] = {n: [] for n in names + ["phase"]}
+    parts: dict[str, list[np.ndarray]] = {n: [] for n in names + ["phase"]}
     offset = 0.0
     for k, p in enumerate(phases):
         h = p.history
         for n in names:
             col = np.asarray(h[n], dtype=float) if n in h else np.full(len(h), math.nan)
-            columns[n] += list(col + offset if n == "step" else col)
-        columns["phase"] += [float(k)] * len(h)
+            parts[n].append(col + offset if n == "step" else col)
+        parts["phase"].append(np.full(len(h), float(k)))
         offset += p.steps
-    return History(columns)
+    return History({n: np.concatenate(cols) for n, cols in parts.items()})
 
 
 def pipeline(target: Tensor, components: int, method: str = "gd", *, seed: int = 0, compress_dense: bool = True,
