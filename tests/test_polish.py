@@ -56,6 +56,9 @@ def test_gradient_and_normal_products_match_an_explicit_jacobian(order, sigma):
     U = rng.standard_normal(W.shape)
     np.testing.assert_allclose(jac.normal(U).ravel(), J.T @ (J @ U.ravel()), rtol=1e-7, atol=1e-7 * scale**2)
     np.testing.assert_allclose(jac.dense(), J.T @ J, rtol=1e-7, atol=1e-7 * scale**2)
+    # the copy the LM steps share at one iterate: the same array, and read-only (each step adds its own μ I)
+    np.testing.assert_array_equal(jac.gauss_newton, jac.dense())
+    assert jac.gauss_newton is jac.gauss_newton and not jac.gauss_newton.flags.writeable
     # the preconditioner is the exact inverse of the diagonal blocks plus μ I
     mu, V = 0.3, rng.standard_normal(W.shape)
     A = jac.dense()
@@ -207,11 +210,21 @@ def test_polish_rejects_a_step_that_overflows_and_goes_on(monkeypatch):
         calls.append(1)
         return (np.full_like(h, np.inf) if len(calls) == 1 else h), its
 
+    gradients = []
+    real_gradient = newton.Jacobian.gradient
+
+    def counted(self: newton.Jacobian, target: object) -> np.ndarray:
+        gradients.append(1)
+        return real_gradient(self, target)
+
     monkeypatch.setattr(newton, "_lm_direction", first_overflows)
+    monkeypatch.setattr(newton.Jacobian, "gradient", counted)
     with np.errstate(invalid="ignore", over="ignore"):  # inf - inf in the predicted decrease, on purpose
         out = ot.polish(_perturbed(truth, 1e-2, 0), truth)
     # the infinite step is rejected (an LM iteration without a history row), then it converges
     assert out.info["stop"] == "tol" and out.relative_error <= 1e-10 and out.steps == len(out.history)
+    # one gradient per iterate a step was tried from: the retry after the rejection reuses the first
+    assert len(gradients) == out.steps - 1
 
 
 def test_compression_keeps_the_column_space_and_pythagoras_holds():

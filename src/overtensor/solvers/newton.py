@@ -38,6 +38,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import NamedTuple
 
 import numpy as np
@@ -86,6 +87,13 @@ class Jacobian:
         M = U @ self.W.T  # M_ik = <u_i, w_k>
         return self.order * (self.gram_l1.T @ U + (self.order - 1) * (self.gram_l2 * M).T @ self.W)
 
+    @cached_property
+    def gauss_newton(self) -> np.ndarray:
+        """:meth:`dense`, formed once per iterate: the LM steps rejected at it only change ``μ`` (read-only)."""
+        A = self.dense()
+        A.setflags(write=False)
+        return A
+
     def dense(self) -> np.ndarray:
         """``JᵀJ`` as an ``(m d, m d)`` array.
 
@@ -129,7 +137,7 @@ def _lm_direction(jac: Jacobian, g: np.ndarray, mu: float, cg_tol: float) -> tup
     m, d = g.shape
     n = m * d
     if n <= DIRECT_UNKNOWNS:
-        A = jac.dense()
+        A = jac.gauss_newton.copy()
         A.flat[:: n + 1] += mu
         # LAPACK's Cholesky directly: what scipy.linalg.cho_factor / cho_solve call (the upper
         # triangle, the same factor bit for bit), without their wrappers' ~25 µs a call. W is
@@ -206,12 +214,13 @@ def levenberg_marquardt(W: np.ndarray, sigma: np.ndarray, target: Tensor, *, max
                      "seconds": time.perf_counter() - start, "damping": mu, "cg_iterations": cg_its})
 
     jac = Jacobian.at(W, sigma, l)
+    g: np.ndarray | None = None  # the gradient at W, kept while steps are rejected (W does not move)
     mu, nu = 1e-3 * float(np.max(l * np.sum(W * W, axis=1) ** (l - 1), initial=0.0)), 2.0
     record(0, mu, 0)
     stop, step = "max_steps", 0
     while res > tol * scale and step < max_steps:
         step += 1
-        g = jac.gradient(target)
+        g = jac.gradient(target) if g is None else g
         h, its = _lm_direction(jac, g, mu, cg_tol)
         predicted = -float(np.vdot(g, h)) - 0.5 * float(np.vdot(h, jac.normal(h)))
         W_new = W + h
@@ -222,7 +231,7 @@ def levenberg_marquardt(W: np.ndarray, sigma: np.ndarray, target: Tensor, *, max
             progress(1)
         if rho > 0:
             decrease = res - res_new
-            W, res, jac = W_new, res_new, Jacobian.at(W_new, sigma, l)
+            W, res, jac, g = W_new, res_new, Jacobian.at(W_new, sigma, l), None
             mu, nu = mu * max(1 / 10, 1 - (2 * rho - 1) ** 3), 2.0
             record(step, mu, its)
             if res <= tol * scale:
