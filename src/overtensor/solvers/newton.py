@@ -213,14 +213,18 @@ def levenberg_marquardt(W: np.ndarray, sigma: np.ndarray, target: Tensor, *, max
         rows.append({"step": step, "loss": 0.5 * res**2, "relative_error": res / scale, "active": W.shape[0],
                      "seconds": time.perf_counter() - start, "damping": mu, "cg_iterations": cg_its})
 
-    jac = Jacobian.at(W, sigma, l)
-    g: np.ndarray | None = None  # the gradient at W, kept while steps are rejected (W does not move)
+    # J and the gradient at W, formed when a step is first tried from W (none is, at a start that already
+    # meets tol) and kept while steps from it are rejected (W does not move, only μ)
+    jac: Jacobian | None = None
+    g = np.zeros(0)
     mu, nu = 1e-3 * float(np.max(l * np.sum(W * W, axis=1) ** (l - 1), initial=0.0)), 2.0
     record(0, mu, 0)
     stop, step = "max_steps", 0
     while res > tol * scale and step < max_steps:
         step += 1
-        g = jac.gradient(target) if g is None else g
+        if jac is None:
+            jac = Jacobian.at(W, sigma, l)
+            g = jac.gradient(target)
         h, its = _lm_direction(jac, g, mu, cg_tol)
         predicted = -float(np.vdot(g, h)) - 0.5 * float(np.vdot(h, jac.normal(h)))
         W_new = W + h
@@ -231,7 +235,7 @@ def levenberg_marquardt(W: np.ndarray, sigma: np.ndarray, target: Tensor, *, max
             progress(1)
         if rho > 0:
             decrease = res - res_new
-            W, res, jac, g = W_new, res_new, Jacobian.at(W_new, sigma, l), None
+            W, res, jac = W_new, res_new, None
             mu, nu = mu * max(1 / 10, 1 - (2 * rho - 1) ** 3), 2.0
             record(step, mu, its)
             if res <= tol * scale:
