@@ -131,12 +131,11 @@ MAX_CG = 500
 
 def _lm_direction(jac: Jacobian, g: np.ndarray, mu: float, cg_tol: float) -> tuple[np.ndarray, int]:
     """``h`` solving ``(JᵀJ + μ I) h = -g`` (Cholesky when small, else block-preconditioned CG); CG iterations."""
-    from scipy.linalg.lapack import dpotrf, dpotrs  # here: with scipy.sparse.linalg, 0.2 s to import
-    from scipy.sparse.linalg import LinearOperator, cg
-
     m, d = g.shape
     n = m * d
     if n <= DIRECT_UNKNOWNS:
+        from scipy.linalg.lapack import dpotrf, dpotrs  # imported here, as scipy.sparse.linalg below
+
         A = jac.gauss_newton.copy()
         A.flat[:: n + 1] += mu
         # LAPACK's Cholesky directly: what scipy.linalg.cho_factor / cho_solve call (the upper
@@ -148,6 +147,8 @@ def _lm_direction(jac: Jacobian, g: np.ndarray, mu: float, cg_tol: float) -> tup
             if info == 0:
                 return h.reshape(m, d), 0
         # info > 0: singular to working precision (μ ≈ 0 at a degenerate point): CG below
+    from scipy.sparse.linalg import LinearOperator, cg  # 0.2 s to import: only where CG runs
+
     A = LinearOperator((n, n), matvec=lambda x: (jac.normal(x.reshape(m, d)) + mu * x.reshape(m, d)).ravel(),
                        dtype=np.float64)
     P = LinearOperator((n, n), matvec=lambda x: jac.block_solve(x.reshape(m, d), mu).ravel(), dtype=np.float64)
