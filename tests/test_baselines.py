@@ -87,6 +87,38 @@ def sym(A: np.ndarray) -> np.ndarray:
     return sum(np.transpose(A, p) for p in perms) / len(perms)
 
 
+def test_power_iterations_match_a_plain_loop_start_by_start():
+    from overtensor.solvers.problem import make_problem, power_iterations
+
+    # run 0 converges (orthonormal), run 1 keeps moving (generic); one start of run 0 is e3, where
+    # T(x, x, ·) = 0: a fixed point that must stay put and stop at once
+    targets = [ot.SymCP([2.0, 1.0], [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], 3),
+               ot.SymCP([1.0, -0.7], [[0.6, 0.8, 0.0], [0.0, 0.6, 0.8]], 3)]
+    dense = [ot.DenseSymTensor(t.to_dense()) for t in targets]
+    X0 = np.random.default_rng(0).standard_normal((2, 3, 3))
+    X0[0, 2] = [0.0, 0.0, 1.0]
+    X0 /= np.linalg.norm(X0, axis=-1, keepdims=True)
+    # tol > 0: with tol = 0 the stop is where rounding makes a change exactly 0, which depends on the BLAS
+    for tol in (1e-6, 1e-9):
+        X, iterations = power_iterations(make_problem(dense, 1, [0, 1]).op, X0, 25, tol)
+        for b, t in enumerate(dense):
+            most = 0
+            for s in range(3):  # the plain loop: x <- T(x, x, ·)/‖·‖ until it moves by <= tol (up to sign)
+                x, k = X0[b, s], 0
+                while k < 25:
+                    y = np.einsum("ijk,j,k->i", t.array, x, x)
+                    y = y / np.linalg.norm(y) if np.linalg.norm(y) > 0 else x
+                    moved = min(np.linalg.norm(y - x), np.linalg.norm(y + x))
+                    x, k = y, k + 1
+                    if moved <= tol:
+                        break
+                most = max(most, k)
+                # einsum against BLAS: each iterate rounds by ~d eps, compounded over <= 25 iterations
+                np.testing.assert_allclose(X[b, s], x, atol=1e-12)
+            assert iterations[b] == most
+        assert iterations[0] < iterations[1]  # run 0 stops while run 1 moves on: both branches of the loop
+
+
 @pytest.mark.parametrize("order", [2, 3, 4])
 def test_polarization_writes_the_symmetrized_cp_tensor(order):
     rng = np.random.default_rng(order)

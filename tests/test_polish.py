@@ -56,6 +56,9 @@ def test_gradient_and_normal_products_match_an_explicit_jacobian(order, sigma):
     U = rng.standard_normal(W.shape)
     np.testing.assert_allclose(jac.normal(U).ravel(), J.T @ (J @ U.ravel()), rtol=1e-7, atol=1e-7 * scale**2)
     np.testing.assert_allclose(jac.dense(), J.T @ J, rtol=1e-7, atol=1e-7 * scale**2)
+    # the copy the LM steps share at one iterate: the same array, and read-only (each step adds its own μ I)
+    np.testing.assert_array_equal(jac.gauss_newton, jac.dense())
+    assert jac.gauss_newton is jac.gauss_newton and not jac.gauss_newton.flags.writeable
     # the preconditioner is the exact inverse of the diagonal blocks plus μ I
     mu, V = 0.3, rng.standard_normal(W.shape)
     A = jac.dense()
@@ -177,6 +180,53 @@ def test_polish_as_a_method_and_its_bad_input():
         ot.polish(truth, truth, ftol=-1.0)
 
 
+@pytest.mark.parametrize("dense", [True, False])
+def test_polish_is_the_polish_method_bit_for_bit_and_checks_its_target(dense):
+    truth = ot.make_target(7, 3, 3, kind="gaussian", weights="geometric", spread=10, seed=2)
+    target = ot.DenseSymTensor(truth.to_dense()) if dense else truth
+    start = _perturbed(truth, 1e-2, 2)
+    direct = ot.polish(start, target)  # runs without a Problem
+    method = ot.decompose(target, start.rank, "polish", init=start)
+    assert np.array_equal(direct.params, method.params) and direct.relative_error == method.relative_error
+    assert direct.steps == method.steps and direct.info == method.info and direct.relative_error <= 1e-10
+    with pytest.raises(ot.OvertensorError, match="the target tensor is zero; there is nothing to decompose"):
+        ot.polish(start, ot.DenseSymTensor(np.zeros((7, 7, 7))))
+    with pytest.raises(ot.OvertensorError, match="target must be a SymCP or DenseSymTensor, got ndarray"):
+        ot.polish(start, truth.to_dense())
+    with pytest.raises(ot.OvertensorError, match="init has order 3, dim 7; the target order 3, dim 6"):
+        ot.polish(start, ot.make_target(6, 2, 3, seed=0))
+    with pytest.raises(ot.OvertensorError, match="cannot polish a model with no components"):
+        ot.polish(ot.SymCP([0.0], np.ones((1, 7)), 3), target)
+
+
+def test_polish_rejects_a_step_that_overflows_and_goes_on(monkeypatch):
+    from overtensor.solvers import newton
+
+    truth = ot.make_target(6, 2, 3, kind="gaussian", seed=0)
+    real, calls = newton._lm_direction, []
+
+    def first_overflows(*args: object) -> tuple[np.ndarray, int]:
+        h, its = real(*args)
+        calls.append(1)
+        return (np.full_like(h, np.inf) if len(calls) == 1 else h), its
+
+    gradients = []
+    real_gradient = newton.Jacobian.gradient
+
+    def counted(self: newton.Jacobian, target: object) -> np.ndarray:
+        gradients.append(1)
+        return real_gradient(self, target)
+
+    monkeypatch.setattr(newton, "_lm_direction", first_overflows)
+    monkeypatch.setattr(newton.Jacobian, "gradient", counted)
+    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf in the predicted decrease, on purpose
+        out = ot.polish(_perturbed(truth, 1e-2, 0), truth)
+    # the infinite step is rejected (an LM iteration without a history row), then it converges
+    assert out.info["stop"] == "tol" and out.relative_error <= 1e-10 and out.steps == len(out.history)
+    # one gradient per iterate a step was tried from: the retry after the rejection reuses the first
+    assert len(gradients) == out.steps - 1
+
+
 def test_compression_keeps_the_column_space_and_pythagoras_holds():
     truth = ot.make_target(15, 3, 3, kind="gaussian", weights="geometric", spread=100, seed=2)
     exact = compress(ot.DenseSymTensor(truth.to_dense()))
@@ -206,6 +256,9 @@ def test_pipeline_returns_the_true_components_to_1e_10(dense):
     dense_truth = truth.to_dense()
     err = np.linalg.norm(res.model.to_dense() - dense_truth) / np.linalg.norm(dense_truth)
     assert err <= 1e-10 and res.relative_error <= 1e-10 and res.converged
+    # the reported error is the last polish's, not recomputed: it must still be the returned model's.
+    # Both are dense residuals of ~n = 3 components: each entry rounds by ~n eps, so they agree to ~1e-14
+    assert res.relative_error == pytest.approx(err, rel=1e-2, abs=1e-14)
     m = ot.match(res.model, truth)
     assert not m.missing and not m.spurious and np.max(m.weight_errors) < 1e-8
     assert res.info["compressed_dim"] == (3 if dense else 20)

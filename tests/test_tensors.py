@@ -147,6 +147,20 @@ def test_dense_symmetry_error_reports_largest_asymmetry():
         DenseSymTensor(A)
     with pytest.raises(OvertensorError, match="equal axes"):
         DenseSymTensor(np.zeros((3, 4)))
+    # a lowered entry: its asymmetry is what it was lowered by, against any transposition that moves it
+    B = random_symmetric(3, 3, np.random.default_rng(1))
+    B[2, 0, 1] -= 0.5
+    with pytest.raises(OvertensorError, match=r"largest asymmetry 0\.5 "):
+        DenseSymTensor(B)
+    assert DenseSymTensor(random_symmetric(3, 3, np.random.default_rng(2))).shape == (3, 3, 3)
+
+
+@pytest.mark.parametrize("bad,count", [(np.nan, 1), (np.inf, 1), (-np.inf, 1)])
+def test_dense_non_finite_entries_are_counted(bad, count):
+    A = np.zeros((3, 3, 3))
+    A[0, 1, 2] = bad
+    with pytest.raises(OvertensorError, match=f"dense tensor has {count} non-finite"):
+        DenseSymTensor(A)
 
 
 def test_make_target_kinds_and_weights():

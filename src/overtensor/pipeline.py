@@ -21,7 +21,8 @@ r"""Over-parameterized descent, then ``recover``, then a second-order polish: th
 6. the ``r̂`` components are mapped back by ``U`` and polished once more on the full
    target (a no-op when they already fit it to ``tol``).
 
-The reported error is :func:`~overtensor.tensors.residual.residual_norm` on the full target.
+The reported error is :func:`~overtensor.tensors.residual.residual_norm` on the full target,
+as the last polish (on the full target) computed it.
 """
 
 from __future__ import annotations
@@ -36,13 +37,12 @@ from .analysis.recovery import recover
 from .api import decompose
 from .errors import OvertensorError
 from .result import DecompositionResult, History
-from .solvers.newton import solve_batch
-from .solvers.problem import make_problem
+from .solvers.newton import polish_one, split_init
 from .tensors.clustering import merge_clusters
 from .tensors.compress import Compression, compress
 from .tensors.dense import DenseSymTensor, Tensor, symmetrize
 from .tensors.kernels import DenseOp
-from .tensors.residual import dense_array, relative_residual
+from .tensors.residual import dense_array
 from .tensors.symcp import SymCP
 
 __all__ = ["pipeline", "polish", "fewer_components", "rank_floor"]
@@ -183,16 +183,16 @@ def _grow(fit: DecompositionResult, target: Tensor, exact_tol: float, limit: int
 def _join(phases: list[DecompositionResult]) -> History:
     """The histories one after another (steps counted on, column ``phase``), NaN where a column is missing."""
     names = list(dict.fromkeys(n for p in phases for n in p.history.names))
-    columns: dict[str, list[float]] = {n: [] for n in names + ["phase"]}
+    parts: dict[str, list[np.ndarray]] = {n: [] for n in names + ["phase"]}
     offset = 0.0
     for k, p in enumerate(phases):
         h = p.history
         for n in names:
             col = np.asarray(h[n], dtype=float) if n in h else np.full(len(h), math.nan)
-            columns[n] += list(col + offset if n == "step" else col)
-        columns["phase"] += [float(k)] * len(h)
+            parts[n].append(col + offset if n == "step" else col)
+        parts["phase"].append(np.full(len(h), float(k)))
         offset += p.steps
-    return History(columns)
+    return History({n: np.concatenate(cols) for n, cols in parts.items()})
 
 
 def pipeline(target: Tensor, components: int, method: str = "gd", *, seed: int = 0, compress_dense: bool = True,
@@ -260,7 +260,9 @@ def pipeline(target: Tensor, components: int, method: str = "gd", *, seed: int =
     if comp is not None:
         fit = polish(comp.lift(fit.model), target, **opts)
         phases.append(fit)
-    rel = relative_residual(fit.model, target)
+    # the last fit is a polish on target itself (lifted, or work is target): its error is
+    # residual_norm's already, so the dense residual is not formed a second time
+    rel = fit.relative_error
     return DecompositionResult(
         model=fit.model, relative_error=rel, converged=rel <= polish_tol, steps=sum(p.steps for p in phases),
         seconds=time.perf_counter() - start, method=f"{descent.method}+polish", components=components,
@@ -307,8 +309,10 @@ def polish(model: SymCP, target: Tensor, **options: Any) -> DecompositionResult:
     if "init" in options:
         raise OvertensorError("polish takes its start from model, not init=")
     opts = validate("polish", options)
-    canon = model.normalize()
-    if canon.rank == 0:
+    if not isinstance(target, (SymCP, DenseSymTensor)):
+        raise OvertensorError(f"target must be a SymCP or DenseSymTensor, got {type(target).__name__}")
+    W, sigma = split_init(model, target.order, target.dim)  # of model's canonical form: zero components dropped
+    if W.shape[0] == 0:
         raise OvertensorError("cannot polish a model with no components")
-    problem = make_problem([target], canon.rank, [0])
-    return solve_batch(problem, **{**opts.model_dump(exclude={"init"}), "init": canon})[0]
+    # solve_batch's run without its Problem (which would stack a copy of a dense target and sum its squares)
+    return polish_one(target, W, sigma, **opts.model_dump(exclude={"init"}))

@@ -34,9 +34,11 @@ iterate, the rounding floor); ``max_steps`` iterations (``"max_steps"``).
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import NamedTuple
 
 import numpy as np
@@ -45,11 +47,11 @@ from ..errors import OvertensorError
 from ..result import DecompositionResult, History
 from ..tensors.dense import DenseSymTensor, Tensor
 from ..tensors.kernels import power
-from ..tensors.residual import residual_norm, signed_factors
+from ..tensors.residual import dense_from_factors, residual_norm, signed_factors
 from ..tensors.symcp import SymCP
-from .problem import Problem
+from .problem import Problem, Target
 
-__all__ = ["Jacobian", "Outcome", "solve_batch", "levenberg_marquardt", "split_init"]
+__all__ = ["Jacobian", "Outcome", "solve_batch", "levenberg_marquardt", "polish_one", "split_init"]
 
 
 @dataclass(frozen=True)
@@ -85,17 +87,26 @@ class Jacobian:
         M = U @ self.W.T  # M_ik = <u_i, w_k>
         return self.order * (self.gram_l1.T @ U + (self.order - 1) * (self.gram_l2 * M).T @ self.W)
 
+    @cached_property
+    def gauss_newton(self) -> np.ndarray:
+        """:meth:`dense`, formed once per iterate: the LM steps rejected at it only change ``μ`` (read-only)."""
+        A = self.dense()
+        A.setflags(write=False)
+        return A
+
     def dense(self) -> np.ndarray:
         """``JᵀJ`` as an ``(m d, m d)`` array.
 
         Block ``(k, i)`` is ``l [S∘G^{l-1}]_ik I + l (l-1) [S∘G^{l-2}]_ik w_i w_kᵀ``.
         """
         m, d = self.W.shape
-        l = self.order
+        l, W = self.order, self.W
         # broadcast products, not einsum: a three-operand einsum loops in C without BLAS or
-        # vectorization, 1.4x slower at m d = 140
-        out = (l * self.gram_l1)[:, None, :, None] * np.eye(d)[None, :, None, :]
-        out += ((l * (l - 1)) * self.gram_l2[:, None, :, None] * self.W.T[None, :, :, None]) * self.W[:, None, None, :]
+        # vectorization, 1.4x slower at m d = 140; the second term is formed first and the
+        # identity part added on its diagonal only (out[k, a, i, a]), one (m d)² pass fewer
+        out = (((l * (l - 1)) * self.gram_l2)[:, None, :] * W.T[None, :, :])[:, :, :, None] * W[:, None, None, :]
+        diagonal = np.arange(d)
+        out[:, diagonal, :, diagonal] += l * self.gram_l1
         return out.reshape(m * d, m * d)
 
     def block_solve(self, V: np.ndarray, mu: float) -> np.ndarray:
@@ -120,21 +131,24 @@ MAX_CG = 500
 
 def _lm_direction(jac: Jacobian, g: np.ndarray, mu: float, cg_tol: float) -> tuple[np.ndarray, int]:
     """``h`` solving ``(JᵀJ + μ I) h = -g`` (Cholesky when small, else block-preconditioned CG); CG iterations."""
-    import scipy.linalg  # here: with scipy.sparse.linalg, 0.2 s to import
-    from scipy.sparse.linalg import LinearOperator, cg
-
     m, d = g.shape
     n = m * d
     if n <= DIRECT_UNKNOWNS:
-        A = jac.dense()
-        A[np.diag_indices(n)] += mu
-        try:
-            # W is finite (every iterate passed SymCP's check), and a NaN pivot fails the factorization
-            # (LinAlgError: CG below), so scipy's two finiteness scans are skipped
-            factor = scipy.linalg.cho_factor(A, check_finite=False)
-            return scipy.linalg.cho_solve(factor, -g.ravel(), check_finite=False).reshape(m, d), 0
-        except np.linalg.LinAlgError:  # singular to working precision (μ ≈ 0 at a degenerate point): CG below
-            pass
+        from scipy.linalg.lapack import dpotrf, dpotrs  # imported here, as scipy.sparse.linalg below
+
+        A = jac.gauss_newton.copy()
+        A.flat[:: n + 1] += mu
+        # LAPACK's Cholesky directly: what scipy.linalg.cho_factor / cho_solve call (the upper
+        # triangle, the same factor bit for bit), without their wrappers' ~25 µs a call. W is
+        # finite (every accepted iterate has a finite residual), and a NaN pivot fails too
+        factor, info = dpotrf(A, lower=False, clean=False, overwrite_a=True)
+        if info == 0:
+            h, info = dpotrs(factor, -g.ravel(), lower=False)
+            if info == 0:
+                return h.reshape(m, d), 0
+        # info > 0: singular to working precision (μ ≈ 0 at a degenerate point): CG below
+    from scipy.sparse.linalg import LinearOperator, cg  # 0.2 s to import: only where CG runs
+
     A = LinearOperator((n, n), matvec=lambda x: (jac.normal(x.reshape(m, d)) + mu * x.reshape(m, d)).ravel(),
                        dtype=np.float64)
     P = LinearOperator((n, n), matvec=lambda x: jac.block_solve(x.reshape(m, d), mu).ravel(), dtype=np.float64)
@@ -167,35 +181,62 @@ def _model(W: np.ndarray, sigma: np.ndarray, order: int) -> SymCP:
     return SymCP(sigma, W, order)
 
 
+def _residual(W: np.ndarray, sigma: np.ndarray, target: Tensor) -> float:
+    """``‖T(W) - T*‖`` as :func:`~overtensor.tensors.residual.residual_norm` has it; ``nan`` if ``W`` is not finite.
+
+    A dense target takes the dense residual straight from the arrays (the same arithmetic
+    without building a SymCP, which costs as much at ``k̂ = 10``).
+    """
+    if not np.isfinite(W).all():  # a diverged trial step: rejected by the caller
+        return float("nan")
+    if isinstance(target, DenseSymTensor):
+        return _norm(dense_from_factors(sigma, W, target.order) - target.array)
+    return residual_norm(_model(W, sigma, target.order), target)
+
+
+def _norm(x: np.ndarray) -> float:
+    """``np.linalg.norm(x)`` (its arithmetic: ``sqrt`` of the flattened dot product) without its wrapper."""
+    flat = x.ravel(order="K")
+    return math.sqrt(flat.dot(flat))
+
+
 def levenberg_marquardt(W: np.ndarray, sigma: np.ndarray, target: Tensor, *, max_steps: int, tol: float,
                         ftol: float, xtol: float, cg_tol: float,
                         progress: Callable[[int], None] | None = None) -> Outcome:
     """Run the iteration of the module docstring from ``W (m, d)`` with signs ``σ (m,)``."""
     l, scale, start = target.order, target.norm(), time.perf_counter()
-    res = residual_norm(_model(W, sigma, l), target)
+    if not scale > 0:  # what make_problem says, for callers without a Problem
+        raise OvertensorError("the target tensor is zero; there is nothing to decompose")
+    res = _residual(W, sigma, target)
     rows: list[dict[str, float]] = []
 
     def record(step: int, mu: float, cg_its: int) -> None:
         rows.append({"step": step, "loss": 0.5 * res**2, "relative_error": res / scale, "active": W.shape[0],
                      "seconds": time.perf_counter() - start, "damping": mu, "cg_iterations": cg_its})
 
-    jac = Jacobian.at(W, sigma, l)
+    # J and the gradient at W, formed when a step is first tried from W (none is, at a start that already
+    # meets tol) and kept while steps from it are rejected (W does not move, only μ)
+    jac: Jacobian | None = None
+    g = np.zeros(0)
     mu, nu = 1e-3 * float(np.max(l * np.sum(W * W, axis=1) ** (l - 1), initial=0.0)), 2.0
     record(0, mu, 0)
     stop, step = "max_steps", 0
     while res > tol * scale and step < max_steps:
         step += 1
-        g = jac.gradient(target)
+        if jac is None:
+            jac = Jacobian.at(W, sigma, l)
+            g = jac.gradient(target)
         h, its = _lm_direction(jac, g, mu, cg_tol)
         predicted = -float(np.vdot(g, h)) - 0.5 * float(np.vdot(h, jac.normal(h)))
         W_new = W + h
-        res_new = residual_norm(_model(W_new, sigma, l), target)
+        res_new = _residual(W_new, sigma, target)
+        # a non-finite res_new (an overflowing step) fails rho > 0: rejected, μ raised
         rho = 0.5 * (res - res_new) * (res + res_new) / predicted if predicted > 0 else -1.0
         if progress is not None:
             progress(1)
         if rho > 0:
             decrease = res - res_new
-            W, res, jac = W_new, res_new, Jacobian.at(W_new, sigma, l)
+            W, res, jac = W_new, res_new, None
             mu, nu = mu * max(1 / 10, 1 - (2 * rho - 1) ** 3), 2.0
             record(step, mu, its)
             if res <= tol * scale:
@@ -206,7 +247,7 @@ def levenberg_marquardt(W: np.ndarray, sigma: np.ndarray, target: Tensor, *, max
                 break
         else:
             mu, nu = mu * nu, 2 * nu
-        if np.linalg.norm(h) <= xtol * np.linalg.norm(W):
+        if _norm(h) <= xtol * _norm(W):
             stop = "xtol"
             break
     else:
@@ -268,19 +309,29 @@ def solve_batch(
     W0, sigma = split_init(init, problem.order, problem.dim)
     if W0.shape[0] != problem.components:
         raise OvertensorError(f"init has {W0.shape[0]} nonzero components but components is {problem.components}")
-    results = []
-    for target in problem.targets:
-        if not isinstance(target, (SymCP, DenseSymTensor)):  # as residual_norm would say on the first step
-            raise OvertensorError(f"target must be a SymCP or DenseSymTensor, got {type(target).__name__}")
-        start = time.perf_counter()
-        out = levenberg_marquardt(W0, sigma, target, max_steps=max_steps, tol=tol, ftol=ftol, xtol=xtol,
-                                  cg_tol=cg_tol, progress=progress)
-        W, rows, rel = out.W, out.rows, out.rows[-1]["relative_error"]
-        results.append(DecompositionResult(
-            model=_model(W, sigma, problem.order).normalize(), relative_error=rel, converged=rel <= tol,
-            steps=out.iterations, seconds=time.perf_counter() - start, method="polish",
-            components=problem.components, history=History.from_rows(rows), params=W,
-            info={"stop": out.stop, "cg_iterations": int(sum(r["cg_iterations"] for r in rows)),
-                  "damping": rows[-1]["damping"]},
-        ))
-    return results
+    return [polish_one(target, W0, sigma, max_steps=max_steps, tol=tol, ftol=ftol, xtol=xtol, cg_tol=cg_tol,
+                       progress=progress) for target in problem.targets]
+
+
+def polish_one(target: Target, W0: np.ndarray, sigma: np.ndarray, *, max_steps: int, tol: float, ftol: float,
+               xtol: float, cg_tol: float, progress: Callable[[int], None] | None = None) -> DecompositionResult:
+    """Levenberg–Marquardt from ``W0 (m, d)`` with signs ``σ (m,)`` (:func:`split_init`) on one target.
+
+    What :func:`solve_batch` runs for each of its targets, callable without a :class:`Problem`
+    (the pipeline's polishes: building one stacks and sums a dense target that the iteration never reads).
+    """
+    if not isinstance(target, (SymCP, DenseSymTensor)):  # as residual_norm would say on the first step
+        raise OvertensorError(f"target must be a SymCP or DenseSymTensor, got {type(target).__name__}")
+    if W0.shape[1] != target.dim:
+        raise OvertensorError(f"init has dimension {W0.shape[1]}, the target {target.dim}")
+    start = time.perf_counter()
+    out = levenberg_marquardt(W0, sigma, target, max_steps=max_steps, tol=tol, ftol=ftol, xtol=xtol, cg_tol=cg_tol,
+                              progress=progress)
+    W, rows, rel = out.W, out.rows, out.rows[-1]["relative_error"]
+    return DecompositionResult(
+        model=_model(W, sigma, target.order).normalize(), relative_error=rel, converged=rel <= tol,
+        steps=out.iterations, seconds=time.perf_counter() - start, method="polish", components=W0.shape[0],
+        history=History.from_rows(rows), params=W,
+        info={"stop": out.stop, "cg_iterations": int(sum(r["cg_iterations"] for r in rows)),
+              "damping": rows[-1]["damping"]},
+    )

@@ -67,15 +67,17 @@ class DenseSymTensor:
             raise OvertensorError(f"dense tensor must have order >= 2, got shape {arr.shape}")
         if len(set(arr.shape)) != 1 or arr.shape[0] < 1:
             raise OvertensorError(f"dense tensor must have equal axes (d, d, ...), got shape {arr.shape}")
-        if not np.all(np.isfinite(arr)):
+        buf = np.abs(arr)
+        scale = float(buf.max())
+        if not np.isfinite(scale):  # max propagates NaN and Inf: one pass fewer than isfinite on every entry
             bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
             raise OvertensorError(f"dense tensor has {bad} non-finite (NaN or Inf) entries")
-        scale = float(np.max(np.abs(arr)))
         worst = 0.0
         for k in range(arr.ndim - 1):
             perm = list(range(arr.ndim))
             perm[k], perm[k + 1] = perm[k + 1], perm[k]
-            worst = max(worst, float(np.max(np.abs(arr - np.transpose(arr, perm)))))
+            np.subtract(arr, arr.transpose(perm), out=buf)  # into one buffer: no (d,)*l temporaries
+            worst = max(worst, float(np.abs(buf, out=buf).max()))
         if worst > rtol * max(scale, np.finfo(float).tiny):
             raise OvertensorError(
                 f"dense tensor of shape {arr.shape} is not symmetric: largest asymmetry "

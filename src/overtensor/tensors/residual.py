@@ -35,7 +35,7 @@ from .symcp import SymCP
 #: Largest ``d^l`` for which a factored residual that the telescoped sum cannot resolve is formed densely.
 DENSE_FALLBACK = 2**22
 
-__all__ = ["residual_norm", "relative_residual", "signed_factors", "dense_array"]
+__all__ = ["residual_norm", "relative_residual", "signed_factors", "dense_array", "dense_from_factors"]
 
 
 def signed_factors(tensor: SymCP) -> tuple[np.ndarray, np.ndarray]:
@@ -60,12 +60,20 @@ def dense_array(tensor: SymCP) -> np.ndarray:
 
     ``V^{⊙(l-1)}`` is the row-wise Khatri–Rao power ``(n, d^{l-1})``; no ``(n, d^l)`` temporary.
     """
-    V, l = tensor.vectors, tensor.order
-    n, d = V.shape
-    K = V
-    for _ in range(l - 2):
-        K = (K[:, :, None] * V[:, None, :]).reshape(n, -1)
-    return ((tensor.weights[:, None] * V).T @ K).reshape((d,) * l)
+    return dense_from_factors(tensor.weights, tensor.vectors, tensor.order)
+
+
+def dense_from_factors(weights: np.ndarray, vectors: np.ndarray, order: int) -> np.ndarray:
+    """:func:`dense_array` of ``Σ_p λ_p v_p^{⊗l}`` from its arrays ``weights (n,)``, ``vectors (n, d)``, unchecked.
+
+    For callers that hold finite arrays already (an optimizer's iterate), where building
+    and validating a :class:`SymCP` costs as much as the product itself at small ``n d^l``.
+    """
+    n, d = vectors.shape
+    K = vectors
+    for _ in range(order - 2):
+        K = (K[:, :, None] * vectors[:, None, :]).reshape(n, -1)
+    return ((weights[:, None] * vectors).T @ K).reshape((d,) * order)
 
 
 def _pair(sx: np.ndarray, X: np.ndarray, sy: np.ndarray, Y: np.ndarray,

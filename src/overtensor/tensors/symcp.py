@@ -102,10 +102,13 @@ class SymCP:
         For odd order a negative weight is a flipped vector, so every weight
         of the result is positive; for even order signs stay on the weights.
         """
-        norms = np.linalg.norm(self.vectors, axis=1)
+        V = self.vectors
+        norms = np.sqrt(np.add.reduce(V * V, axis=1))  # np.linalg.norm's arithmetic, without its wrapper
         keep = (norms > 0) & (self.weights != 0)
-        v = self.vectors[keep] / norms[keep, None]
-        w = self.weights[keep] * norms[keep] ** self.order
+        if keep.all():  # the usual case: no boolean indexing (a copy each)
+            v, w = V / norms[:, None], self.weights * norms**self.order
+        else:
+            v, w = V[keep] / norms[keep, None], self.weights[keep] * norms[keep] ** self.order
         if self.order % 2 == 1:
             v = v * np.sign(w)[:, None]
             w = np.abs(w)
