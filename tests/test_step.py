@@ -23,7 +23,8 @@ from overtensor.solvers.problem import make_problem
 from overtensor.solvers.step import arrangement, balanced_step
 from overtensor.tensors.kernels import map_arrays
 
-SHAPES = [(6, 20), (40, 10), (12, 12), (30, 20)]  # m < d, m = d and m <= 2d: stacked; m = 4d: blocked
+# stacked: m < d, m = d, m = 1.5d, m = 4d below SMALL_ENTRIES; blocked: (120, 20), m = 6d above it
+SHAPES = [(6, 20), (12, 12), (30, 20), (40, 10), (120, 20)]
 
 
 def _reference(W, op, eta, reg, target_sq, signs=None):
@@ -76,7 +77,8 @@ def test_arrangement_follows_the_shape_and_target():
     assert arrangement(factored, 6, 20) == "stacked"
     assert arrangement(factored, 20, 20) == "stacked"
     assert arrangement(factored, 40, 20) == "stacked"  # m <= 2d and small
-    assert arrangement(factored, 41, 20) == "blocked"
+    assert arrangement(factored, 41, 20) == "stacked"  # m d <= SMALL_ENTRIES: any m / d
+    assert arrangement(factored, 120, 20) == "blocked"
     assert arrangement(factored, 400, 200) == "blocked"  # m d >= CARRY_ENTRIES
     assert arrangement(factored, 1000, 1000) == "stacked"
     assert arrangement(dense, 6, 20) == "blocked"
@@ -84,11 +86,13 @@ def test_arrangement_follows_the_shape_and_target():
 
 @pytest.mark.parametrize("dense", [False, True])  # the target's vectors in the blocks, or its contraction
 def test_blocked_gram_in_several_blocks_equals_one_block(monkeypatch, dense):
-    t = ot.make_target(5, 2, 3, kind="gaussian", seed=1)
-    problem = make_problem([ot.DenseSymTensor(t.to_dense()) if dense else t], 30, [0])
-    W = np.random.default_rng(0).standard_normal((1, 30, 5))
+    t = ot.make_target(15, 2, 3, kind="gaussian", seed=1)
+    problem = make_problem([ot.DenseSymTensor(t.to_dense()) if dense else t], 150, [0])
+    assert arrangement(problem.op, 150, 15) == "blocked"
+    W = np.random.default_rng(0).standard_normal((1, 150, 15))
     one = balanced_step(array_namespace(W), W, problem.op, 0.01, 0.0)
-    monkeypatch.setattr(step_module, "BLOCK_ENTRIES", 7 * 30)  # blocks of 7 rows: 5 blocks, the last short
+    # blocks of 7 rows (of m + r = 152 columns, or m = 150 for the dense target): 22 blocks, the last short
+    monkeypatch.setattr(step_module, "BLOCK_ENTRIES", 7 * 152)
     many = balanced_step(array_namespace(W), W, problem.op, 0.01, 0.0)
     # each row of G is the same dot products; only the product K @ W̄ may order its sums differently
     assert np.max(np.abs(many.W - one.W)) <= 1e-13 * np.max(np.abs(one.W))

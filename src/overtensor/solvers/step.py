@@ -46,13 +46,17 @@ from array_api_compat import device as array_device
 from ..backend import Array, matrix_transpose
 from ..tensors.kernels import FactoredOp, TargetOp, power
 
-__all__ = ["BLOCK_ENTRIES", "CARRY_ENTRIES", "SYRK_ROWS", "Step", "StepFn", "arrangement", "balanced_step", "stepper"]
+__all__ = ["BLOCK_ENTRIES", "CARRY_ENTRIES", "SMALL_ENTRIES", "SYRK_ROWS", "Step", "StepFn", "arrangement",
+           "balanced_step", "stepper"]
 
 #: Largest ``(rows, m)`` block of the Gram matrix formed at once (32 MB in float64).
 BLOCK_ENTRIES = 2**22
 #: From this many entries of ``W``, the stacked step on NumPy carries ``[W; A]`` from one step to
 #: the next instead of copying ``W`` into it; below, the copy costs less than the bookkeeping.
 CARRY_ENTRIES = 2**15
+#: Up to this many entries of ``W`` the stacked step is taken at any ``m / d`` (:func:`arrangement`):
+#: 1.1-1.8x faster than the blocked one at (20, 5), (40, 10), (80, 10), (60, 20), even at (100, 20).
+SMALL_ENTRIES = 2**11
 #: From this many rows of ``W`` the stacked step forms the whole Gram ``S Sᵀ`` of ``S = [W; A]``
 #: (one-triangle ``syrk``, 1.3-1.6x faster than a general product there) and reads its first
 #: ``m`` rows; below, the product ``W Sᵀ`` of those rows alone costs less (up to 2x at ``m = 20``).
@@ -101,13 +105,15 @@ class Step(NamedTuple):
 def arrangement(target: TargetOp, m: int, d: int) -> str:
     """``"stacked"`` or ``"blocked"``: which arrangement :func:`balanced_step` uses.
 
-    Stacked for a factored target with ``m <= d``, and with ``m <= 2d`` while ``m d < CARRY_ENTRIES``
-    (where a step is mostly its calls, and the stacked step makes fewer): measured by
-    ``benchmarks/bench_step.py``'s shapes and around them (``docs/benchmarks.md``).
+    Stacked for a factored target with ``m <= d``; below ``CARRY_ENTRIES`` entries of ``W``, where a
+    step is mostly its calls and the stacked step makes fewer, also up to ``m = 2d``, and at any
+    ``m / d`` below ``SMALL_ENTRIES``: measured at ``benchmarks/bench_step.py``'s shapes and around
+    them (``docs/benchmarks.md``).
     """
     if not isinstance(target, FactoredOp):
         return "blocked"
-    return "stacked" if m <= d or (m <= 2 * d and m * d < CARRY_ENTRIES) else "blocked"
+    small = m * d < CARRY_ENTRIES and (m <= 2 * d or m * d <= SMALL_ENTRIES)
+    return "stacked" if m <= d or small else "blocked"
 
 
 class StepFn(Protocol):
