@@ -191,8 +191,10 @@ def test_polish_is_the_polish_method_bit_for_bit_and_checks_its_target(dense):
     assert direct.steps == method.steps and direct.info == method.info and direct.relative_error <= 1e-10
     with pytest.raises(ot.OvertensorError, match="the target tensor is zero; there is nothing to decompose"):
         ot.polish(start, ot.DenseSymTensor(np.zeros((7, 7, 7))))
-    with pytest.raises(ot.OvertensorError, match="target must be a SymCP or DenseSymTensor, got ndarray"):
-        ot.polish(start, truth.to_dense())
+    array = ot.polish(start, truth.to_dense())  # an array is a dense target, as for decompose
+    assert np.array_equal(array.params, ot.polish(start, ot.DenseSymTensor(truth.to_dense())).params)
+    with pytest.raises(ot.OvertensorError, match="target must be a SymCP or DenseSymTensor, got list"):
+        ot.polish(start, [1.0, 2.0])
     with pytest.raises(ot.OvertensorError, match="init has order 3, dim 7; the target order 3, dim 6"):
         ot.polish(start, ot.make_target(6, 2, 3, seed=0))
     with pytest.raises(ot.OvertensorError, match="cannot polish a model with no components"):
@@ -269,6 +271,17 @@ def test_pipeline_returns_the_true_components_to_1e_10(dense):
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "overtensor.cli", *args], cwd=cwd, capture_output=True,
                           text=True, timeout=120)
+
+
+def test_pipeline_takes_what_decompose_takes():
+    # a NumPy array and a TensorLy-style (weights, vectors, order) tuple are the targets they stand for
+    truth = ot.make_target(8, 2, 3, kind="gaussian", seed=4)
+    options = dict(seed=0, tol=1e-3, max_steps=100)
+    want = ot.pipeline(ot.DenseSymTensor(truth.to_dense()), 6, **options)
+    got = ot.pipeline(truth.to_dense(), 6, **options)
+    assert np.array_equal(got.params, want.params) and got.relative_error == want.relative_error
+    factored = ot.pipeline((truth.weights, truth.vectors, 3), 6, **options)
+    assert factored.relative_error <= 1e-10 and not ot.match(factored.model, truth).missing
 
 
 def test_cli_recover_polish(tmp_path: Path):

@@ -40,6 +40,7 @@ from .result import DecompositionResult, History
 from .solvers.newton import polish_one, split_init
 from .tensors.clustering import merge_clusters
 from .tensors.compress import Compression, compress
+from .tensors.convert import TargetLike, as_target
 from .tensors.dense import DenseSymTensor, Tensor, symmetrize
 from .tensors.kernels import DenseOp
 from .tensors.residual import dense_array
@@ -195,7 +196,7 @@ def _join(phases: list[DecompositionResult]) -> History:
     return History({n: np.concatenate(cols) for n, cols in parts.items()})
 
 
-def pipeline(target: Tensor, components: int, method: str = "gd", *, seed: int = 0, compress_dense: bool = True,
+def pipeline(target: TargetLike, components: int, method: str = "gd", *, seed: int = 0, compress_dense: bool = True,
              rank_tol: float = 1e-6, mass_fraction: float = 1e-2, cos: float = 0.99, exact_tol: float = 1e-10,
              max_added: int | None = None, polish_steps: int = 100, polish_tol: float = 1e-12, ftol: float = 1e-10,
              **options: Any) -> DecompositionResult:
@@ -203,7 +204,8 @@ def pipeline(target: Tensor, components: int, method: str = "gd", *, seed: int =
 
     Parameters
     ----------
-    target : SymCP or DenseSymTensor
+    target : SymCP, DenseSymTensor, or anything :func:`overtensor.decompose` takes (an array,
+        a TensorLy ``CPTensor``, ``(weights, vectors, order)``: :func:`overtensor.tensors.convert.as_target`)
     components : int, ``m`` of the descent
     method, seed, **options : the descent's, as for :func:`overtensor.decompose`
     compress_dense : bool, compress a dense target first (step 1)
@@ -237,6 +239,7 @@ def pipeline(target: Tensor, components: int, method: str = "gd", *, seed: int =
         raise OvertensorError(f"exact_tol must be a finite number >= 0, got {exact_tol!r}")
     if max_added is not None and (isinstance(max_added, bool) or not isinstance(max_added, int) or max_added < 0):
         raise OvertensorError(f"max_added must be an integer >= 0, got {max_added!r}")
+    target = as_target(target)
     comp: Compression | None = None
     floor = 1
     if isinstance(target, DenseSymTensor) and compress_dense:
@@ -275,7 +278,7 @@ def pipeline(target: Tensor, components: int, method: str = "gd", *, seed: int =
     )
 
 
-def polish(model: SymCP, target: Tensor, **options: Any) -> DecompositionResult:
+def polish(model: SymCP, target: TargetLike, **options: Any) -> DecompositionResult:
     """Levenberg–Marquardt on ``½‖T(W) - T*‖²`` from the components of ``model``, ``m = model.rank``.
 
     ``T(W) = Σ_i σ_i w_i^{⊗l}`` starts at ``w_i = |λ_i|^{1/l} v̄_i``, ``σ_i = sign λ_i``
@@ -289,7 +292,7 @@ def polish(model: SymCP, target: Tensor, **options: Any) -> DecompositionResult:
     Parameters
     ----------
     model : SymCP, the starting components (e.g. from :func:`recover`)
-    target : SymCP or DenseSymTensor
+    target : SymCP, DenseSymTensor, or what :func:`pipeline` takes
     **options : ``max_steps`` (LM iterations), ``tol``, ``ftol``, ``xtol``, ``cg_tol``: the
         options of method ``polish`` but ``init`` (:class:`overtensor.solvers.options.Polish`,
         table: ``option_table("polish")``)
@@ -309,6 +312,7 @@ def polish(model: SymCP, target: Tensor, **options: Any) -> DecompositionResult:
     if "init" in options:
         raise OvertensorError("polish takes its start from model, not init=")
     opts = validate("polish", options)
+    target = as_target(target)
     if not isinstance(target, (SymCP, DenseSymTensor)):
         raise OvertensorError(f"target must be a SymCP or DenseSymTensor, got {type(target).__name__}")
     W, sigma = split_init(model, target.order, target.dim)  # of model's canonical form: zero components dropped
