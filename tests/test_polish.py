@@ -306,6 +306,10 @@ def test_pipeline_finishes_an_unfinished_descent_by_adding_residual_terms():
     # 20 gd steps leave the error at ~0.43 with components unfit; growth adds them from the residual
     res = ot.pipeline(ot.DenseSymTensor(truth.to_dense()), 16, seed=1, tol=1e-3, max_steps=20)
     assert res.info["descent_relative_error"] > 0.1 and res.info["added_components"] >= 1
+    # what recover kept (fewer than the truth's 4, hence the growth), and what was added to it
+    # (merges after the growth may make the final rank smaller)
+    assert res.info["recovered_components"] < 4 == res.model.rank
+    assert res.info["recovered_components"] + res.info["added_components"] >= res.model.rank
     err = np.linalg.norm(res.model.to_dense() - truth.to_dense()) / truth.norm()
     m = ot.match(res.model, truth)
     assert err <= 1e-10 and not m.missing and not m.spurious

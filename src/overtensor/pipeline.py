@@ -223,7 +223,8 @@ def pipeline(target: TargetLike, components: int, method: str = "gd", *, seed: i
     ``converged`` when it is at most ``polish_tol`` (a noisy target stops by ``ftol`` instead); the
     history has the descent and every polish (column ``phase``); ``info`` has
     ``compressed_dim``, ``descent_relative_error``, ``descent_steps``,
-    ``recovered_components``, ``added_components`` (steps 4a, 4b), ``polish_stop`` and ``polish_runs``.
+    ``recovered_components`` (what ``recover`` kept, after its polish), ``added_components`` (steps
+    4a, 4b; merges and drops after them make ``model.rank`` smaller), ``polish_stop`` and ``polish_runs``.
 
     Examples
     --------
@@ -272,7 +273,7 @@ def pipeline(target: TargetLike, components: int, method: str = "gd", *, seed: i
         history=_join(phases), params=fit.params,
         info={"compressed_dim": comp.rank if comp is not None else target.dim,
               "descent_relative_error": descent.relative_error, "descent_steps": descent.steps,
-              "descent_converged": descent.converged, "recovered_components": fit.model.rank,
+              "descent_converged": descent.converged, "recovered_components": recovered,
               "polish_stop": fit.info["stop"], "added_components": added,
               "polish_runs": 1 + len(filled) + len(grown) + len(tries) + (comp is not None)},
     )
