@@ -213,7 +213,7 @@ def _stacked(xp: Any, W: Array, target: FactoredOp, eta: Array | float, reg: flo
     Rv = xp.vecdot(K, H)  # R(w̄_i^{⊗l}), the model's and the target's terms in one sum
     Qv = -xp.vecdot(K[..., m:], H[..., m:]) if values else None  # T*(w̄_i^{⊗l})
     K *= ((-eta * l) * factor)[..., :, None]
-    K[..., :m] += _eye(xp, m, W) * (1.0 - eta * ((2 - l) * (Rv if signs is None else signs * Rv) + reg))[..., None]
+    K[..., :m] += _eye(xp, m, W) * _kept(eta, l, reg, signs)(Rv)[..., None]
     return Step(_product(xp, K, S, A), s, weights, Rv, Qv)
 
 
@@ -292,8 +292,8 @@ def _numpy_stacked(xp: Any, W: np.ndarray, target: FactoredOp, eta: Array | floa
 
 
 def _kept(eta: Array | float, l: int, reg: Array | float, signs: Array | None) -> Callable[[Array], Array]:
-    """``R -> 1 - η[(2 - l) σ R + λ]``, each row's own factor in the step, in as few passes as
-    give the same numbers: for ``l = 3``, ``-R + λ = λ - R`` exactly, and ``1 - η(-R + 0) = 1 + η R``
+    """``R -> 1 - η[(2 - l) σ R + λ]``, each row's own factor in every arrangement's step, in as few
+    passes as give the same numbers: for ``l = 3``, ``-R + λ = λ - R`` exactly, and ``1 - η(-R + 0) = 1 + η R``
     (a zero of either sign gives 1)."""
     if signs is None and l == 3:
         if isinstance(reg, float) and reg == 0.0:
@@ -362,7 +362,7 @@ def _blocked(xp: Any, W: Array, target: TargetOp, eta: Array | float, reg: Array
         Wbar, P, Qv = _target_blocks(xp, W, target, inv, factor)
     Rv = xp.vecdot(P, Wbar)  # R(w̄_i^{⊗l})
     P *= ((-eta * l) * factor)[..., None]
-    P += W * (1.0 - eta * ((2 - l) * (Rv if signs is None else signs * Rv) + reg))[..., None]
+    P += W * _kept(eta, l, reg, signs)(Rv)[..., None]
     return Step(P, s, weights, Rv, Qv)
 
 
