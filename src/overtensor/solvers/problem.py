@@ -13,7 +13,7 @@ from ..backend import Array, Backend, get_backend
 from ..errors import OvertensorError
 from ..tensors.corrections import CorrectionG, CorrectionS, TensorSum
 from ..tensors.dense import DenseSymTensor, Tensor
-from ..tensors.kernels import DenseOp, FactoredOp, TargetOp, map_arrays
+from ..tensors.kernels import DenseOp, FactoredOp, TargetOp, map_arrays, row_norms
 from ..tensors.moment import MomentOp, MomentTensor
 from ..tensors.symcp import SymCP
 
@@ -199,14 +199,12 @@ def power_iterations(op: TargetOp, X: np.ndarray, max_iter: int, tol: float) -> 
         if not every and not active.any():
             break
         Y = np.asarray(op.contract(X))
-        # np.linalg.norm's arithmetic (add.reduce of the squares), without the wrappers of norm and np.sum
-        norms = np.sqrt(np.add.reduce(Y * Y, axis=-1, keepdims=True))
+        norms = row_norms(Y)[..., None]
         positive = norms > 0
         # T(x^{l-1}) = 0: x is a fixed point
         Y = Y / norms if positive.all() else np.where(positive, Y / np.where(positive, norms, 1.0), X)
         sign = np.where(np.add.reduce(Y * X, axis=-1, keepdims=True) < 0, -1.0, 1.0)
-        D = Y - sign * X
-        change = np.sqrt(np.add.reduce(D * D, axis=-1))
+        change = row_norms(Y - sign * X)
         if every:
             iterations += 1
             X = Y

@@ -14,7 +14,7 @@ from numpy.typing import ArrayLike
 
 from ..errors import OvertensorError
 from ..validation import as_float_array, at_points, check_dense_size, check_order
-from .kernels import FactoredOp
+from .kernels import FactoredOp, row_norms
 
 if TYPE_CHECKING:
     from .dense import DenseSymTensor
@@ -103,7 +103,7 @@ class SymCP:
         of the result is positive; for even order signs stay on the weights.
         """
         V = self.vectors
-        norms = np.sqrt(np.add.reduce(V * V, axis=1))  # np.linalg.norm's arithmetic, without its wrapper
+        norms = row_norms(V)
         keep = (norms > 0) & (self.weights != 0)
         if keep.all():  # the usual case: no boolean indexing (a copy each)
             v, w = V / norms[:, None], self.weights * norms**self.order
