@@ -67,6 +67,26 @@ def test_gradient_and_normal_products_match_an_explicit_jacobian(order, sigma):
         np.testing.assert_allclose(jac.block_solve(V, mu)[k], np.linalg.solve(block, V[k]), rtol=1e-10)
 
 
+@pytest.mark.parametrize("direct", [True, False])
+def test_the_predicted_decrease_is_the_gauss_newton_models(direct, monkeypatch):
+    from overtensor.solvers import newton
+
+    rng = np.random.default_rng(11)
+    order, d, sigma = 3, 4, np.ones(3)
+    W = rng.standard_normal((3, d))
+    target = ot.DenseSymTensor(dense_from([0.7, 0.4], rng.standard_normal((2, d)), order))
+    if not direct:
+        monkeypatch.setattr(newton, "DIRECT_UNKNOWNS", 0)  # CG, whose h solves the system to cg_tol only
+    jac, mu = Jacobian.at(W, sigma, order), 0.05
+    g = jac.gradient(target)
+    step = newton._lm_direction(jac, g, mu, 1e-12)
+    assert step.exact is direct and (step.cg_iterations == 0) is direct
+    # the explicit model decrease -gᵀh - ½‖J h‖², with J by central differences (1e-7, as above)
+    J = fd_jacobian(W, sigma, order)
+    explicit = -np.vdot(g, step.h) - 0.5 * np.sum((J @ step.h.ravel()) ** 2)
+    assert newton._predicted(jac, g, step.h, mu, step.exact) == pytest.approx(explicit, rel=1e-7)
+
+
 def test_the_gradient_is_the_finite_difference_of_the_loss():
     rng = np.random.default_rng(5)
     order, d = 3, 5
@@ -207,10 +227,10 @@ def test_polish_rejects_a_step_that_overflows_and_goes_on(monkeypatch):
     truth = ot.make_target(6, 2, 3, kind="gaussian", seed=0)
     real, calls = newton._lm_direction, []
 
-    def first_overflows(*args: object) -> tuple[np.ndarray, int]:
-        h, its = real(*args)
+    def first_overflows(*args: object) -> newton.Direction:
+        step = real(*args)
         calls.append(1)
-        return (np.full_like(h, np.inf) if len(calls) == 1 else h), its
+        return step._replace(h=np.full_like(step.h, np.inf)) if len(calls) == 1 else step
 
     gradients = []
     real_gradient = newton.Jacobian.gradient
@@ -221,7 +241,7 @@ def test_polish_rejects_a_step_that_overflows_and_goes_on(monkeypatch):
 
     monkeypatch.setattr(newton, "_lm_direction", first_overflows)
     monkeypatch.setattr(newton.Jacobian, "gradient", counted)
-    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf in the predicted decrease, on purpose
+    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf in the predicted decrease and the step, on purpose
         out = ot.polish(_perturbed(truth, 1e-2, 0), truth)
     # the infinite step is rejected (an LM iteration without a history row), then it converges
     assert out.info["stop"] == "tol" and out.relative_error <= 1e-10 and out.steps == len(out.history)

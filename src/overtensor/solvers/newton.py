@@ -17,7 +17,8 @@ contraction, ``O(m d^l)`` dense or ``O(m n d)`` factored. Each iteration solves
 by preconditioned conjugate gradients (SciPy), the preconditioner the exact inverse
 of the ``d × d`` diagonal blocks ``l ‖w_k‖^{2(l-2)} (‖w_k‖² I + (l-1) w_k w_kᵀ) + μ I``
 (Sherman–Morrison), and accepts ``W + h`` when the gain ratio
-``ρ = (½‖R‖² - ½‖R_new‖²) / (-gᵀh - ½ hᵀJᵀJh)`` is positive, updating ``μ`` as
+``ρ = (½‖R‖² - ½‖R_new‖²) / (-gᵀh - ½ hᵀJᵀJh)`` is positive (the denominator read as
+``½ hᵀ(μh - g)`` when ``h`` is a Cholesky solve, which it equals there), updating ``μ`` as
 Nielsen (1999), but with ``μ ← μ max(1/10, 1 - (2ρ - 1)³)`` on acceptance (Nielsen's
 floor is 1/3; 1/10 lets the damping vanish faster near a zero residual, where the
 Gauss–Newton step is nearly exact: 50 instead of 73 iterations over nine polishes in a
@@ -46,12 +47,11 @@ import numpy as np
 from ..errors import OvertensorError
 from ..result import DecompositionResult, History
 from ..tensors.dense import DenseSymTensor, Tensor
-from ..tensors.kernels import power
 from ..tensors.residual import dense_from_factors, residual_norm, signed_factors
 from ..tensors.symcp import SymCP
 from .problem import Problem, Target
 
-__all__ = ["Jacobian", "Outcome", "solve_batch", "levenberg_marquardt", "polish_one", "split_init"]
+__all__ = ["Direction", "Jacobian", "Outcome", "solve_batch", "levenberg_marquardt", "polish_one", "split_init"]
 
 
 @dataclass(frozen=True)
@@ -70,12 +70,22 @@ class Jacobian:
     @classmethod
     def at(cls, W: np.ndarray, sigma: np.ndarray, order: int) -> Jacobian:
         G = W @ W.T
-        S = np.outer(sigma, sigma)
-        return cls(W, sigma, order, S * G ** (order - 1), S * G ** (order - 2))
+        low = G ** (order - 2)
+        high = low * G
+        if np.any(sigma < 0):  # S = σσᵀ is all ones otherwise (always, for odd l)
+            S = np.outer(sigma, sigma)
+            high, low = S * high, S * low
+        return cls(W, sigma, order, high, low)
 
     def residual_contraction(self, target: Tensor) -> np.ndarray:
-        """``R(w_k^{⊗(l-1)}, ·)`` for every row ``(m, d)``: model part minus the target's contraction."""
-        model = power(self.W @ self.W.T, self.order - 1) @ (self.sigma[:, None] * self.W)
+        """``R(w_k^{⊗(l-1)}, ·)`` for every row ``(m, d)``: model part minus the target's contraction.
+
+        The model part ``Σ_i σ_i G_ki^{l-1} w_i`` is ``σ_k (S ∘ G^{∘(l-1)} W)_k``: the cached Gram's power,
+        not a second one (``σ_k² = 1``, so the same terms, signs exact).
+        """
+        model = self.gram_l1 @ self.W
+        if np.any(self.sigma < 0):
+            model *= self.sigma[:, None]
         return model - target.op.contract(self.W)
 
     def gradient(self, target: Tensor) -> np.ndarray:
@@ -129,8 +139,17 @@ DIRECT_UNKNOWNS = 300
 MAX_CG = 500
 
 
-def _lm_direction(jac: Jacobian, g: np.ndarray, mu: float, cg_tol: float) -> tuple[np.ndarray, int]:
-    """``h`` solving ``(JᵀJ + μ I) h = -g`` (Cholesky when small, else block-preconditioned CG); CG iterations."""
+class Direction(NamedTuple):
+    """An LM step ``h (m, d)``; ``cg_iterations`` (0 for the direct solve); ``exact``: ``h`` solves
+    ``(JᵀJ + μ I) h = -g`` to rounding (Cholesky), not to CG's tolerance."""
+
+    h: np.ndarray
+    cg_iterations: int
+    exact: bool
+
+
+def _lm_direction(jac: Jacobian, g: np.ndarray, mu: float, cg_tol: float) -> Direction:
+    """``h`` solving ``(JᵀJ + μ I) h = -g``: Cholesky when small, else block-preconditioned CG."""
     m, d = g.shape
     n = m * d
     if n <= DIRECT_UNKNOWNS:
@@ -145,7 +164,7 @@ def _lm_direction(jac: Jacobian, g: np.ndarray, mu: float, cg_tol: float) -> tup
         if info == 0:
             h, info = dpotrs(factor, -g.ravel(), lower=False)
             if info == 0:
-                return h.reshape(m, d), 0
+                return Direction(h.reshape(m, d), 0, True)
         # info > 0: singular to working precision (μ ≈ 0 at a degenerate point): CG below
     from scipy.sparse.linalg import LinearOperator, cg  # 0.2 s to import: only where CG runs
 
@@ -159,7 +178,7 @@ def _lm_direction(jac: Jacobian, g: np.ndarray, mu: float, cg_tol: float) -> tup
         count += 1
 
     x, _ = cg(A, -g.ravel(), rtol=cg_tol, atol=0.0, maxiter=min(10 * n, MAX_CG), M=P, callback=tick)
-    return x.reshape(m, d), count
+    return Direction(x.reshape(m, d), count, False)
 
 
 class Outcome(NamedTuple):
@@ -200,6 +219,15 @@ def _norm(x: np.ndarray) -> float:
     return math.sqrt(flat.dot(flat))
 
 
+def _predicted(jac: Jacobian, g: np.ndarray, h: np.ndarray, mu: float, exact: bool) -> float:
+    """The model's decrease ``-gᵀh - ½ hᵀJᵀJh``; for an exact solve of ``(JᵀJ + μI) h = -g`` it is
+    ``½ hᵀ(μh - g)`` (Madsen, Nielsen, Tingleff 2004, eq. 3.15): a sum of two positive terms, without
+    a ``JᵀJ`` product or its cancellation."""
+    if exact:
+        return 0.5 * (mu * float(np.vdot(h, h)) - float(np.vdot(g, h)))
+    return -float(np.vdot(g, h)) - 0.5 * float(np.vdot(h, jac.normal(h)))
+
+
 def levenberg_marquardt(W: np.ndarray, sigma: np.ndarray, target: Tensor, *, max_steps: int, tol: float,
                         ftol: float, xtol: float, cg_tol: float,
                         progress: Callable[[int], None] | None = None) -> Outcome:
@@ -226,8 +254,8 @@ def levenberg_marquardt(W: np.ndarray, sigma: np.ndarray, target: Tensor, *, max
         if jac is None:
             jac = Jacobian.at(W, sigma, l)
             g = jac.gradient(target)
-        h, its = _lm_direction(jac, g, mu, cg_tol)
-        predicted = -float(np.vdot(g, h)) - 0.5 * float(np.vdot(h, jac.normal(h)))
+        h, its, exact = _lm_direction(jac, g, mu, cg_tol)
+        predicted = _predicted(jac, g, h, mu, exact)
         W_new = W + h
         res_new = _residual(W_new, sigma, target)
         # a non-finite res_new (an overflowing step) fails rho > 0: rejected, μ raised
