@@ -41,7 +41,7 @@ except ImportError:
 
 
 @numba.njit(cache=False)
-def fused(F: np.ndarray, m: int, neg_c: np.ndarray, eta: float, K: np.ndarray) -> None:  # pragma: no cover
+def fused(F: np.ndarray, m: int, neg_c: np.ndarray, eta: float, K: np.ndarray) -> None:
     """``F (B, ≥m, m + r) -> K (B, m, m + r)``, the matrix ``M`` of the stacked step, in one pass."""
     B, cols = K.shape[0], K.shape[2]
     inv, n = np.empty(m), np.empty(m)

@@ -241,7 +241,7 @@ def test_polish_rejects_a_step_that_overflows_and_goes_on(monkeypatch):
 
     monkeypatch.setattr(newton, "_lm_direction", first_overflows)
     monkeypatch.setattr(newton.Jacobian, "gradient", counted)
-    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf in the predicted decrease and the step, on purpose
+    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf in the predicted decrease, on purpose
         out = ot.polish(_perturbed(truth, 1e-2, 0), truth)
     # the infinite step is rejected (an LM iteration without a history row), then it converges
     assert out.info["stop"] == "tol" and out.relative_error <= 1e-10 and out.steps == len(out.history)
