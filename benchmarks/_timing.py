@@ -20,3 +20,13 @@ def cpu_best(fn: Callable[[], object], repeats: int) -> float:
     """:func:`best_of` in CPU seconds of this process: on a shared machine, other jobs slow the wall
     clock but not this process's CPU time (much)."""
     return best_of(fn, repeats, time.process_time)
+
+
+def cpu_best_alternating(runs: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """:func:`cpu_best` of every run, the runs taken in turn ``repeats`` times (a noisy stretch of the
+    machine then hits all of them alike): ``{name: least CPU seconds}``."""
+    best = dict.fromkeys(runs, float("inf"))
+    for _ in range(repeats):
+        for name, fn in runs.items():
+            best[name] = min(best[name], cpu_best(fn, 1))
+    return best

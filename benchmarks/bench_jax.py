@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import os
 import sys
-import time
-from collections.abc import Callable
 
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
 
 import numpy as np
+from _timing import cpu_best
 
 import overtensor as ot
 from overtensor.backend import array_namespace
@@ -59,15 +58,6 @@ def jax_step(W: jax.Array, A: jax.Array, c: jax.Array) -> jax.Array:
 
 def jax_run(W: jax.Array, A: jax.Array, c: jax.Array, steps: int) -> jax.Array:
     return jax.lax.fori_loop(0, steps, lambda _, X: jax_step(X, A, c), W)
-
-
-def cpu_best(fn: Callable[[], object], repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.process_time()
-        fn()
-        best = min(best, time.process_time() - t0)
-    return best
 
 
 def row(m: int, d: int, r: int, steps: int, repeats: int) -> str:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from _timing import cpu_best
+from _timing import cpu_best, cpu_best_alternating
 from bench_step import minimal_numpy
 
 import overtensor as ot
@@ -74,10 +74,7 @@ def main() -> None:
         "decompose in all d = 50 coordinates": in_all_coordinates,
         "the same, record_every = N": lambda: in_all_coordinates(record_every=n),
     }
-    best = dict.fromkeys(runs, np.inf)
-    for _ in range(args.repeats):  # alternate, so that a noisy machine hits all alike
-        for name, fn in runs.items():
-            best[name] = min(best[name], cpu_best(fn, 1))
+    best = cpu_best_alternating(runs, args.repeats)
     print(f"# m = 20, d = 50, {n} steps, CPU time, best of {args.repeats}")
     print("| run | steps/s | µs / step | vs minimal |")
     print("|---|---|---|---|")

@@ -23,10 +23,10 @@ The kernel is compiled before timing (``cache=False``: nothing is written next t
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Callable
 
 import numpy as np
+from _timing import cpu_best_alternating
 
 import overtensor as ot
 from overtensor.backend import array_namespace
@@ -82,16 +82,6 @@ def numba_stepper(W: np.ndarray, A: np.ndarray, c: np.ndarray, eta: float) -> Ca
     return step
 
 
-def best(runs: dict[str, Callable[[], object]], repeats: int = 7) -> dict[str, float]:
-    out = dict.fromkeys(runs, np.inf)
-    for _ in range(repeats):  # alternate, so that a noisy machine hits all alike
-        for name, run in runs.items():
-            t = time.process_time()
-            run()
-            out[name] = min(out[name], time.process_time() - t)
-    return out
-
-
 def single_row(m: int, d: int, steps: int) -> str:
     target = ot.make_target(d, 10, 3, kind="gaussian", seed=0)
     subspace.SPAN_FRACTION = 0.0  # the step on d coordinates, as bench_step.py
@@ -116,7 +106,8 @@ def single_row(m: int, d: int, steps: int) -> str:
             X @ np.swapaxes(X, -1, -2)
             G @ X
 
-    t = best({"numba": loop(compiled), "ours": loop(lambda W: ours(W, values=False).W), "products": products})
+    runs = {"numba": loop(compiled), "ours": loop(lambda W: ours(W, values=False).W), "products": products}
+    t = cpu_best_alternating(runs, 7)
     us = {k: 1e6 * v / steps for k, v in t.items()}
     return (f"| ({m}, {d}) | {us['numba']:.1f} | {us['numba'] / us['products']:.2f} | {us['ours']:.1f} | "
             f"{us['ours'] / us['products']:.2f} | {us['products']:.1f} | {gap:.0e} |")
@@ -149,8 +140,8 @@ def batch_row(runs: int = 64, m: int = 20, d: int = 25, r: int = 5, steps: int =
         step = stepper(array_namespace(W), W, op, eta, 0.0)
         return lambda W: step(W, values=False).W
 
-    t = best({"numba loop": loop(numba_make, False), "numba batch": loop(numba_make, True),
-              "ours loop": loop(ours_make, False), "ours batch": loop(ours_make, True)}, repeats=5)
+    t = cpu_best_alternating({"numba loop": loop(numba_make, False), "numba batch": loop(numba_make, True),
+              "ours loop": loop(ours_make, False), "ours batch": loop(ours_make, True)}, 5)
     ms = {k: 1e3 * v for k, v in t.items()}
     return (f"| {ms['numba loop']:.0f} | {ms['numba batch']:.0f} | {t['numba loop'] / t['numba batch']:.1f}x | "
             f"{ms['ours loop']:.0f} | {ms['ours batch']:.0f} | {t['ours loop'] / t['ours batch']:.1f}x |")
